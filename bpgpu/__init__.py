@@ -1,0 +1,17 @@
+"""bpgpu: fully-connected networks trained by backpropagation on NumPy or CuPy.
+
+    import bpgpu
+    net = bpgpu.Network([3, 2, 1], activation="identity", output="sigmoid", bias=False)
+    history = net.fit(X, Y, epochs=100, lr=0.5)
+"""
+
+from .backend import BackendUnavailable, available_backends, get_backend
+from .gradcheck import gradient_check
+from .network import Network
+from .optimizers import SGD, Adam, Momentum, Optimizer
+from .training import DivergenceError, History, fit
+
+__version__ = "0.1.0"
+
+__all__ = ["Network", "fit", "History", "gradient_check", "get_backend", "available_backends",
+           "BackendUnavailable", "DivergenceError", "Optimizer", "SGD", "Momentum", "Adam", "__version__"]

@@ -1,0 +1,223 @@
+"""Everything bpgpu knows about devices lives here; nothing else imports cupy.
+
+A :class:`Backend` gives the array namespace ``xp`` the core computes with, moves
+arrays between the host and the device, synchronises, and makes seeded random
+numbers on the device. Three exist:
+
+- ``"numpy"``: the CPU, always available.
+- ``"cupy"``: one CUDA device through CuPy (``pip install "bpgpu[cuda12]"`` or
+  ``"bpgpu[cuda13]"``).
+- ``"array_api_strict"``: the minimal array API standard, for tests only. The core
+  running unchanged on it is the CI stand-in for a GPU library.
+
+``"auto"`` picks CuPy when a CUDA device works, else NumPy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import lru_cache
+
+import numpy as np
+
+BACKENDS = ("numpy", "cupy", "auto", "array_api_strict")
+DTYPES = ("float32", "float64")
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend asked for cannot run here (not installed, or no CUDA device)."""
+
+
+class Backend:
+    """One array library on one device.
+
+    Attributes:
+        name: ``"numpy"``, ``"cupy"`` or ``"array_api_strict"``.
+        xp: the array namespace the core computes with.
+        out_of_memory: exception types that mean "the device ran out of memory".
+    """
+
+    name = "numpy"
+    xp = np
+    out_of_memory: tuple[type[BaseException], ...] = (MemoryError,)
+
+    def is_native(self, a) -> bool:
+        """True when ``a`` is an array of this backend (no conversion needed)."""
+        return isinstance(a, np.ndarray)
+
+    def asarray(self, a, dtype: str):
+        """``a`` (host or device array, list) as an array of this backend with ``dtype``."""
+        return self.xp.asarray(a, dtype=getattr(self.xp, dtype))
+
+    def copy(self, a):
+        """A new backend array equal to the backend array ``a``."""
+        return self.xp.asarray(a, copy=True)
+
+    def to_host(self, a) -> np.ndarray:
+        """A NumPy copy (or view, on the CPU) of a backend array."""
+        return np.asarray(a)
+
+    def synchronize(self) -> None:
+        """Block until the device has finished all queued work (a no-op on the CPU)."""
+
+    def release_memory(self) -> None:
+        """Return cached device memory to the device (a no-op on the CPU)."""
+
+    def random(self, seed):
+        """A seeded generator on this device with ``standard_normal``, ``random`` and
+        ``integers`` (NumPy's Generator interface)."""
+        return np.random.default_rng(seed)
+
+    def describe(self) -> str:
+        return f"numpy {np.__version__} (CPU)"
+
+
+class CupyBackend(Backend):
+    name = "cupy"
+
+    def __init__(self, cupy):
+        self.xp = cupy
+        self.out_of_memory = (cupy.cuda.memory.OutOfMemoryError, MemoryError)
+
+    def is_native(self, a) -> bool:
+        return isinstance(a, self.xp.ndarray)
+
+    def copy(self, a):
+        return a.copy()
+
+    def to_host(self, a) -> np.ndarray:
+        return self.xp.asnumpy(a)
+
+    def synchronize(self) -> None:
+        self.xp.cuda.get_current_stream().synchronize()
+
+    def release_memory(self) -> None:
+        self.xp.get_default_memory_pool().free_all_blocks()
+
+    def random(self, seed):
+        return self.xp.random.default_rng(seed)
+
+    def describe(self) -> str:
+        props = self.xp.cuda.runtime.getDeviceProperties(self.xp.cuda.Device().id)
+        return f"cupy {self.xp.__version__} on {props['name'].decode()}"
+
+
+class StrictBackend(Backend):
+    """The array API standard and nothing more; random numbers come from the host."""
+
+    name = "array_api_strict"
+
+    def __init__(self, module):
+        self.xp = module
+
+    def is_native(self, a) -> bool:
+        return isinstance(a, self.xp.Array)
+
+    def asarray(self, a, dtype: str):
+        if not self.is_native(a):
+            a = np.asarray(a)
+        return self.xp.asarray(a, dtype=getattr(self.xp, dtype))
+
+    def to_host(self, a) -> np.ndarray:
+        return np.from_dlpack(a)
+
+    def random(self, seed):
+        return _HostRandom(self, seed)
+
+    def describe(self) -> str:
+        return f"array_api_strict {self.xp.__version__} (CPU, tests only)"
+
+
+class _HostRandom:
+    """NumPy's generator, with each result moved to a backend that has none of its own."""
+
+    def __init__(self, backend: Backend, seed):
+        self._backend, self._rng = backend, np.random.default_rng(seed)
+
+    def __getattr__(self, method):
+        draw = getattr(self._rng, method)
+
+        def on_device(*args, **kwargs):
+            host = np.asarray(draw(*args, **kwargs))
+            dtype = "float64" if host.dtype.kind == "f" else "int64"
+            return self._backend.asarray(host, dtype)
+
+        return on_device
+
+
+@lru_cache(maxsize=None)
+def _cupy_backend() -> CupyBackend:
+    try:
+        cupy = importlib.import_module("cupy")
+    except ImportError as err:
+        raise BackendUnavailable(
+            "backend='cupy' needs CuPy, which is not installed: "
+            'pip install "bpgpu[cuda12]" (CUDA 12) or "bpgpu[cuda13]" (CUDA 13)'
+        ) from err
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+        if count < 1:
+            raise BackendUnavailable("no CUDA device found")
+        cupy.zeros(1).sum().item()  # a real kernel: the driver and the device both work
+    except BackendUnavailable as err:
+        raise BackendUnavailable(
+            f"backend='cupy': CuPy is installed but {err}; use backend='numpy' or 'auto'"
+        ) from None
+    except Exception as err:  # CUDARuntimeError, driver and library mismatches
+        raise BackendUnavailable(
+            f"backend='cupy': CuPy is installed but no CUDA device works ({err}); "
+            "check the driver with nvidia-smi, or use backend='numpy' or 'auto'"
+        ) from err
+    return CupyBackend(cupy)
+
+
+@lru_cache(maxsize=None)
+def _strict_backend() -> StrictBackend:
+    try:
+        return StrictBackend(importlib.import_module("array_api_strict"))
+    except ImportError as err:
+        raise BackendUnavailable(
+            "backend='array_api_strict' needs array-api-strict: pip install \"bpgpu[test]\""
+        ) from err
+
+
+_NUMPY = Backend()
+
+
+def get_backend(name: str | Backend = "numpy") -> Backend:
+    """The :class:`Backend` called ``name`` (one of ``BACKENDS``), or ``name`` itself.
+
+    Raises:
+        ValueError: an unknown name.
+        BackendUnavailable: CuPy asked for where it is missing or no CUDA device works.
+    """
+    if isinstance(name, Backend):
+        return name
+    if name == "numpy":
+        return _NUMPY
+    if name == "cupy":
+        return _cupy_backend()
+    if name == "auto":
+        try:
+            return _cupy_backend()
+        except BackendUnavailable:
+            return _NUMPY
+    if name == "array_api_strict":
+        return _strict_backend()
+    raise ValueError(f"backend: expected one of {BACKENDS}, got {name!r}")
+
+
+def available_backends() -> dict[str, str]:
+    """Each backend's description, or why it is unavailable."""
+    found = {}
+    for name in ("numpy", "cupy", "array_api_strict"):
+        try:
+            found[name] = get_backend(name).describe()
+        except BackendUnavailable as err:
+            found[name] = f"unavailable: {err}"
+    return found
+
+
+def array_library(a) -> str:
+    """The top-level module of an array's type, e.g. ``"numpy"``, ``"cupy"``, ``"torch"``."""
+    return type(a).__module__.split(".")[0]

@@ -1,0 +1,258 @@
+"""The fully-connected network: Theta, the forward pass, and backpropagation.
+
+Row-major and vectorised over the batch (one example a row). ``Theta(l)`` has shape
+(s(l+1), s(l) + 1) with the bias in column 0, or (s(l+1), s(l)) with ``bias=False``:
+
+    z(l+1) = a(l)·W(l)ᵀ + b(l),   a(l+1) = g_l(z(l+1)),   Theta(l) = [b(l) | W(l)]
+    d(l)   = (d(l+1)·W(l)) ⊙ g′(z(l))
+    Delta(l) = d(l+1)ᵀ·[1 | a(l)],   D(l) = (Delta(l) + λ·[0 | W(l)]) / m
+
+Delta is a plain sum over examples, so a batch split into chunks adds up exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import validation as check
+from .activations import ACTIVATIONS, DERIVATIVES, HIDDEN, OUTPUT_ACTIVATIONS, OUTPUTS
+from .backend import BACKENDS, DTYPES, get_backend
+from .losses import CROSS_ENTROPY_OUTPUTS, LOSSES, loss_and_delta, loss_sum
+
+
+class Network:
+    """A fully-connected network trained by backpropagation on NumPy or CuPy.
+
+    Args:
+        sizes: layer sizes s0 … sL, input first.
+        activation: hidden-layer activation, one name or one per hidden layer
+            ("sigmoid", "tanh", "relu", "identity").
+        output: output activation (those, or "softmax").
+        loss: "mse" or "cross_entropy" (cross-entropy needs a sigmoid or softmax output).
+        lam: L2 strength λ ≥ 0; the bias column is never regularised.
+        bias: whether each layer has a bias (column 0 of Theta).
+        backend: "numpy", "cupy", "auto" (CuPy when a CUDA device works), or "array_api_strict".
+        dtype: "float32" or "float64".
+        seed: seeds the initial weights (drawn on the host, so every backend starts
+            from the same Theta) and the shuffling of mini-batches.
+    """
+
+    def __init__(self, sizes, activation="sigmoid", output="sigmoid", loss="mse", lam=0.0,
+                 bias=True, backend="numpy", dtype="float64", seed=0):
+        self.sizes = check.sizes(sizes)
+        self.activations = check.per_hidden_layer("activation", activation, len(self.sizes) - 2, HIDDEN)
+        self.output = check.choice("output", output, OUTPUTS)
+        self.loss = check.choice("loss", loss, LOSSES)
+        if self.loss == "cross_entropy" and self.output not in CROSS_ENTROPY_OUTPUTS:
+            raise ValueError(f"output: loss='cross_entropy' expects an output in {CROSS_ENTROPY_OUTPUTS}, got {output!r}")
+        if self.output == "softmax" and self.sizes[-1] < 2:
+            raise ValueError(f"output: 'softmax' expects at least 2 output units, got sizes[-1] = {self.sizes[-1]}")
+        self.lam = check.number("lam", lam, low=0.0)
+        if not isinstance(bias, bool):
+            raise TypeError(f"bias: expected True or False, got {bias!r}")
+        self.bias = bias
+        self.dtype = check.choice("dtype", dtype, DTYPES)
+        self.backend = get_backend(check.choice("backend", backend, BACKENDS) if isinstance(backend, str) else backend)
+        self.xp = self.backend.xp
+        self.seed = check.number("seed", seed, low=0, integer=True)
+        self._thetas = [self.backend.asarray(t, self.dtype) for t in self._initial_thetas()]
+
+    # -- parameters -------------------------------------------------------------
+
+    def _initial_thetas(self) -> list[np.ndarray]:
+        """Glorot-uniform weights (He-normal into a relu layer), zero biases, on the host."""
+        rng = np.random.default_rng(self.seed)
+        thetas = []
+        for l, g in enumerate(self.activations + [self.output]):
+            fan_in, fan_out = self.sizes[l], self.sizes[l + 1]
+            if g == "relu":
+                W = rng.standard_normal((fan_out, fan_in)) * math.sqrt(2.0 / fan_in)
+            else:
+                limit = math.sqrt(6.0 / (fan_in + fan_out))
+                W = rng.uniform(-limit, limit, (fan_out, fan_in))
+            thetas.append(np.hstack([np.zeros((fan_out, 1)), W]) if self.bias else W)
+        return thetas
+
+    def theta_shapes(self) -> list[tuple[int, int]]:
+        return [(self.sizes[l + 1], self.sizes[l] + self.bias) for l in range(len(self.sizes) - 1)]
+
+    @property
+    def thetas(self) -> list:
+        """Theta(0) … Theta(L−1) as arrays of the backend; ``thetas[l].shape == (sizes[l+1], sizes[l] + bias)``."""
+        return list(self._thetas)
+
+    def set_thetas(self, thetas) -> None:
+        """Replace every Theta(l) (lists, NumPy or backend arrays), checking each shape."""
+        shapes = self.theta_shapes()
+        thetas = list(thetas)
+        if len(thetas) != len(shapes):
+            raise ValueError(f"thetas: expected {len(shapes)} matrices, got {len(thetas)}")
+        new = []
+        for l, (t, shape) in enumerate(zip(thetas, shapes)):
+            t = check.host_or_backend_array(f"thetas[{l}]", t, self.backend)
+            if tuple(t.shape) != shape:
+                raise ValueError(f"thetas[{l}]: expected shape {shape}, got {tuple(t.shape)}")
+            t = self.backend.asarray(t, self.dtype)
+            if not bool(self.xp.all(self.xp.isfinite(t))):
+                raise ValueError(f"thetas[{l}]: expected finite numbers, got NaN or inf")
+            new.append(self.backend.copy(t))
+        self._thetas = new
+
+    def _split(self, theta):
+        """(b, W) of one Theta: b is (s(l+1),) or None, W is (s(l+1), s(l))."""
+        return (theta[:, 0], theta[:, 1:]) if self.bias else (None, theta)
+
+    # -- forward and backward -----------------------------------------------------
+
+    def _forward(self, X):
+        """Activations [a(0) = X, …, a(L)] and the output pre-activation z(L)."""
+        xp, a = self.xp, X
+        A = [a]
+        for l, theta in enumerate(self._thetas):
+            b, W = self._split(theta)
+            z = a @ W.T
+            if b is not None:
+                z = z + b
+            last = l == len(self._thetas) - 1
+            a = OUTPUT_ACTIVATIONS[self.output](z, xp) if last else ACTIVATIONS[self.activations[l]](z, xp)
+            A.append(a)
+        return A, z
+
+    def _delta(self, X, Y, scale):
+        """(Σ loss, [scale·Delta(0), …, scale·Delta(L−1)]) for one batch or chunk.
+
+        Scaling d(L) by 1/m once makes every Delta come out already divided by m.
+        """
+        xp = self.xp
+        A, zL = self._forward(X)
+        J, d = loss_and_delta(self.loss, self.output, zL, A[-1], Y, xp)
+        d = d * scale
+        Deltas = [None] * len(self._thetas)
+        for l in range(len(self._thetas) - 1, -1, -1):
+            a = A[l]
+            if self.bias:
+                Delta = xp.empty(self._thetas[l].shape, dtype=d.dtype)
+                Delta[:, 0] = xp.sum(d, axis=0)
+                Delta[:, 1:] = d.T @ a
+            else:
+                Delta = d.T @ a
+            Deltas[l] = Delta
+            if l > 0:  # the input layer needs no delta
+                d = d @ self._split(self._thetas[l])[1]
+                g_prime = DERIVATIVES[self.activations[l - 1]]
+                if g_prime is not None:
+                    d = d * g_prime(a, xp)
+        return J, Deltas
+
+    def _regularisation(self):
+        """λ/2 · Σ_l ‖W(l)‖² (0-d array), the bias column excluded."""
+        xp = self.xp
+        return 0.5 * self.lam * sum(xp.sum(W * W) for W in (self._split(t)[1] for t in self._thetas))
+
+    def _gradients(self, X, Y, chunk_size=None):
+        """(J, D) on the device: J a 0-d array (regularised), D shaped like the thetas.
+
+        With ``chunk_size`` the batch is processed that many rows at a time and the
+        partial Deltas summed: the same D as unchunked, to rounding, in less memory.
+        """
+        m = X.shape[0]
+        if chunk_size is None or chunk_size >= m:
+            J, D = self._delta(X, Y, 1.0 / m)
+        else:
+            J, D = self._delta(X[:chunk_size], Y[:chunk_size], 1.0 / m)
+            for start in range(chunk_size, m, chunk_size):
+                Jc, Dc = self._delta(X[start:start + chunk_size], Y[start:start + chunk_size], 1.0 / m)
+                J = J + Jc
+                for total, part in zip(D, Dc):
+                    total += part
+        J = J / m
+        if self.lam:
+            J = J + self._regularisation() / m
+            for Dl, theta in zip(D, self._thetas):
+                W = self._split(theta)[1]
+                if self.bias:
+                    Dl[:, 1:] += (self.lam / m) * W
+                else:
+                    Dl += (self.lam / m) * W
+        return J, D
+
+    # -- public -------------------------------------------------------------------
+
+    def _inputs(self, X, name="X"):
+        return check.batch(name, X, self.backend, self.dtype, self.sizes[0])
+
+    def _batch(self, X, Y, names=("X", "Y")):
+        """Validated (X, Y) on the backend: X (m, s0), Y (m, sL)."""
+        X = self._inputs(X, names[0])
+        Y = check.batch(names[1], Y, self.backend, self.dtype, self.sizes[-1])
+        check.same_rows(X, Y, names)
+        check.targets(Y, self.loss, self.output, self.xp)
+        return X, Y
+
+    def forward(self, X):
+        """a(L) for a batch ``X`` (m, sizes[0]): a backend array (m, sizes[-1])."""
+        return self._forward(self._inputs(X))[0][-1]
+
+    def predict(self, X) -> np.ndarray:
+        """The network's output for ``X`` (m, sizes[0]), as a NumPy array (m, sizes[-1])."""
+        return self.backend.to_host(self.forward(X))
+
+    def evaluate(self, X, Y, chunk_size=None) -> float:
+        """The regularised loss J on (X, Y), as a Python float, without gradients."""
+        X, Y = self._batch(X, Y)
+        return float(self._loss(X, Y, chunk_size))
+
+    def _loss(self, X, Y, chunk_size=None):
+        """J on the device (0-d array) for validated (X, Y)."""
+        m = X.shape[0]
+        step = m if chunk_size is None else chunk_size
+        total = 0.0
+        for start in range(0, m, step):
+            A, zL = self._forward(X[start:start + step])
+            total = total + loss_sum(self.loss, self.output, zL, A[-1], Y[start:start + step], self.xp)
+        J = total / m
+        return J + self._regularisation() / m if self.lam else J
+
+    def loss_and_gradients(self, X, Y, chunk_size=None):
+        """(J, D): the regularised loss as a Python float and D(l) shaped like ``thetas[l]``.
+
+        Args:
+            X: (m, sizes[0]) inputs.  Y: (m, sizes[-1]) targets (1-D when sizes[-1] == 1).
+            chunk_size: process the batch this many rows at a time (same result, less memory).
+        """
+        X, Y = self._batch(X, Y)
+        chunk_size = check.number("chunk_size", chunk_size, low=1, integer=True, allow_none=True)
+        J, D = self._gradients(X, Y, chunk_size)
+        return float(J), D
+
+    def fit(self, X, Y, **options):
+        """Train on (X, Y); see :func:`bpgpu.training.fit` for the options. Returns a History."""
+        from .training import fit
+
+        return fit(self, X, Y, **options)
+
+    def save(self, path) -> None:
+        """Write the model to ``path`` (.npz) atomically; :func:`bpgpu.load` reads it back."""
+        from .persistence import save
+
+        save(self, path)
+
+    def config(self) -> dict:
+        """The constructor arguments that rebuild this architecture."""
+        return dict(sizes=self.sizes, activation=self.activations, output=self.output, loss=self.loss,
+                    lam=self.lam, bias=self.bias, dtype=self.dtype, seed=self.seed)
+
+    def clone(self, backend=None, dtype=None) -> "Network":
+        """A copy with the same weights, optionally on another backend or dtype."""
+        cfg = self.config()
+        cfg.update(backend=backend or self.backend, dtype=dtype or self.dtype)
+        twin = Network(**cfg)
+        twin.set_thetas([self.backend.to_host(t) for t in self._thetas])
+        return twin
+
+    def __repr__(self) -> str:
+        return (f"Network(sizes={self.sizes}, activation={self.activations}, output={self.output!r}, "
+                f"loss={self.loss!r}, lam={self.lam}, bias={self.bias}, backend={self.backend.name!r}, "
+                f"dtype={self.dtype!r})")

@@ -1,0 +1,253 @@
+"""The training loop: batches, optimiser steps, stopping rules and the History.
+
+Data is staged on the device once per ``fit``. Inside an epoch nothing is brought
+to the host: each step's J stays on the device, and the epoch's losses cross over
+together at its end, which is also where the stopping rules are checked.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from . import validation as check
+from .optimizers import make_optimizer
+
+ON_NONFINITE = ("stop", "raise")
+DEFAULT_LR = {"sgd": 0.5, "momentum": 0.1, "adam": 0.001}
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced a non-finite loss or weight; the last good weights are in place."""
+
+
+@dataclass
+class History:
+    """What one ``fit`` did.
+
+    loss[e] is epoch e's training loss: the mean over its examples of the mini-batch
+    losses J computed during the epoch (each before its own update).
+    """
+
+    loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    epochs: int = 0
+    steps: int = 0
+    samples: int = 0
+    elapsed: float = 0.0
+    stop_reason: str = ""
+    best_epoch: int | None = None
+    nonfinite_at: dict | None = None  # {"epoch": e, "step": k} of the first non-finite loss
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples / self.elapsed if self.elapsed > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "samples_per_s": self.samples_per_s}
+
+
+class _Interrupt:
+    """Turns the first Ctrl-C into a request to stop after the current step.
+
+    Installed only in the main thread and only over Python's default handler, so a
+    program's own SIGINT handling is left alone. A second Ctrl-C interrupts at once.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _check_options(net, epochs, batch_size, max_time, target_loss, patience, validation_data,
+                   on_nonfinite, chunk_size, initial_epoch):
+    check.number("epochs", epochs, low=1, integer=True)
+    check.number("batch_size", batch_size, low=1, integer=True, allow_none=True)
+    check.number("max_time", max_time, low=0.0, low_open=True, allow_none=True)
+    check.number("target_loss", target_loss, allow_none=True)
+    check.number("patience", patience, low=1, integer=True, allow_none=True)
+    check.number("chunk_size", chunk_size, low=1, integer=True, allow_none=True)
+    check.number("initial_epoch", initial_epoch, low=0, integer=True)
+    check.choice("on_nonfinite", on_nonfinite, ON_NONFINITE)
+    if patience is not None and validation_data is None:
+        raise ValueError("patience: early stopping watches the validation loss; pass validation_data=(X_val, Y_val) too")
+    if validation_data is not None and (not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2):
+        raise TypeError(f"validation_data: expected a pair (X_val, Y_val), got {type(validation_data).__name__}")
+
+
+def _all_finite(thetas, xp) -> bool:
+    return all(bool(xp.all(xp.isfinite(t))) for t in thetas)
+
+
+def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shuffle=True,
+        momentum=0.9, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8,
+        max_time=None, target_loss=None, validation_data=None, patience=None,
+        chunk_size=None, on_nonfinite="stop", verbose=False, callback=None, initial_epoch=0):
+    """Train ``net`` on (X, Y) by backpropagation; returns a :class:`History`.
+
+    Args:
+        X, Y: (m, sizes[0]) inputs and (m, sizes[-1]) targets.
+        epochs: stop after this many epochs (counting from ``initial_epoch``).
+        lr: learning rate η; default 0.5 for sgd (the seeds' η), 0.1 momentum, 0.001 adam.
+        batch_size: examples per step; None = the whole batch (batch gradient descent).
+        optimizer: "sgd", "momentum" (``momentum``, ``nesterov``), "adam" (``beta1``,
+            ``beta2``, ``eps``), or an :class:`~bpgpu.optimizers.Optimizer` (resumes its state).
+        shuffle: reshuffle mini-batches every epoch, seeded by ``net.seed`` and the epoch
+            number (so a resumed run sees the same batches); False keeps the order.
+        max_time: stop after this many seconds.
+        target_loss: stop once an epoch's loss is at or below this (the seeds' error threshold).
+        validation_data: (X_val, Y_val); its loss is recorded every epoch.
+        patience: stop when the validation loss has not improved for this many epochs,
+            and restore the weights of the best epoch.
+        chunk_size: compute each step's D this many rows at a time (exact; less memory).
+        on_nonfinite: on a NaN/inf loss or weight, restore the last good weights, then
+            "stop" (warn and return) or "raise" :class:`DivergenceError`.
+        verbose: show a progress bar (tqdm) with the loss and samples/s.
+        callback: ``callback(epoch, history)`` after each epoch; returning True stops.
+        initial_epoch: the epoch number to start at (for resuming a checkpoint).
+    """
+    _check_options(net, epochs, batch_size, max_time, target_loss, patience, validation_data,
+                   on_nonfinite, chunk_size, initial_epoch)
+    xp, backend = net.xp, net.backend
+    X, Y = net._batch(X, Y)
+    m = X.shape[0]
+    bs = m if batch_size is None else min(int(batch_size), m)
+    if validation_data is not None:
+        X_val, Y_val = net._batch(*validation_data, names=("validation_data[0]", "validation_data[1]"))
+    name = optimizer.name if hasattr(optimizer, "name") else optimizer
+    if lr is None:
+        lr = DEFAULT_LR.get(name, 0.1)
+    extra = {"momentum": dict(momentum=momentum, nesterov=nesterov),
+             "adam": dict(beta1=beta1, beta2=beta2, eps=eps)}.get(name, {})
+    opt = make_optimizer(optimizer, lr, **extra)
+
+    starts = list(range(0, m, bs))
+    step_sizes = np.array([min(bs, m - s) for s in starts], dtype=float)
+    history = History()
+    best = (math.inf, None)
+    wait = 0
+    # Weights at the start of this epoch and of the one before: a non-finite loss at an
+    # epoch's first step means the weights it started with were already bad.
+    snapshot, previous_snapshot = None, None
+    bar = _progress(epochs - initial_epoch) if verbose else None
+    t0 = time.perf_counter()
+    deadline = None if max_time is None else t0 + max_time
+    epoch = initial_epoch
+    with _Interrupt() as interrupt:
+        for epoch in range(initial_epoch, epochs):
+            previous_snapshot, snapshot = snapshot, [backend.copy(t) for t in net._thetas]
+            Xe, Ye = X, Y
+            if shuffle and bs < m:
+                perm = backend.asarray(np.random.default_rng([net.seed, epoch]).permutation(m), "int64")
+                Xe, Ye = xp.take(X, perm, axis=0), xp.take(Y, perm, axis=0)
+            losses = []
+            for s in starts:
+                xb, yb = (Xe, Ye) if bs == m else (Xe[s:s + bs], Ye[s:s + bs])
+                J, D, chunk_size = _gradients_within_memory(net, xb, yb, chunk_size)
+                opt.step(net._thetas, D, xp)
+                losses.append(J)
+                if interrupt.requested or (deadline is not None and time.perf_counter() > deadline):
+                    break
+            done = len(losses)
+            step_losses = backend.to_host(xp.stack(losses)) if done > 1 else np.array([float(losses[0])])
+            history.steps += done
+            history.samples += int(step_sizes[:done].sum())
+            epoch_loss = float(step_losses @ step_sizes[:done]) / float(step_sizes[:done].sum())
+            if not math.isfinite(epoch_loss):
+                k = int(np.flatnonzero(~np.isfinite(step_losses))[0])
+                good = snapshot if k > 0 or previous_snapshot is None else previous_snapshot
+                net._thetas = good
+                history.nonfinite_at = {"epoch": epoch, "step": k}
+                history.stop_reason = "nonfinite"
+                break
+            history.loss.append(epoch_loss)
+            history.epochs += 1
+            if validation_data is not None:
+                val = float(net._loss(X_val, Y_val, chunk_size))
+                history.val_loss.append(val)
+                if val < best[0]:
+                    best, wait = (val, [backend.copy(t) for t in net._thetas]), 0
+                    history.best_epoch = epoch
+                else:
+                    wait += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{epoch_loss:.4g}", samples_s=f"{history.samples / (time.perf_counter() - t0):.3g}")
+            if interrupt.requested:
+                history.stop_reason = "interrupted"
+            elif deadline is not None and time.perf_counter() > deadline:
+                history.stop_reason = "max_time"
+            elif target_loss is not None and epoch_loss <= target_loss:
+                history.stop_reason = "target_loss"
+            elif patience is not None and wait >= patience:
+                history.stop_reason = "early_stopping"
+                net._thetas = best[1]
+            elif callback is not None and callback(epoch, history):
+                history.stop_reason = "callback"
+            if history.stop_reason:
+                break
+        else:
+            history.stop_reason = "epochs"
+    backend.synchronize()
+    history.elapsed = time.perf_counter() - t0
+    if bar is not None:
+        bar.close()
+    if history.stop_reason != "nonfinite" and not _all_finite(net._thetas, xp):
+        # The last update overflowed after its loss was computed.
+        net._thetas = snapshot
+        history.nonfinite_at = {"epoch": epoch, "step": len(starts) - 1}
+        history.stop_reason = "nonfinite"
+    if history.stop_reason == "nonfinite":
+        where = history.nonfinite_at
+        message = (f"training diverged: non-finite loss or weights at epoch {where['epoch']}, step {where['step']}; "
+                   "the last good weights were restored (try a smaller lr)")
+        if on_nonfinite == "raise":
+            raise DivergenceError(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+    return history
+
+
+def _gradients_within_memory(net, X, Y, chunk_size):
+    """(J, D, chunk_size): ``net._gradients``, retried in ever smaller chunks if the device
+    runs out of memory; the chunk size that worked is kept for the steps after."""
+    while True:
+        try:
+            return (*net._gradients(X, Y, chunk_size), chunk_size)
+        except net.backend.out_of_memory:
+            m = X.shape[0]
+            smaller = max(1, (chunk_size or m) // 2)
+            if smaller == chunk_size or m == 1:
+                raise
+            net.backend.release_memory()
+            warnings.warn(f"out of device memory for a batch of {m}; retrying with chunk_size={smaller} "
+                          "(the same D, computed in parts)", RuntimeWarning, stacklevel=3)
+            chunk_size = smaller
+
+
+def _progress(total):
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover — tqdm is a dependency; stay usable without it
+        return None
+    return tqdm(total=total, unit="epoch", dynamic_ncols=True)
