@@ -151,6 +151,16 @@ class Network:
         xp = self.xp
         return 0.5 * self.lam * sum(xp.sum(W * W) for W in (self._split(t)[1] for t in self._thetas))
 
+    def chunk_size_for(self, memory_budget: int) -> int:
+        """Rows per chunk so that one chunk's activations and deltas fit in ``memory_budget`` bytes.
+
+        A row costs one a(l) per layer plus a few deltas of the widest layer.
+        """
+        memory_budget = check.number("memory_budget", memory_budget, low=1, integer=True)
+        itemsize = 4 if self.dtype == "float32" else 8
+        per_row = itemsize * (sum(self.sizes) + 3 * max(self.sizes))
+        return max(1, memory_budget // per_row)
+
     def _gradients(self, X, Y, chunk_size=None):
         """(J, D) on the device: J a 0-d array (regularised), D shaped like the thetas.
 
@@ -215,15 +225,18 @@ class Network:
         J = total / m
         return J + self._regularisation() / m if self.lam else J
 
-    def loss_and_gradients(self, X, Y, chunk_size=None):
+    def loss_and_gradients(self, X, Y, chunk_size=None, memory_budget=None):
         """(J, D): the regularised loss as a Python float and D(l) shaped like ``thetas[l]``.
 
         Args:
             X: (m, sizes[0]) inputs.  Y: (m, sizes[-1]) targets (1-D when sizes[-1] == 1).
             chunk_size: process the batch this many rows at a time (same result, less memory).
+            memory_budget: bytes of activations allowed at once; sets ``chunk_size``.
         """
         X, Y = self._batch(X, Y)
         chunk_size = check.number("chunk_size", chunk_size, low=1, integer=True, allow_none=True)
+        if memory_budget is not None:
+            chunk_size = self.chunk_size_for(memory_budget)
         J, D = self._gradients(X, Y, chunk_size)
         return float(J), D
 

@@ -103,7 +103,7 @@ def _all_finite(thetas, xp) -> bool:
 def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shuffle=True,
         momentum=0.9, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8,
         max_time=None, target_loss=None, validation_data=None, patience=None,
-        chunk_size=None, on_nonfinite="stop", verbose=False, callback=None, initial_epoch=0):
+        chunk_size=None, memory_budget=None, on_nonfinite="stop", verbose=False, callback=None, initial_epoch=0):
     """Train ``net`` on (X, Y) by backpropagation; returns a :class:`History`.
 
     Args:
@@ -121,6 +121,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
         patience: stop when the validation loss has not improved for this many epochs,
             and restore the weights of the best epoch.
         chunk_size: compute each step's D this many rows at a time (exact; less memory).
+        memory_budget: bytes of activations allowed at once; sets ``chunk_size``.
         on_nonfinite: on a NaN/inf loss or weight, restore the last good weights, then
             "stop" (warn and return) or "raise" :class:`DivergenceError`.
         verbose: show a progress bar (tqdm) with the loss and samples/s.
@@ -130,6 +131,8 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
     _check_options(net, epochs, batch_size, max_time, target_loss, patience, validation_data,
                    on_nonfinite, chunk_size, initial_epoch)
     xp, backend = net.xp, net.backend
+    if memory_budget is not None:
+        chunk_size = net.chunk_size_for(memory_budget)
     X, Y = net._batch(X, Y)
     m = X.shape[0]
     bs = m if batch_size is None else min(int(batch_size), m)
