@@ -109,9 +109,10 @@ class StrictBackend(Backend):
 
     def __init__(self, module):
         self.xp = module
+        self._array_type = type(module.asarray(0.0))  # the module does not export its Array class
 
     def is_native(self, a) -> bool:
-        return isinstance(a, self.xp.Array)
+        return isinstance(a, self._array_type)
 
     def asarray(self, a, dtype: str):
         if not self.is_native(a):

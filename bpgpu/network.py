@@ -168,15 +168,13 @@ class Network:
         partial Deltas summed: the same D as unchunked, to rounding, in less memory.
         """
         m = X.shape[0]
-        if chunk_size is None or chunk_size >= m:
-            J, D = self._delta(X, Y, 1.0 / m)
-        else:
-            J, D = self._delta(X[:chunk_size], Y[:chunk_size], 1.0 / m)
-            for start in range(chunk_size, m, chunk_size):
-                Jc, Dc = self._delta(X[start:start + chunk_size], Y[start:start + chunk_size], 1.0 / m)
-                J = J + Jc
-                for total, part in zip(D, Dc):
-                    total += part
+        step = m if chunk_size is None else chunk_size
+        J, D = self._delta(X[:step, :], Y[:step, :], 1.0 / m)
+        for start in range(step, m, step):
+            Jc, Dc = self._delta(X[start:start + step, :], Y[start:start + step, :], 1.0 / m)
+            J = J + Jc
+            for total, part in zip(D, Dc):
+                total += part
         J = J / m
         if self.lam:
             J = J + self._regularisation() / m
@@ -220,8 +218,8 @@ class Network:
         step = m if chunk_size is None else chunk_size
         total = 0.0
         for start in range(0, m, step):
-            A, zL = self._forward(X[start:start + step])
-            total = total + loss_sum(self.loss, self.output, zL, A[-1], Y[start:start + step], self.xp)
+            A, zL = self._forward(X[start:start + step, :])
+            total = total + loss_sum(self.loss, self.output, zL, A[-1], Y[start:start + step, :], self.xp)
         J = total / m
         return J + self._regularisation() / m if self.lam else J
 

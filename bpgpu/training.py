@@ -166,7 +166,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
                 Xe, Ye = xp.take(X, perm, axis=0), xp.take(Y, perm, axis=0)
             losses = []
             for s in starts:
-                xb, yb = (Xe, Ye) if bs == m else (Xe[s:s + bs], Ye[s:s + bs])
+                xb, yb = (Xe, Ye) if bs == m else (Xe[s:s + bs, :], Ye[s:s + bs, :])
                 J, D, chunk_size = _gradients_within_memory(net, xb, yb, chunk_size)
                 opt.step(net._thetas, D, xp)
                 losses.append(J)
