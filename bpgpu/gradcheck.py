@@ -20,7 +20,7 @@ def gradient_check(net, X, Y, eps: float = 1e-6) -> float:
     X, Y = twin._batch(X, Y)
     _, D = twin.loss_and_gradients(X, Y)
     D = [twin.backend.to_host(Dl) for Dl in D]
-    thetas = [twin.backend.to_host(t).copy() for t in twin._thetas]
+    thetas = [twin.backend.to_host(t).copy() for t in twin.thetas]
 
     def J(host_thetas):
         twin.set_thetas(host_thetas)

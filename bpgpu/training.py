@@ -159,7 +159,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
     epoch = initial_epoch
     with _Interrupt() as interrupt:
         for epoch in range(initial_epoch, epochs):
-            previous_snapshot, snapshot = snapshot, [backend.copy(t) for t in net._thetas]
+            previous_snapshot, snapshot = snapshot, [backend.copy(t) for t in net._params]
             Xe, Ye = X, Y
             if shuffle and bs < m:
                 perm = backend.asarray(np.random.default_rng([net.seed, epoch]).permutation(m), "int64")
@@ -168,19 +168,22 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
             for s in starts:
                 xb, yb = (Xe, Ye) if bs == m else (Xe[s:s + bs, :], Ye[s:s + bs, :])
                 J, D, chunk_size = _gradients_within_memory(net, xb, yb, chunk_size)
-                opt.step(net._thetas, D, xp)
+                opt.step(net._params, D, xp)
                 losses.append(J)
                 if interrupt.requested or (deadline is not None and time.perf_counter() > deadline):
                     break
             done = len(losses)
-            step_losses = backend.to_host(xp.stack(losses)) if done > 1 else np.array([float(losses[0])])
+            seen = m if done == len(starts) else int(step_sizes[:done].sum())
             history.steps += done
-            history.samples += int(step_sizes[:done].sum())
-            epoch_loss = float(step_losses @ step_sizes[:done]) / float(step_sizes[:done].sum())
+            history.samples += seen
+            if done == 1:
+                epoch_loss = float(losses[0])
+            else:
+                step_losses = backend.to_host(xp.stack(losses))
+                epoch_loss = float(step_losses @ step_sizes[:done]) / seen
             if not math.isfinite(epoch_loss):
-                k = int(np.flatnonzero(~np.isfinite(step_losses))[0])
-                good = snapshot if k > 0 or previous_snapshot is None else previous_snapshot
-                net._thetas = good
+                k = 0 if done == 1 else int(np.flatnonzero(~np.isfinite(step_losses))[0])
+                net._params = snapshot if k > 0 or previous_snapshot is None else previous_snapshot
                 history.nonfinite_at = {"epoch": epoch, "step": k}
                 history.stop_reason = "nonfinite"
                 break
@@ -190,7 +193,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
                 val = float(net._loss(X_val, Y_val, chunk_size))
                 history.val_loss.append(val)
                 if val < best[0]:
-                    best, wait = (val, [backend.copy(t) for t in net._thetas]), 0
+                    best, wait = (val, [backend.copy(t) for t in net._params]), 0
                     history.best_epoch = epoch
                 else:
                     wait += 1
@@ -205,7 +208,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
                 history.stop_reason = "target_loss"
             elif patience is not None and wait >= patience:
                 history.stop_reason = "early_stopping"
-                net._thetas = best[1]
+                net._params = best[1]
             elif callback is not None and callback(epoch, history):
                 history.stop_reason = "callback"
             if history.stop_reason:
@@ -216,9 +219,9 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
     history.elapsed = time.perf_counter() - t0
     if bar is not None:
         bar.close()
-    if history.stop_reason != "nonfinite" and not _all_finite(net._thetas, xp):
+    if history.stop_reason != "nonfinite" and not _all_finite(net._params, xp):
         # The last update overflowed after its loss was computed.
-        net._thetas = snapshot
+        net._params = snapshot
         history.nonfinite_at = {"epoch": epoch, "step": len(starts) - 1}
         history.stop_reason = "nonfinite"
     if history.stop_reason == "nonfinite":
