@@ -6,17 +6,39 @@ what was expected and what came.
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
+import os
 
 import numpy as np
 
 from .backend import array_library
 
+# How a foreign array gets to the host, by the library it comes from.
+_TO_HOST_HINTS = {"cupy": " (move it to the host with .get(), or build the network with backend='cupy')",
+                  "torch": " (convert it with .cpu().numpy())",
+                  "jax": " (convert it with numpy.asarray())"}
+
+
+def _kind(value) -> str:
+    """``value``'s type for a message: ``float``, ``torch.Tensor``, ``cupy.ndarray``."""
+    t = type(value)
+    return t.__name__ if t.__module__ == "builtins" else f"{t.__module__.split('.')[0]}.{t.__name__}"
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if n < 1024 or unit == "EiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.3g} {unit}"
+        n /= 1024
+
 
 def choice(name: str, value, options) -> str:
     if not isinstance(value, str) or value not in options:
-        raise ValueError(f"{name}: expected one of {tuple(options)}, got {value!r}")
+        near = difflib.get_close_matches(value, options, n=1) if isinstance(value, str) else []
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ValueError(f"{name}: expected one of {tuple(options)}, got {value!r}{hint}")
     return value
 
 
@@ -27,7 +49,7 @@ def number(name: str, value, *, low=None, low_open=False, integer=False, allow_n
     kind = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, kind):
         what = "an integer" if integer else "a number"
-        raise TypeError(f"{name}: expected {what}, got {value!r} ({type(value).__name__})")
+        raise TypeError(f"{name}: expected {what}, got {value!r} ({_kind(value)})")
     if not math.isfinite(value):
         raise ValueError(f"{name}: expected a finite number, got {value!r}")
     if low is not None and (value <= low if low_open else value < low):
@@ -36,7 +58,23 @@ def number(name: str, value, *, low=None, low_open=False, integer=False, allow_n
     return int(value) if integer else float(value)
 
 
+def host_memory() -> int | None:
+    """Bytes of physical memory on this machine, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def sizes(value) -> list[int]:
+    """Layer sizes s0 … sL, each ≥ 1, whose weights fit in this machine's memory.
+
+    The initial weights are drawn on the host in float64, so a network whose weights
+    alone exceed the host's memory fails here, at once, rather than in an allocation
+    that swaps or is killed.
+    """
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"sizes: expected a sequence of layer sizes like [3, 2, 1], got {value!r}")
     try:
         out = list(value)
     except TypeError:
@@ -45,32 +83,63 @@ def sizes(value) -> list[int]:
         raise ValueError(f"sizes: expected at least 2 layer sizes (input and output), got {out!r}")
     for i, s in enumerate(out):
         number(f"sizes[{i}]", s, low=1, integer=True)
-    return [int(s) for s in out]
+    out = [int(s) for s in out]
+    weights = sum((a + 1) * b for a, b in zip(out, out[1:]))
+    need, have = 8 * weights, host_memory()
+    if have is not None and need > have:
+        raise ValueError(f"sizes: expected layers whose weights fit in this machine's memory ({_bytes(have)}), "
+                         f"got {out}: {weights:,} weights, {_bytes(need)} in float64")
+    return out
 
 
 def per_hidden_layer(name: str, value, n_hidden: int, options) -> list[str]:
     """One activation name for every hidden layer, from one name or a list of them."""
-    names = [value] * n_hidden if isinstance(value, str) else list(value)
+    try:
+        names = [value] * n_hidden if isinstance(value, str) else list(value)
+    except TypeError:
+        raise TypeError(f"{name}: expected a name from {tuple(options)} or a list of {n_hidden}, got {value!r}") from None
     if len(names) != n_hidden:
         raise ValueError(f"{name}: expected one name or {n_hidden} (one per hidden layer), got {len(names)}: {value!r}")
     return [choice(name, v, options) for v in names]
 
 
 def host_or_backend_array(name: str, value, backend):
-    """``value`` as an array of ``backend`` or a NumPy array; a foreign array type is a TypeError."""
-    if backend.is_native(value) or isinstance(value, np.ndarray):
-        return value
+    """``value`` as an array of ``backend`` or a NumPy array of numbers; a foreign array
+    type or a non-numeric dtype is a TypeError."""
     if isinstance(value, (list, tuple)):
         try:
             return np.asarray(value, dtype=float)
         except (ValueError, TypeError) as err:
             raise ValueError(f"{name}: expected a rectangular array of numbers, got a ragged or non-numeric list ({err})") from None
-    library = array_library(value)
-    hint = " (move it to the host with .get() or use backend='cupy')" if library == "cupy" else ""
-    raise TypeError(
-        f"{name}: expected a list, a NumPy array or a {backend.name} array, "
-        f"got {type(value).__module__}.{type(value).__name__}{hint}"
-    )
+    if not (backend.is_native(value) or isinstance(value, np.ndarray)):
+        accepted = "a list or a NumPy array" if backend.name == "numpy" else f"a list, a NumPy array or a {backend.name} array"
+        hint = _TO_HOST_HINTS.get(array_library(value), "")
+        raise TypeError(f"{name}: expected {accepted}, got {_kind(value)}{hint}")
+    dtype = getattr(value, "dtype", None)
+    if isinstance(dtype, np.dtype) and dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected an array of real numbers, got dtype {dtype}")
+    return value
+
+
+def finite(name: str, a, backend, dtype: str):
+    """``a`` (host or backend array) as a backend array of ``dtype``, checked finite.
+
+    The error names the first bad entry, and says so when a finite number overflowed
+    ``dtype`` (1e300 into float32).
+    """
+    with np.errstate(over="ignore", invalid="ignore"):  # reported below, with where
+        out = backend.asarray(a, dtype)
+    xp = backend.xp
+    if bool(xp.all(xp.isfinite(out))):
+        return out
+    host = backend.to_host(out)
+    given = a if isinstance(a, np.ndarray) else host
+    bad = ~np.isfinite(host)
+    where = tuple(int(i) for i in np.argwhere(bad)[0])
+    at = f"row {where[0]}, column {where[1]}" if len(where) == 2 else f"index {where}"
+    was = given[where]
+    why = f"{float(was):g}, which overflows {dtype}" if np.isfinite(was) else f"{float(was)}"
+    raise ValueError(f"{name}: expected finite numbers, got {int(bad.sum())} non-finite value(s), the first at {at}: {why}")
 
 
 def batch(name: str, value, backend, dtype: str, columns: int):
@@ -79,8 +148,6 @@ def batch(name: str, value, backend, dtype: str, columns: int):
     A 1-D array is taken as one column when ``columns == 1``.
     """
     a = host_or_backend_array(name, value, backend)
-    if isinstance(a, np.ndarray) and a.dtype.kind not in "biuf":
-        raise TypeError(f"{name}: expected numbers, got an array of dtype {a.dtype}")
     if len(a.shape) == 1 and columns == 1:
         a = a[:, None]
     if len(a.shape) != 2:
@@ -89,26 +156,41 @@ def batch(name: str, value, backend, dtype: str, columns: int):
         raise ValueError(f"{name}: expected at least one example (row), got shape {tuple(a.shape)}")
     if a.shape[1] != columns:
         raise ValueError(f"{name}: expected {columns} columns, got shape {tuple(a.shape)}")
-    a = backend.asarray(a, dtype)
-    xp = backend.xp
-    if not bool(xp.all(xp.isfinite(a))):
-        raise ValueError(f"{name}: expected finite numbers, got NaN or inf")
-    return a
+    return finite(name, a, backend, dtype)
 
 
-def targets(Y, loss: str, output: str, xp) -> None:
+def thetas(value, backend, dtype: str, shapes, name: str = "thetas") -> list:
+    """``value`` as new backend arrays Theta(0) … Theta(L−1) of ``dtype``, one per
+    shape in ``shapes``, all finite."""
+    try:
+        items = list(value)
+    except TypeError:
+        raise TypeError(f"{name}: expected a list of {len(shapes)} matrices, got {_kind(value)}") from None
+    if len(items) != len(shapes):
+        raise ValueError(f"{name}: expected {len(shapes)} matrices, got {len(items)}")
+    out = []
+    for l, (t, shape) in enumerate(zip(items, shapes)):
+        t = host_or_backend_array(f"{name}[{l}]", t, backend)
+        if tuple(t.shape) != tuple(shape):
+            raise ValueError(f"{name}[{l}]: expected shape {tuple(shape)}, got {tuple(t.shape)}")
+        out.append(backend.copy(finite(f"{name}[{l}]", t, backend, dtype)))
+    return out
+
+
+def targets(Y, loss: str, output: str, xp, name: str = "Y") -> None:
     """Targets that the loss is defined for: cross-entropy needs y in [0, 1], and rows
     summing to 1 for a softmax output."""
     if loss != "cross_entropy":
         return
     lo, hi = float(xp.min(Y)), float(xp.max(Y))
     if lo < 0.0 or hi > 1.0:
-        raise ValueError(f"Y: cross_entropy expects targets in [0, 1], got values in [{lo:g}, {hi:g}]")
+        raise ValueError(f"{name}: cross_entropy expects targets in [0, 1], got values in [{lo:g}, {hi:g}]")
     if output == "softmax":
-        rows = xp.sum(Y, axis=1)
-        worst = float(xp.max(xp.abs(rows - 1.0)))
-        if worst > 1e-3:
-            raise ValueError(f"Y: cross_entropy with a softmax output expects each row to sum to 1 (one-hot or probabilities), got a row off by {worst:g}")
+        off = xp.abs(xp.sum(Y, axis=1) - 1.0)
+        if float(xp.max(off)) > 1e-3:
+            row = int(xp.argmax(off))
+            raise ValueError(f"{name}: cross_entropy with a softmax output expects each row to sum to 1 "
+                             f"(one-hot or probabilities), got row {row} summing to {float(xp.sum(Y[row, :])):g}")
 
 
 def same_rows(X, Y, names=("X", "Y")) -> int:
