@@ -63,6 +63,9 @@ class Backend:
     def release_memory(self) -> None:
         """Return cached device memory to the device (a no-op on the CPU)."""
 
+    def set_tf32(self, allowed: bool) -> None:
+        """Whether float32 matrix products may round their inputs to TF32 (CUDA only)."""
+
     def random(self, seed):
         """A seeded generator on this device with ``standard_normal``, ``random`` and
         ``integers`` (NumPy's Generator interface)."""
@@ -93,6 +96,14 @@ class CupyBackend(Backend):
 
     def release_memory(self) -> None:
         self.xp.get_default_memory_pool().free_all_blocks()
+
+    def set_tf32(self, allowed: bool) -> None:
+        # CuPy keeps one compute type per dtype for the whole process; it otherwise
+        # reads CUPY_TF32 once, at the first float32 product.
+        from cupy._core import _routines_linalg as linalg
+
+        mode = linalg.COMPUTE_TYPE_TF32 if allowed else linalg.COMPUTE_TYPE_DEFAULT
+        linalg.set_compute_type(np.float32, mode)
 
     def random(self, seed):
         return self.xp.random.default_rng(seed)

@@ -96,8 +96,26 @@ def _check_options(net, epochs, batch_size, max_time, target_loss, patience, val
         raise TypeError(f"validation_data: expected a pair (X_val, Y_val), got {type(validation_data).__name__}")
 
 
-def _all_finite(thetas, xp) -> bool:
-    return all(bool(xp.all(xp.isfinite(t))) for t in thetas)
+def _epoch_loss(losses, params, step_sizes, backend):
+    """(epoch loss, None), or (None, k) when step k's loss, or the weights by the end of
+    the epoch (k = the last step), are not finite.
+
+    One transfer to the host per epoch: the step losses J (0-d device arrays) together
+    with Σ of every weight, which is finite exactly when all weights are (barring a sum
+    past 1e308). A weight can turn ±inf while the loss stays finite (a saturated unit).
+    """
+    xp = backend.xp
+    weights = sum(xp.sum(p) for p in params)
+    if len(losses) == 1:
+        host = np.array([float(losses[0]), float(weights)])
+    else:
+        host = backend.to_host(xp.stack(losses + [weights]))
+    step_losses = host[:-1]
+    bad = np.flatnonzero(~np.isfinite(host))
+    if bad.size:
+        return None, min(int(bad[0]), len(losses) - 1)
+    # Weighted by the fraction of the epoch's examples, so large finite losses cannot overflow.
+    return float(step_losses @ (step_sizes / step_sizes.sum())), None
 
 
 def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shuffle=True,
@@ -150,8 +168,9 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
     history = History()
     best = (math.inf, None)
     wait = 0
-    # Weights at the start of this epoch and of the one before: a non-finite loss at an
-    # epoch's first step means the weights it started with were already bad.
+    # Weights at the start of this epoch and of the one before (each checked finite at
+    # the end of the epoch before it): a non-finite loss at an epoch's first step means
+    # the weights it started with were already bad, if finite.
     snapshot, previous_snapshot = None, None
     bar = _progress(epochs - initial_epoch) if verbose else None
     t0 = time.perf_counter()
@@ -166,25 +185,19 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
                 Xe, Ye = xp.take(X, perm, axis=0), xp.take(Y, perm, axis=0)
             losses = []
             for s in starts:
-                xb, yb = (Xe, Ye) if bs == m else (Xe[s:s + bs, :], Ye[s:s + bs, :])
+                xb, yb = (Xe, Ye) if bs == m else (Xe[s:min(s + bs, m), :], Ye[s:min(s + bs, m), :])
                 J, D, chunk_size = _gradients_within_memory(net, xb, yb, chunk_size)
                 opt.step(net._params, D, xp)
                 losses.append(J)
                 if interrupt.requested or (deadline is not None and time.perf_counter() > deadline):
                     break
             done = len(losses)
-            seen = m if done == len(starts) else int(step_sizes[:done].sum())
             history.steps += done
-            history.samples += seen
-            if done == 1:
-                epoch_loss = float(losses[0])
-            else:
-                step_losses = backend.to_host(xp.stack(losses))
-                epoch_loss = float(step_losses @ step_sizes[:done]) / seen
-            if not math.isfinite(epoch_loss):
-                k = 0 if done == 1 else int(np.flatnonzero(~np.isfinite(step_losses))[0])
-                net._params = snapshot if k > 0 or previous_snapshot is None else previous_snapshot
-                history.nonfinite_at = {"epoch": epoch, "step": k}
+            history.samples += int(step_sizes[:done].sum())
+            epoch_loss, bad_step = _epoch_loss(losses, net._params, step_sizes[:done], backend)
+            if bad_step is not None:
+                net._params = snapshot if bad_step > 0 or previous_snapshot is None else previous_snapshot
+                history.nonfinite_at = {"epoch": epoch, "step": bad_step}
                 history.stop_reason = "nonfinite"
                 break
             history.loss.append(epoch_loss)
@@ -219,11 +232,6 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
     history.elapsed = time.perf_counter() - t0
     if bar is not None:
         bar.close()
-    if history.stop_reason != "nonfinite" and not _all_finite(net._params, xp):
-        # The last update overflowed after its loss was computed.
-        net._params = snapshot
-        history.nonfinite_at = {"epoch": epoch, "step": len(starts) - 1}
-        history.stop_reason = "nonfinite"
     if history.stop_reason == "nonfinite":
         where = history.nonfinite_at
         message = (f"training diverged: non-finite loss or weights at epoch {where['epoch']}, step {where['step']}; "
