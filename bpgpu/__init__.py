@@ -9,9 +9,10 @@ from .backend import BackendUnavailable, available_backends, get_backend
 from .gradcheck import gradient_check
 from .network import Network
 from .optimizers import SGD, Adam, Momentum, Optimizer
+from .persistence import load
 from .training import DivergenceError, History, fit
 
 __version__ = "0.1.0"
 
 __all__ = ["Network", "fit", "History", "gradient_check", "get_backend", "available_backends",
-           "BackendUnavailable", "DivergenceError", "Optimizer", "SGD", "Momentum", "Adam", "__version__"]
+           "BackendUnavailable", "DivergenceError", "load", "Optimizer", "SGD", "Momentum", "Adam", "__version__"]
