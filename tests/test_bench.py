@@ -1,0 +1,230 @@
+"""bpgpu bench: its workloads, data, timer, report and command line, and that its peers
+train the same network as bpgpu (no timing is asserted anywhere)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from bpgpu import bench
+from bpgpu.worked_example import T, X as X0
+
+
+def test_workload_weights_count_every_theta_entry():
+    assert {name: w.weights for name, w in bench.WORKLOADS.items()} == {
+        "W0": 3 * 2 + 2 * 1,
+        "W1": 65 * 64 + 65 * 64 + 65 * 1,
+        "W2": 785 * 1024 + 1025 * 1024 + 1025 * 10,
+        "W3": 1025 * 4096 + 4097 * 4096 + 4097 * 1024,
+    }
+
+
+def test_smoke_workloads_keep_depth_activations_and_loss():
+    for name, w in bench.WORKLOADS.items():
+        small = bench.workload(name, smoke=True)
+        assert len(small.sizes) == len(w.sizes)
+        assert (small.activation, small.output, small.loss, small.bias) == (w.activation, w.output, w.loss, w.bias)
+        assert small.batch <= bench.SMOKE_BATCH and small.weights <= w.weights
+
+
+def test_data_for_w0_starts_with_the_worked_example():
+    X, Y, labels = bench.make_data(bench.WORKLOADS["W0"], 3, 4)
+    assert X.shape == (12, 3) and Y.shape == (12, 1) and labels is None
+    np.testing.assert_array_equal(X[:3], X0)
+    np.testing.assert_array_equal(Y[:3, 0], T)
+
+
+def test_softmax_data_has_every_class_in_every_batch():
+    w = bench.workload("W2", smoke=True)
+    X, Y, labels = bench.make_data(w, 16, 3)
+    assert X.shape == (48, 49) and Y.shape == (48, 10)
+    np.testing.assert_array_equal(Y.argmax(axis=1), labels)
+    np.testing.assert_array_equal(Y.sum(axis=1), 1.0)
+    for batch in labels.reshape(3, 16):
+        assert set(batch) == set(range(10))
+
+
+class FakeClock:
+    """perf_counter for median_time: each step of ``run`` takes ``per_step`` seconds."""
+
+    def __init__(self, per_step):
+        self.now, self.per_step, self.calls, self.syncs = 0.0, per_step, [], 0
+
+    def run(self, steps):
+        self.calls.append(steps)
+        self.now += steps * self.per_step
+        return steps
+
+    def sync(self):
+        self.syncs += 1
+
+
+def test_median_time_warms_up_calibrates_then_repeats(monkeypatch):
+    clock = FakeClock(0.01)
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock.now)
+    timing = bench.median_time(clock.run, clock.sync, min_time=0.2, repeats=5)
+    # warm-up 1, doubling until a call lasts min_time/4 (1, 2, 4, 8), then 5 × 0.2 s / 0.01 s
+    assert clock.calls == [1, 1, 2, 4, 8] + [20] * 5
+    assert clock.syncs == 2 * len(clock.calls)
+    assert timing == pytest.approx({"seconds": 0.01, "steps": 20, "repeats": 5, "spread": 0.0})
+
+
+def test_median_time_of_slow_steps_counts_the_calibration_and_repeats_three_times(monkeypatch):
+    clock = FakeClock(2.0)
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock.now)
+    timing = bench.median_time(clock.run, clock.sync, min_time=0.2, repeats=5)
+    assert clock.calls == [1, 1, 1, 1]
+    assert timing == pytest.approx({"seconds": 2.0, "steps": 1, "repeats": 3, "spread": 0.0})
+
+
+def test_steps_become_part_of_an_epoch_or_whole_epochs():
+    assert bench._epochs_and_rows(3, 16, 4) == (1, 48)
+    assert bench._epochs_and_rows(4, 16, 4) == (1, 64)
+    assert bench._epochs_and_rows(10, 16, 4) == (2, 64)  # rounded to whole epochs
+
+
+@pytest.fixture(scope="module")
+def smoke_row():
+    return bench.run_case(bench.workload("W1", smoke=True), "numpy", "float32", 16, peers=(), min_time=0.0, repeats=1)
+
+
+def test_run_case_times_fit_step_forward_and_the_gemm_ceiling(smoke_row):
+    r = smoke_row
+    assert (r["workload"], r["backend"], r["dtype"], r["batch"], r["weights"]) == ("W1", "numpy", "float32", 16, 8385)
+    for name in bench.MEASURES:
+        assert r[name]["samples_per_s"] == pytest.approx(16 / r[name]["seconds"])
+    assert r["fit"]["gflops"] == pytest.approx(6 * 8385 * 16 / r["fit"]["seconds"] / 1e9)
+    assert r["forward"]["gflops"] == pytest.approx(2 * 8385 * 16 / r["forward"]["seconds"] / 1e9)
+    assert r["gemm"]["shape"] == [16, 64, 64]
+    assert r["gemm"]["gflops"] == pytest.approx(2 * 16 * 64 * 64 / r["gemm"]["seconds"] / 1e9)
+    assert r["ratios"] == {"gemm": pytest.approx(r["fit"]["gflops"] / r["gemm"]["gflops"])}
+    assert r["peers"] == {}
+
+
+def test_markdown_has_one_row_per_case_and_the_plot_is_a_png(smoke_row, tmp_path):
+    report = {"meta": {"command": "bpgpu bench", "cpu": "cpu", "cores": 2, "threads": 2, "platform": "linux",
+                       "versions": {"numpy": "2"}, "backends": {}, "unavailable": {"cupy": "no GPU"}, "smoke": True},
+              "results": [smoke_row, {"workload": "W2", "backend": "numpy", "dtype": "float32", "batch": 16,
+                                      "sizes": [1, 1], "error": "RuntimeError: boom"}],
+              "targets": []}
+    text = bench.markdown(report)
+    rows = [line for line in text.splitlines() if line.startswith("| W")]
+    assert len(rows) == 2 and rows[0].startswith("| W1 | numpy | float32 | 16 |")
+    assert "error: RuntimeError: boom" in rows[1]
+    assert "unavailable: cupy: no GPU" in text
+    pytest.importorskip("matplotlib")
+    bench.plot(report["results"], tmp_path / "plot.png")
+    assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _row(name, backend, dtype, samples_per_s, **ratios):
+    w = bench.WORKLOADS[name]
+    return {"workload": name, "backend": backend, "dtype": dtype, "batch": w.batch, "sizes": list(w.sizes),
+            "fit": {"samples_per_s": samples_per_s}, "ratios": ratios}
+
+
+def test_targets_judge_each_measured_case_at_its_own_batch_size():
+    results = [_row("W1", "numpy", "float32", 1.0, torch=2.0),  # sklearn not measured
+               _row("W2", "numpy", "float64", 1.0, gemm=0.5),
+               _row("W3", "numpy", "float32", 10.0),
+               _row("W3", "cupy", "float32", 2000.0, torch=1.5, gemm=0.9),
+               {**_row("W0", "numpy", "float32", 1.0, torch=100.0), "batch": 16}]  # not W0's batch
+    found = {(t["workload"], t["backend"], t["dtype"], t["against"]): (t["value"], t["met"])
+             for t in bench.check_targets(results)}
+    assert found == {("W1", "numpy", "float32", "torch"): (2.0, True),
+                     ("W1", "numpy", "float32", "sklearn"): (None, None),
+                     ("W2", "numpy", "float64", "gemm"): (0.5, False),
+                     ("W3", "cupy", "float32", "torch"): (1.5, True),
+                     ("W3", "cupy", "float32", "gemm"): (0.9, True),
+                     ("W3", "cupy", "float32", "numpy"): (200.0, True)}
+
+
+def test_command_line_smoke_run_writes_json_and_markdown(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code = bench.main(["--smoke", "--workloads", "W0,W2", "--backends", "numpy", "--peers", "none",
+                       "--measures", "fit", "--json", str(out), "--markdown", str(tmp_path / "bench.md")])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert [(r["workload"], r["batch"]) for r in report["results"]] == [("W0", 3), ("W2", 16)]
+    assert all("step" not in r and "fit" in r for r in report["results"])
+    assert report["meta"]["smoke"] is True and report["targets"] == []
+    assert (tmp_path / "bench.md").read_text() in capsys.readouterr().out
+
+
+def test_unavailable_backend_is_reported_not_fatal(tmp_path, capsys):
+    from bpgpu.backend import BackendUnavailable, get_backend
+
+    try:
+        get_backend("cupy")
+        pytest.skip("CuPy works here")
+    except BackendUnavailable:
+        pass
+    out = tmp_path / "bench.json"
+    assert bench.main(["--smoke", "--backends", "cupy", "--peers", "none", "--json", str(out)]) == 1
+    report = json.loads(out.read_text())
+    assert report["results"] == [] and "cupy" in report["meta"]["unavailable"]
+    assert "skipping cupy" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--workloads", "W9"], ["--dtypes", "float16"], ["--batch-sizes", "0,4"],
+                                  ["--peers", "jax"]])
+def test_bad_options_are_usage_errors(argv, capsys):
+    with pytest.raises(SystemExit) as stop:
+        bench.main(argv)
+    assert stop.value.code == 2
+    assert "expected a comma-separated list" in capsys.readouterr().err
+
+
+def _two_bpgpu_steps(w, dtype="float64"):
+    """(host thetas before, host thetas after two SGD steps on two batches, X, Y, labels)."""
+    net = w.network("numpy", dtype)
+    before = [t.copy() for t in net.thetas]
+    X, Y, labels = bench.make_data(w, w.batch, 2)
+    net.fit(X, Y, epochs=1, lr=w.lr, batch_size=w.batch, shuffle=False)
+    return before, net.thetas, X, Y, labels
+
+
+@pytest.mark.parametrize("name", ["W0", "W1", "W2"])
+def test_torch_peer_trains_the_same_network(name):
+    torch = pytest.importorskip("torch")
+    w = bench.workload(name, smoke=True)
+    before, after, X, Y, labels = _two_bpgpu_steps(w)
+    model, loss_of = bench.torch_model(w, before, "cpu", "float64")
+    optimizer = torch.optim.SGD(model.parameters(), lr=w.lr)
+    targets = torch.from_numpy(labels) if w.loss == "cross_entropy" else torch.from_numpy(Y)
+    for i in range(2):
+        rows = slice(i * w.batch, (i + 1) * w.batch)
+        optimizer.zero_grad()
+        loss_of(model(torch.from_numpy(X[rows])), targets[rows]).backward()
+        optimizer.step()
+    linears = [m for m in model if isinstance(m, torch.nn.Linear)]
+    for theta, linear in zip(after, linears):
+        W = theta[:, 1:] if w.bias else theta
+        np.testing.assert_allclose(linear.weight.detach().numpy(), W, rtol=1e-10, atol=1e-12)
+        if w.bias:
+            np.testing.assert_allclose(linear.bias.detach().numpy(), theta[:, 0], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["W1", "W2"])
+def test_sklearn_peer_trains_the_same_network(name):
+    pytest.importorskip("sklearn")
+    w = bench.workload(name, smoke=True)
+    before, after, X, Y, labels = _two_bpgpu_steps(w)
+    model, targets = bench.sklearn_model(w, w.batch)
+    y = labels if targets == "labels" else Y[:, 0]
+    bench.sklearn_fit(model, X[:w.batch], y[:w.batch], 1)
+    bench.sklearn_set_thetas(model, before, "float64")
+    bench.sklearn_fit(model, X, y, 1)
+    for theta, W, b in zip(after, model.coefs_, model.intercepts_):
+        np.testing.assert_allclose(W.T, theta[:, 1:], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(b, theta[:, 0], rtol=1e-10, atol=1e-12)
+
+
+def test_peers_refuse_networks_they_cannot_express():
+    pytest.importorskip("sklearn")
+    with pytest.raises(bench.Skip, match="always has biases"):
+        bench.sklearn_model(bench.WORKLOADS["W0"], 3)
+    with pytest.raises(bench.Skip, match="averages over the 1024 outputs"):
+        bench.sklearn_model(bench.WORKLOADS["W3"], 4096)
+    with pytest.raises(bench.Skip, match="every class in a batch"):
+        bench.sklearn_model(bench.WORKLOADS["W2"], 8)
