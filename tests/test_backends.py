@@ -17,24 +17,8 @@ from bpgpu import BackendUnavailable, get_backend
 from bpgpu.backend import _cupy_backend
 from parity import CASES, RTOL, TRAININGS, assert_parity, backend_dtype_combinations, relative_error
 
-# Core bug, reported to the lead: array-api-strict refuses slices whose stop lies past
-# the end of the axis ("out-of-bounds stops are not specified in the Array API"), and
-# the core slices X[start:start + step, :] for the last, shorter chunk or mini-batch
-# (bpgpu/network.py Network._gradients and Network._loss, bpgpu/training.py fit).
-# Fix: stop at min(start + step, m). Remove every use of this mark once fixed.
-RAGGED_SLICE_BUG = pytest.mark.xfail(
-    strict=True, raises=IndexError,
-    reason="core slices past the end of X for a short last chunk/mini-batch; array-api-strict refuses it")
-
-
-def _strict_trainings():
-    """TRAININGS; with m = 36, every mini-batch or chunked one ends in a short slice."""
-    return [pytest.param(t, id=t.name, marks=[RAGGED_SLICE_BUG] if t.batch_size or t.chunk_size else [])
-            for t in TRAININGS]
-
-
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-@pytest.mark.parametrize("training", _strict_trainings())
+@pytest.mark.parametrize("training", TRAININGS, ids=lambda t: t.name)
 @pytest.mark.parametrize("backend, dtype", backend_dtype_combinations(["array_api_strict"]))
 def test_core_on_array_api_strict_equals_numpy(case, training, backend, dtype):
     errors = assert_parity(case, backend, dtype, training)
@@ -53,14 +37,15 @@ def data():
     return rng.standard_normal((10, 3)), rng.random((10, 2))
 
 
-@RAGGED_SLICE_BUG
 @pytest.mark.parametrize("call", [
     pytest.param(lambda net, X, Y: net.loss_and_gradients(X, Y, chunk_size=3), id="loss_and_gradients-chunk3"),
+    pytest.param(lambda net, X, Y: net.loss_and_gradients(X, Y, chunk_size=20), id="loss_and_gradients-chunk20"),
     pytest.param(lambda net, X, Y: (net.evaluate(X, Y, chunk_size=4), []), id="evaluate-chunk4"),
     pytest.param(lambda net, X, Y: (net.fit(X, Y, epochs=2, batch_size=4).loss[-1], net.thetas), id="fit-batch4"),
 ])
 def test_short_last_slice_on_array_api_strict(strict, data, call):
-    """The smallest reproductions of RAGGED_SLICE_BUG: m = 10 rows split by 3 or 4."""
+    """A short last chunk or mini-batch (m = 10 rows split by 3, 4 or 20): the standard
+    refuses a slice whose stop lies past the end of the axis."""
     X, Y = data
     results = {}
     for backend in ("numpy", "array_api_strict"):
