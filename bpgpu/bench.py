@@ -36,6 +36,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -524,11 +525,14 @@ def markdown(report: dict) -> str:
     lines = [f"- command: `{meta['command']}`",
              f"- machine: {meta['cpu']} ({meta['cores']} cores), {meta['threads']} threads; {meta['platform']}",
              "- versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())]
+    if "load_before" in meta:  # other work on the machine shows in the timings
+        lines.append(f"- load average (1 min) before / after: {meta['load_before']:.2f} / {meta['load_after']:.2f}")
     lines += [f"- {name}: {what}" for name, what in meta["backends"].items()]
     lines += [f"- unavailable: {name}: {why}" for name, why in meta["unavailable"].items()]
     if meta["smoke"]:
         lines.append("- smoke mode: tiny sizes, one repeat; the numbers below are not measurements")
-    lines += ["", "| " + " | ".join(h for h, _ in COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
+    lines += ["", "| " + " | ".join(h for h, _ in COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)] if results \
+        else ["", "No results."]
     for r in results:
         if "error" in r:
             cells = [r["workload"], r["backend"], r["dtype"], str(r["batch"]), f"error: {r['error']}"]
@@ -540,15 +544,21 @@ def markdown(report: dict) -> str:
                       for r in results for name, p in r.get("peers", {}).items() if "skipped" in p})
     lines += [""] + [f"- skipped: {s}" for s in skipped]
     if report.get("targets"):
-        lines += ["", "| target | measured | met |", "| --- | --- | --- |"]
-        for t in report["targets"]:
-            what = {"gemm": "of the GEMM ceiling", "numpy": "× bpgpu on NumPy"}.get(t["against"], f"× {t['against']}")
-            goal = f"{100 * t['goal']:.0f} %" if t["against"] == "gemm" else f"{t['goal']:g}"
-            value = "–" if t["value"] is None else \
-                (f"{100 * t['value']:.0f} %" if t["against"] == "gemm" else f"{t['value']:.2f}")
-            met = {True: "yes", False: "**no**", None: "not measured"}[t["met"]]
-            lines.append(f"| {t['workload']} {t['backend']} {t['dtype']}: ≥ {goal} {what} | {value} | {met} |")
+        lines += ["", targets_markdown(report["targets"])]
     return "\n".join(lines) + "\n"
+
+
+def targets_markdown(targets: list[dict]) -> str:
+    """A Markdown table of :func:`check_targets`' verdicts."""
+    lines = ["| target | measured | met |", "| --- | --- | --- |"]
+    for t in targets:
+        what = {"gemm": "of the GEMM ceiling", "numpy": "× bpgpu on NumPy"}.get(t["against"], f"× {t['against']}")
+        goal = f"{100 * t['goal']:.0f} %" if t["against"] == "gemm" else f"{t['goal']:g}"
+        value = "–" if t["value"] is None else \
+            (f"{100 * t['value']:.0f} %" if t["against"] == "gemm" else f"{t['value']:.2f}")
+        met = {True: "yes", False: "**no**", None: "not measured"}[t["met"]]
+        lines.append(f"| {t['workload']} {t['backend']} {t['dtype']}: ≥ {goal} {what} | {value} | {met} |")
+    return "\n".join(lines)
 
 
 def plot(results: list[dict], path) -> None:
@@ -618,6 +628,15 @@ def _thread_pools() -> list[str]:
             for p in threadpool_info()]
 
 
+def _command_line(args) -> str:
+    """``bpgpu bench`` and the options this run was given."""
+    argv = getattr(args, "argv", None)
+    if argv is None:  # from the bpgpu command: sys.argv is [program, "bench", options…]
+        argv = sys.argv[1:]
+        argv = argv[argv.index("bench") + 1:] if "bench" in argv else argv
+    return shlex.join(["bpgpu", "bench", *argv])
+
+
 def _list(choices=None, kind=str, allow_none=False):
     def parse(text):
         if allow_none and text.strip() == "none":
@@ -681,13 +700,14 @@ def run(args: argparse.Namespace) -> int:
     min_time, repeats = (0.0, 1) if args.smoke else (args.min_time, args.repeats)
     results = []
     with _thread_limits(args.threads):
-        meta = {"command": " ".join(["bpgpu bench"] + sys.argv[1:]),
+        meta = {"command": _command_line(args),
                 "when": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                 "cpu": _cpu_name(), "cores": os.cpu_count(), "threads": args.threads,
                 "thread_pools": _thread_pools(), "platform": platform.platform(),
                 "versions": _versions(backends), "backends": {b.name: b.describe() for b in backends},
                 "unavailable": unavailable, "smoke": args.smoke, "min_time": min_time, "repeats": repeats,
                 "batches": args.batches, "measures": args.measures,
+                "load_before": os.getloadavg()[0],
                 "tf32": f"off (torch allow_tf32=False; CUPY_TF32={os.environ.get('CUPY_TF32', 'unset')})"}
         for name in args.workloads:
             w = workload(name, args.smoke)
@@ -705,6 +725,7 @@ def run(args: argparse.Namespace) -> int:
                             traceback.print_exc()
                             results.append({"workload": w.name, "backend": backend.name, "dtype": dtype, "batch": m,
                                             "sizes": list(w.sizes), "error": f"{type(err).__name__}: {err}"})
+    meta["load_after"] = os.getloadavg()[0]
     report = {"meta": meta, "results": results, "targets": [] if args.smoke else check_targets(results)}
     text = markdown(report)
     print(text)
@@ -722,7 +743,9 @@ def run(args: argparse.Namespace) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="bpgpu bench", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Everything that needs a CUDA GPU, in one command, for a machine without network access
+# (numpy, cupy, pytest, pytest-benchmark and torch preinstalled; no array-api-strict):
+#
+#   PYTHONPATH=$PWD bash scripts/gpu_check.sh [OUT_DIR]      # from the repository root
+#
+# 1. the GPU tests (pytest -m cupy tests) and the parity module, whole;
+# 2. the pytest-benchmark suite on CuPy at full size;
+# 3. bpgpu bench, W1–W3: bpgpu on CuPy against PyTorch eager on the same GPU and the
+#    cuBLAS GEMM ceiling, in one process; float32 at batch sizes 256–16384 (the plot),
+#    then float64 at each workload's own batch size;
+# 4. bpgpu on NumPy, W3, a few steps of fit on the CPU: the GPU/CPU ratio.
+# TF32 is off throughout. The report (report.md), the JSON of each run, the plot and one
+# log go to OUT_DIR, else $OUT, else ./gpu_check_out; the report is written even when a
+# step fails, and the exit status is then 1. It takes about 5–8 minutes on an H100.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-${OUT:-gpu_check_out}}"
+mkdir -p "$out"
+py="${PYTHON:-$(command -v python || command -v python3)}"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export NVIDIA_TF32_OVERRIDE=0 CUPY_TF32=0  # full float32 matrix products in cuBLAS, for CuPy and torch alike
+log="$out/log.txt"
+: >"$log"
+failed=()
+
+step() {  # step NAME COMMAND...: run it, its output into the log; remember a failure
+    local name=$1
+    shift
+    printf '\n===== %s: %s\n' "$name" "$*" | tee -a "$log"
+    local start=$SECONDS
+    "$@" >>"$log" 2>&1
+    local rc=$?
+    printf '===== %s: exit %d after %d s\n' "$name" "$rc" "$((SECONDS - start))" | tee -a "$log"
+    [ "$rc" -eq 0 ] || failed+=("$name (exit $rc)")
+}
+
+step environment sh -c "nvidia-smi || echo 'nvidia-smi: not found'; \"$py\" -c 'import bpgpu; [print(k + \":\", v) for k, v in bpgpu.available_backends().items()]'"
+step gpu-tests "$py" -m pytest -m cupy tests -rs -q -p no:cacheprovider --continue-on-collection-errors
+if [ -f tests/test_parity.py ]; then
+    step parity-tests "$py" -m pytest tests/test_parity.py -rs -q -p no:cacheprovider
+fi
+step benchmark-suite env BPGPU_BENCH_FULL=1 "$py" -m pytest benchmarks -m cupy -q -p no:cacheprovider \
+    --benchmark-enable --benchmark-json="$out/benchmarks.json" --benchmark-columns=min,median,max,rounds
+step bench-gpu-float32 "$py" -m bpgpu.bench --workloads W1,W2,W3 --backends cupy --dtypes float32 \
+    --batch-sizes 256,1024,4096,16384 --peers torch --json "$out/bench_gpu.json" --plot "$out/bench_gpu.png"
+step bench-gpu-float64 "$py" -m bpgpu.bench --workloads W1,W2,W3 --backends cupy --dtypes float64 \
+    --peers torch --json "$out/bench_gpu_float64.json"
+step bench-cpu-w3 "$py" -m bpgpu.bench --workloads W3 --backends numpy --dtypes float32 --peers none \
+    --measures fit --repeats 3 --min-time 0 --json "$out/bench_cpu_w3.json"
+
+# The report: each run's table, then every target judged over all runs together.
+FAILED="${failed[*]-}" "$py" - "$out" >>"$log" 2>&1 <<'EOF'
+import json, os, pathlib, subprocess, sys
+from bpgpu import bench
+
+out = pathlib.Path(sys.argv[1])
+runs = {name: json.loads((out / name).read_text())
+        for name in ("bench_gpu.json", "bench_gpu_float64.json", "bench_cpu_w3.json") if (out / name).exists()}
+try:
+    gpu = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+except (OSError, subprocess.CalledProcessError) as err:
+    gpu = f"no GPU found ({err})"
+log = (out / "log.txt").read_text()
+lines = ["# bpgpu GPU check", "", f"- GPU: {gpu}", f"- failed steps: {os.environ['FAILED'] or 'none'}", "",
+         "## Tests", ""]
+for name in ("gpu-tests", "parity-tests", "benchmark-suite"):
+    section = log.split(f"===== {name}:")
+    if len(section) > 1:  # pytest's summary line is the last line of the step's output
+        body = [l for l in section[1].splitlines()[1:] if l.strip() and not l.startswith("=====")]
+        lines.append(f"- {name}: {body[-1] if body else 'no output'}")
+for name, report in runs.items():
+    lines += ["", f"## {name}", "", bench.markdown({**report, "targets": []})]
+results = [r for report in runs.values() for r in report["results"]]
+targets = bench.check_targets(results)
+lines += ["", "## Targets (issues 3 and 4)", ""]
+if targets:
+    lines.append(bench.targets_markdown(targets))
+else:
+    lines.append("No target could be judged: no benchmark result at a workload's own batch size.")
+(out / "report.md").write_text("\n".join(lines) + "\n")
+print(f"report: {out / 'report.md'}")
+EOF
+[ $? -eq 0 ] || failed+=("report")
+echo "report: $out/report.md; log: $log"
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "failed: ${failed[*]}" >&2
+    exit 1
+fi
