@@ -17,8 +17,10 @@ The error of an array is normwise, ``max|got − ref| / max|ref|`` (J and the Hi
 losses likewise), and must stay within
 
     float64: 1e-12   same formulas, only summation order differs (BLAS, chunks, device);
-    float32: 1e-5    with TF32 off; measured float32-vs-float64 gaps on these cases are
-                     ≤ 4e-7 after 20 steps, so 1e-5 leaves a margin of ~25×.
+    float32: 1e-5    with TF32 off (every run builds its Network with allow_tf32=False,
+                     which sets CuPy's float32 compute type whatever CUPY_TF32 says);
+                     measured float32-vs-float64 gaps on these cases are ≤ 4e-7 after
+                     20 steps, so 1e-5 leaves a margin of ~25×.
 
 Comparing chunked runs with the unchunked reference makes every parity test also a
 test that chunking changes nothing but rounding.
@@ -27,7 +29,6 @@ test that chunking changes nothing but rounding.
 from __future__ import annotations
 
 import importlib.util
-import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -57,15 +58,10 @@ def cupy_unavailable() -> str | None:
     return None
 
 
-def _marks(backend: str, dtype: str) -> list:
+def _marks(backend: str) -> list:
     if backend == "cupy":
         reason = cupy_unavailable()
-        marks = [pytest.mark.cupy, pytest.mark.skipif(reason is not None, reason=reason or "")]
-        if dtype == "float32":
-            # CuPy reads CUPY_TF32 once; TF32 matmuls carry ~1e-3 error, far beyond float32 parity.
-            tf32 = os.environ.get("CUPY_TF32", "0") != "0"
-            marks.append(pytest.mark.skipif(tf32, reason="CUPY_TF32 is on: float32 parity needs TF32 off"))
-        return marks
+        return [pytest.mark.cupy, pytest.mark.skipif(reason is not None, reason=reason or "")]
     if backend == "array_api_strict":
         missing = importlib.util.find_spec("array_api_strict") is None
         return [pytest.mark.skipif(missing, reason='array-api-strict not installed (pip install "bpgpu[test]")')]
@@ -75,7 +71,7 @@ def _marks(backend: str, dtype: str) -> list:
 def backend_dtype_combinations(backends=BACKENDS, dtypes=DTYPES) -> list:
     """``pytest.param(backend, dtype)`` for each combination, CuPy ones marked ``cupy``
     and every one that cannot run here skipped, saying why."""
-    return [pytest.param(backend, dtype, id=f"{backend}-{dtype}", marks=_marks(backend, dtype))
+    return [pytest.param(backend, dtype, id=f"{backend}-{dtype}", marks=_marks(backend))
             for backend in backends for dtype in dtypes]
 
 
@@ -179,25 +175,29 @@ def _native(net, a, shape, what: str):
     return np.array(net.backend.to_host(a), dtype=np.float64)
 
 
+def _per_layer(net, arrays, what: str) -> list:
+    """:func:`_native` for one array per layer, each shaped like ``net.thetas[l]``."""
+    return [_native(net, a, shape, f"{what}[{l}]")
+            for l, (a, shape) in enumerate(zip(arrays, net.theta_shapes(), strict=True))]
+
+
 def run(case: Case, backend: str, dtype: str, training: Training, steps: int = 20,
         chunked: bool = True) -> Result:
     """Forward, J and D, then ``steps`` optimiser steps of ``training`` on one backend/dtype.
 
     ``chunked=False`` ignores ``training.chunk_size`` (how the references run)."""
-    net = bpgpu.Network(**case.config, backend=backend, dtype=dtype)
+    net = bpgpu.Network(**case.config, backend=backend, dtype=dtype, allow_tf32=False)
     net.set_thetas(case.thetas)
     chunk_size = training.chunk_size if chunked else None
-    shapes = net.theta_shapes()
     m = case.X.shape[0]
     A = _native(net, net.forward(case.X), (m, net.sizes[-1]), "forward")
     J, D = net.loss_and_gradients(case.X, case.Y, chunk_size=chunk_size)
     assert isinstance(J, float), f"J: expected a Python float, got {type(J)}"
-    D = [_native(net, Dl, shape, f"D[{l}]") for l, (Dl, shape) in enumerate(zip(D, shapes))]
+    D = _per_layer(net, D, "D")
     history = net.fit(case.X, case.Y, epochs=training.epochs(m, steps), lr=training.lr,
                       batch_size=training.batch_size, optimizer=training.optimizer, chunk_size=chunk_size)
     assert history.steps == steps and history.stop_reason == "epochs", history
-    thetas = [_native(net, t, shape, f"thetas[{l}]") for l, (t, shape) in enumerate(zip(net.thetas, shapes))]
-    return Result(A, J, D, np.array(history.loss), thetas)
+    return Result(A, J, D, np.array(history.loss), _per_layer(net, net.thetas, "thetas"))
 
 
 @lru_cache(maxsize=None)
@@ -219,8 +219,9 @@ def compare(got: Result, ref: Result, rtol: float, label: str) -> dict:
     """Every quantity's relative error, asserting each is within ``rtol``."""
     errors = {"forward": relative_error(got.forward, ref.forward), "J": relative_error(got.J, ref.J),
               "loss": relative_error(got.loss, ref.loss)}
-    errors.update({f"D[{l}]": relative_error(g, r) for l, (g, r) in enumerate(zip(got.D, ref.D))})
-    errors.update({f"thetas[{l}]": relative_error(g, r) for l, (g, r) in enumerate(zip(got.thetas, ref.thetas))})
+    for name in ("D", "thetas"):
+        pairs = zip(getattr(got, name), getattr(ref, name), strict=True)
+        errors.update({f"{name}[{l}]": relative_error(g, r) for l, (g, r) in enumerate(pairs)})
     bad = {k: f"{v:.2e}" for k, v in errors.items() if not v <= rtol}
     assert not bad, f"{label}: relative errors above {rtol:g}: {bad}"
     return errors

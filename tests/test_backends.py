@@ -54,7 +54,7 @@ def test_short_last_slice_on_array_api_strict(strict, data, call):
         results[backend] = J, [net.backend.to_host(a) for a in arrays]
     (J_np, A_np), (J_st, A_st) = results["numpy"], results["array_api_strict"]
     assert relative_error(J_st, J_np) <= 1e-12
-    assert all(relative_error(a, b) <= 1e-12 for a, b in zip(A_st, A_np))
+    assert all(relative_error(a, b) <= 1e-12 for a, b in zip(A_st, A_np, strict=True))
 
 
 def test_array_api_strict_takes_its_own_arrays(strict, data):
@@ -65,7 +65,7 @@ def test_array_api_strict_takes_its_own_arrays(strict, data):
     J_host, D_host = net.loss_and_gradients(X, Y)
     J_dev, D_dev = net.loss_and_gradients(strict.asarray(X), strict.asarray(Y))
     assert J_dev == J_host
-    for a, b in zip(D_dev, D_host):
+    for a, b in zip(D_dev, D_host, strict=True):
         assert isinstance(a, type(strict.asarray(0.0)))
         np.testing.assert_array_equal(np.from_dlpack(a), np.from_dlpack(b))
     predicted = net.predict(strict.asarray(X))

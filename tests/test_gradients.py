@@ -17,17 +17,18 @@ import numpy as np
 import pytest
 
 import bpgpu
-from bpgpu.activations import ACTIVATIONS, HIDDEN, OUTPUT_ACTIVATIONS, OUTPUTS
+from bpgpu.activations import HIDDEN, OUTPUT_ACTIVATIONS, OUTPUTS
 from bpgpu.losses import CROSS_ENTROPY_OUTPUTS
 from parity import relative_error, targets
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import assume, given, settings  # noqa: E402
+pytest.importorskip("hypothesis")
+from hypothesis import assume, given, settings  # noqa: E402  (after the skip)
 from hypothesis import strategies as st  # noqa: E402
 
 GRADCHECK_TOL = 1e-7
 KINK_MARGIN = 1e-3
-OUTPUT_LOSSES = [(output, "mse") for output in OUTPUTS] + [(output, "cross_entropy") for output in CROSS_ENTROPY_OUTPUTS]
+OUTPUT_LOSSES = ([(output, "mse") for output in OUTPUTS]
+                 + [(output, "cross_entropy") for output in CROSS_ENTROPY_OUTPUTS])
 
 
 def random_network(config, m, seed, dtype="float64", scale=0.8):
@@ -115,7 +116,7 @@ def test_chunked_D_equals_unchunked(config, m, chunk_size, seed):
     J, D = net.loss_and_gradients(X, Y)
     Jc, Dc = net.loss_and_gradients(X, Y, chunk_size=chunk_size)
     assert relative_error(Jc, J) <= 1e-12
-    for Dl, Dcl in zip(D, Dc):
+    for Dl, Dcl in zip(D, Dc, strict=True):
         assert relative_error(Dcl, Dl) <= 1e-12
     assert relative_error(net.evaluate(X, Y, chunk_size=chunk_size), J) <= 1e-12
 
@@ -138,7 +139,7 @@ def torch_loss(torch, net, thetas, X, Y):
            "identity": lambda z: z, "softmax": lambda z: torch.softmax(z, dim=1)}
     m, a = X.shape[0], X
     weights = []
-    for theta, g in zip(thetas, net.activations + [net.output]):
+    for theta, g in zip(thetas, net.activations + [net.output], strict=True):
         W = theta[:, 1:] if net.bias else theta
         z = a @ W.T + (theta[:, 0] if net.bias else 0.0)
         a = act[g](z)
@@ -162,5 +163,5 @@ def test_J_and_D_match_pytorch_autograd(config):
     J, D = net.loss_and_gradients(X, Y)
     assert relative_error(net.forward(X), A_ref.detach().numpy()) <= 1e-12
     assert relative_error(J, J_ref.item()) <= 1e-12
-    for Dl, theta in zip(D, thetas):
+    for Dl, theta in zip(D, thetas, strict=True):
         assert relative_error(Dl, theta.grad.numpy()) <= 1e-12

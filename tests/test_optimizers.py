@@ -35,7 +35,7 @@ def run(optimizer, thetas, Ds):
 
 
 def assert_close(got, expected, rtol=1e-14):
-    for g, e in zip(got, expected):
+    for g, e in zip(got, expected, strict=True):
         np.testing.assert_allclose(g, e, rtol=rtol, atol=0)
 
 
@@ -43,7 +43,7 @@ def test_sgd(problem):
     thetas, Ds = problem
     expected = [t.copy() for t in thetas]
     for D in Ds:
-        expected = [t - 0.3 * d for t, d in zip(expected, D)]
+        expected = [t - 0.3 * d for t, d in zip(expected, D, strict=True)]
     assert_close(run(SGD(0.3), thetas, Ds), expected)
 
 
@@ -54,11 +54,11 @@ def test_momentum(problem, nesterov):
     expected = [t.copy() for t in thetas]
     v = [np.zeros_like(t) for t in thetas]
     for D in Ds:
-        v = [mu * vl - lr * d for vl, d in zip(v, D)]
+        v = [mu * vl - lr * d for vl, d in zip(v, D, strict=True)]
         if nesterov:  # the look-ahead form: θ ← θ + μ·v − η·D with the new v
-            expected = [t + mu * vl - lr * d for t, vl, d in zip(expected, v, D)]
+            expected = [t + mu * vl - lr * d for t, vl, d in zip(expected, v, D, strict=True)]
         else:
-            expected = [t + vl for t, vl in zip(expected, v)]
+            expected = [t + vl for t, vl in zip(expected, v, strict=True)]
     assert_close(run(Momentum(lr, momentum=mu, nesterov=nesterov), thetas, Ds), expected)
 
 
@@ -71,11 +71,11 @@ def test_adam_is_the_textbook_update(problem, eps):
     m = [np.zeros_like(t) for t in thetas]
     v = [np.zeros_like(t) for t in thetas]
     for t, D in enumerate(Ds, start=1):
-        m = [b1 * ml + (1 - b1) * d for ml, d in zip(m, D)]
-        v = [b2 * vl + (1 - b2) * d * d for vl, d in zip(v, D)]
+        m = [b1 * ml + (1 - b1) * d for ml, d in zip(m, D, strict=True)]
+        v = [b2 * vl + (1 - b2) * d * d for vl, d in zip(v, D, strict=True)]
         m_hat = [ml / (1 - b1**t) for ml in m]
         v_hat = [vl / (1 - b2**t) for vl in v]
-        expected = [th - lr * mh / (np.sqrt(vh) + eps) for th, mh, vh in zip(expected, m_hat, v_hat)]
+        expected = [th - lr * mh / (np.sqrt(vh) + eps) for th, mh, vh in zip(expected, m_hat, v_hat, strict=True)]
     got = run(Adam(lr, beta1=b1, beta2=b2, eps=eps), thetas, Ds)
     # The implementation folds both corrections into one scalar step: equal up to rounding.
     assert_close(got, expected, rtol=1e-12)
@@ -124,7 +124,7 @@ def test_state_dict_round_trip_continues_identically(problem, make):
     assert b.t == 2
     for D in Ds[2:]:
         b.step(halfway, D, np)
-    for got, expected in zip(halfway, run(make(), thetas, Ds)):
+    for got, expected in zip(halfway, run(make(), thetas, Ds), strict=True):
         np.testing.assert_array_equal(got, expected)
 
 
@@ -146,7 +146,7 @@ def test_state_dict_is_a_snapshot(problem, make):
     a.step([t.copy() for t in halfway], Ds[2], np)
     b.step([t.copy() for t in halfway], Ds[3], np)
     for key, arrays in saved["state"].items():
-        for got, expected in zip(arrays, before[key]):
+        for got, expected in zip(arrays, before[key], strict=True):
             np.testing.assert_array_equal(got, expected)
 
 
@@ -170,5 +170,5 @@ def test_fit_resumes_from_optimizer_state(optimizer):
     opt2.load_state_dict(saved, lambda a: resumed.backend.asarray(np.array(a), resumed.dtype))
     history = resumed.fit(X, Y, epochs=6, initial_epoch=3, optimizer=opt2, **options)
     assert history.epochs == 3 and opt2.t == 6 * math.ceil(20 / 6)
-    for got, expected in zip(resumed.thetas, whole.thetas):
+    for got, expected in zip(resumed.thetas, whole.thetas, strict=True):
         np.testing.assert_array_equal(got, expected)

@@ -17,7 +17,7 @@ def host(thetas):
 
 
 def assert_same(got, expected):
-    for g, e in zip(host(got), host(expected)):
+    for g, e in zip(host(got), host(expected), strict=True):
         np.testing.assert_array_equal(g, e)
 
 
@@ -97,7 +97,7 @@ def manual_sgd(net, X, Y, lr, epochs, batch_size, order=None):
             xb, yb = Xe[start:start + batch_size], Ye[start:start + batch_size]
             J, D = net.loss_and_gradients(xb, yb)
             total += J * xb.shape[0]
-            net.set_thetas([t - lr * d for t, d in zip(host(net.thetas), host(D))])
+            net.set_thetas([t - lr * d for t, d in zip(host(net.thetas), host(D), strict=True)])
         losses.append(total / m)
     return losses
 
