@@ -527,6 +527,8 @@ def markdown(report: dict) -> str:
              "- versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())]
     if "load_before" in meta:  # other work on the machine shows in the timings
         lines.append(f"- load average (1 min) before / after: {meta['load_before']:.2f} / {meta['load_after']:.2f}")
+        if _busy(meta):
+            lines.append("- **the machine was busy with other work: these timings are not reliable**")
     lines += [f"- {name}: {what}" for name, what in meta["backends"].items()]
     lines += [f"- unavailable: {name}: {why}" for name, why in meta["unavailable"].items()]
     if meta["smoke"]:
@@ -546,6 +548,11 @@ def markdown(report: dict) -> str:
     if report.get("targets"):
         lines += ["", targets_markdown(report["targets"])]
     return "\n".join(lines) + "\n"
+
+
+def _busy(meta) -> bool:
+    """Whether other processes kept more than a quarter of the cores busy during the run."""
+    return max(meta["load_before"], meta["load_after"] - min(meta["threads"], meta["cores"])) > meta["cores"] / 4
 
 
 def targets_markdown(targets: list[dict]) -> str:
@@ -653,6 +660,18 @@ def _list(choices=None, kind=str, allow_none=False):
     return parse
 
 
+def _at_least(low, kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value >= low:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'} >= {low}, got {text!r}")
+        return value
+    return parse
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``bpgpu bench``."""
     parser.add_argument("--workloads", type=_list(WORKLOADS), default=list(WORKLOADS),
@@ -666,12 +685,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch,sklearn or none (default: those installed)")
     parser.add_argument("--measures", type=_list(MEASURES), default=list(MEASURES),
                         help="what to time of bpgpu: fit,step,forward (default: all; the GEMM ceiling always)")
-    parser.add_argument("--repeats", type=int, default=5, help="repeats per timing; the median is reported (default 5)")
-    parser.add_argument("--min-time", type=float, default=0.2, help="seconds per repeat, at least (default 0.2)")
-    parser.add_argument("--batches", type=int, default=4, help="distinct batches used in turn (default 4)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+    parser.add_argument("--repeats", type=_at_least(1, int), default=5, help="repeats per timing; the median is reported (default 5)")
+    parser.add_argument("--min-time", type=_at_least(0.0, float), default=0.2, help="seconds per repeat, at least (default 0.2)")
+    parser.add_argument("--batches", type=_at_least(1, int), default=4, help="distinct batches used in turn (default 4)")
+    parser.add_argument("--threads", type=_at_least(1, int), default=os.cpu_count(),
                         help="CPU threads for BLAS (threadpoolctl) and torch (default: all cores)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=_at_least(0, int), default=0)
     parser.add_argument("--json", metavar="PATH", help="write the report as JSON")
     parser.add_argument("--markdown", metavar="PATH", help="write the report as Markdown")
     parser.add_argument("--plot", metavar="PATH", help="write a PNG of samples/s against batch size (matplotlib)")
@@ -726,6 +745,9 @@ def run(args: argparse.Namespace) -> int:
                             results.append({"workload": w.name, "backend": backend.name, "dtype": dtype, "batch": m,
                                             "sizes": list(w.sizes), "error": f"{type(err).__name__}: {err}"})
     meta["load_after"] = os.getloadavg()[0]
+    if _busy(meta):
+        print(f"bpgpu bench: warning: load average {meta['load_before']:.2f} before, {meta['load_after']:.2f} after "
+              f"on {meta['cores']} cores: other work competes for the CPU, timings are not reliable", file=sys.stderr)
     report = {"meta": meta, "results": results, "targets": [] if args.smoke else check_targets(results)}
     text = markdown(report)
     print(text)

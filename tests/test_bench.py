@@ -166,13 +166,20 @@ def test_unavailable_backend_is_reported_not_fatal(tmp_path, capsys):
     assert "skipping cupy" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [["--workloads", "W9"], ["--dtypes", "float16"], ["--batch-sizes", "0,4"],
-                                  ["--peers", "jax"]])
-def test_bad_options_are_usage_errors(argv, capsys):
+@pytest.mark.parametrize("argv, expected", [
+    (["--workloads", "W9"], "comma-separated list of names from W0, W1, W2, W3"),
+    (["--dtypes", "float16"], "comma-separated list of names from float32, float64"),
+    (["--batch-sizes", "0,4"], "comma-separated list of positive integers"),
+    (["--peers", "jax"], "comma-separated list of names from torch, sklearn"),
+    (["--repeats", "0"], "expected an integer >= 1, got '0'"),
+    (["--min-time", "-1"], "expected a number >= 0.0, got '-1'"),
+    (["--threads", "two"], "expected an integer >= 1, got 'two'"),
+])
+def test_bad_options_are_usage_errors(argv, expected, capsys):
     with pytest.raises(SystemExit) as stop:
         bench.main(argv)
     assert stop.value.code == 2
-    assert "expected a comma-separated list" in capsys.readouterr().err
+    assert expected in capsys.readouterr().err
 
 
 def _two_bpgpu_steps(w, dtype="float64"):
