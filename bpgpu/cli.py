@@ -50,6 +50,9 @@ def main(argv=None) -> int:
         warnings.showwarning = _one_line_warning
         try:
             return args.run(args)
+        except BrokenPipeError:  # `bpgpu ... | head`: the reader left; say nothing more
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
         except (CLIError, ValueError, TypeError, OSError, BackendUnavailable, DivergenceError) as err:
             return _fail(f"{args.prog}: error: {_one_line(err)}")
         except KeyboardInterrupt:
@@ -164,7 +167,7 @@ HEADS = {"xor": ("sigmoid", "cross_entropy"), "spirals": ("softmax", "cross_entr
 def _train_arguments(p):
     d = TRAIN_DEFAULTS
     net = p.add_argument_group("network")
-    net.add_argument("--sizes", type=_int_list, help="layer sizes, input first, e.g. 2,64,64,3 (required unless --resume)")
+    net.add_argument("--sizes", type=_int_list, metavar="S0,S1,...", help="layer sizes, input first, e.g. 2,64,64,3 (required unless --resume)")
     net.add_argument("--activation", help=f"hidden activation, one of {', '.join(HIDDEN)}, or one per hidden "
                      f"layer comma-separated (default {d['activation']})")
     net.add_argument("--output", choices=OUTPUTS + ("auto",), help="output activation (default auto: "
@@ -182,7 +185,7 @@ def _train_arguments(p):
     opt.add_argument("--nesterov", action="store_const", const=True, help="Nesterov momentum")
     opt.add_argument("--beta1", type=float, help=f"Adam β1 (default {d['beta1']})")
     opt.add_argument("--beta2", type=float, help=f"Adam β2 (default {d['beta2']})")
-    opt.add_argument("--batch-size", type=_batch_size, help=f"examples per step, or 'full' for batch "
+    opt.add_argument("--batch-size", type=_batch_size, metavar="N|full", help=f"examples per step, or 'full' for batch "
                      f"gradient descent (default {d['batch_size']})")
     opt.add_argument("--no-shuffle", dest="shuffle", action="store_const", const=False,
                      help="keep the data's order in every epoch")
@@ -206,7 +209,7 @@ def _train_arguments(p):
     data.add_argument("--classes", type=_positive(int), help="classes for spirals/blobs (default: sizes[-1])")
     data.add_argument("--features", type=_positive(int), help="input features for blobs (default: sizes[0])")
     data.add_argument("--noise", type=float, help="noise of the generator (default: the generator's own)")
-    data.add_argument("--teacher-sizes", type=_int_list, help="the teacher network's sizes (default: --sizes)")
+    data.add_argument("--teacher-sizes", type=_int_list, metavar="S0,...", help="the teacher network's sizes (default: --sizes)")
     data.add_argument("--data-seed", type=int, help="seed of the generator and the validation split (default: --seed)")
     data.add_argument("--target", metavar="COLS", help="the target columns of a file: header names or "
                       "indices (negative from the end), comma-separated, e.g. 'label' or -1 or 3,4")
@@ -445,7 +448,8 @@ def _options(given: dict, checkpoint) -> argparse.Namespace:
                 raise CLIError(f"--{key.replace('_', '-')}: the checkpoint's network has {key} {shown}; "
                                "a resumed run cannot change its architecture")
         stored.update(config)
-        stored.pop("resume", None)
+        for shown_only in ("log_every", "quiet"):  # how this run looks is this run's choice
+            stored.pop(shown_only, None)
     options = {**TRAIN_DEFAULTS, **stored, **given}
     if options["data_seed"] is None:
         options["data_seed"] = options["seed"]
@@ -505,7 +509,7 @@ def _training_data(o, backend):
         else:
             teacher = o.teacher_sizes or sizes
             _fits(sizes, teacher[0], teacher[-1], wanted,
-                  f"the teacher {','.join(map(str, teacher))} has {teacher[0]} inputs and {teacher[-1]} outputs")
+                  f"the teacher {','.join(map(str, teacher))} has {_n(teacher[0], 'input')} and {_n(teacher[-1], 'output')}")
             X, Y = data.teacher(m, teacher, **noise, **common)
         return X, Y, {"kind": o.data, "description": f"{m} {o.data} examples"}
     return _file_data(o, backend, wanted)
@@ -513,7 +517,11 @@ def _training_data(o, backend):
 
 def _fits(sizes, inputs, outputs, wanted, what):
     if sizes[0] != inputs or sizes[-1] != outputs:
-        raise CLIError(f"incompatible sizes: {what}, but {wanted} has {sizes[0]} inputs and {sizes[-1]} outputs")
+        raise CLIError(f"incompatible sizes: {what}, but {wanted} has {_n(sizes[0], 'input')} and {_n(sizes[-1], 'output')}")
+
+
+def _n(count, noun):
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _file_data(o, backend, wanted):
@@ -541,8 +549,9 @@ def _file_data(o, backend, wanted):
                            f"0..{classes - 1} (sizes[-1] = {classes}), got {labels[bad][0]:g}")
         Y = np.eye(classes)[labels.astype(int)]
     if X.shape[1] != o.sizes[0] or Y.shape[1] != o.sizes[-1]:
-        raise CLIError(f"incompatible sizes: {path} gives {X.shape[1]} input and {Y.shape[1]} target columns"
-                       f"{' (one-hot)' if o.one_hot else ''}, but {wanted} has {o.sizes[0]} inputs and {o.sizes[-1]} outputs")
+        raise CLIError(f"incompatible sizes: {path} gives {_n(X.shape[1], 'input column')} and "
+                       f"{_n(Y.shape[1], 'target column')}{' (one-hot)' if o.one_hot else ''}, but {wanted} "
+                       f"has {_n(o.sizes[0], 'input')} and {_n(o.sizes[-1], 'output')}")
     # Staged on the device once, here, not per step.
     X, Y = backend.asarray(X, o.dtype), backend.asarray(Y, o.dtype)
     return X, Y, {"kind": "one-hot" if o.one_hot else "file", "path": str(path),
@@ -583,7 +592,7 @@ def _optimizer(o, checkpoint, net):
         if saved.name != optimizer.name:
             raise CLIError(f"--optimizer {o.optimizer}: the checkpoint was trained with {saved.name}, "
                            "whose state cannot carry over")
-        optimizer.load_state_dict(saved.state_dict(lambda a: a), lambda a: net.backend.asarray(a, net.dtype))
+        optimizer.load_state_dict(saved.state_dict(net.backend.to_host), lambda a: net.backend.asarray(a, net.dtype))
     return optimizer
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from . import validation as check
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
@@ -36,13 +38,16 @@ class Optimizer:
         return {"lr": self.lr}
 
     def state_dict(self, to_host) -> dict:
-        """Hyper-parameters, step count and state arrays, moved to the host by ``to_host``."""
+        """Hyper-parameters, step count and copies of the state arrays on the host
+        (``to_host`` moves one array there; a copy is taken even where it does not)."""
         return {"name": self.name, "t": self.t, "hyper": self.hyperparameters(),
-                "state": {k: [to_host(a) for a in v] for k, v in self.state.items()}}
+                "state": {k: [np.array(to_host(a)) for a in v] for k, v in self.state.items()}}
 
     def load_state_dict(self, saved: dict, to_device) -> None:
+        """Continue from ``saved`` (a :meth:`state_dict`); ``to_device`` moves one host array
+        to the network's device. The optimiser gets copies, never the saved arrays."""
         self.t = int(saved["t"])
-        self.state = {k: [to_device(a) for a in v] for k, v in saved["state"].items()}
+        self.state = {k: [to_device(np.array(a)) for a in v] for k, v in saved["state"].items()}
 
 
 class SGD(Optimizer):

@@ -135,7 +135,6 @@ def test_state_dict_round_trip_continues_identically(problem, make):
 # optimiser. Fix in bpgpu/optimizers.py: copy in state_dict (np.array(to_host(a))) and
 # in load_state_dict (to_device(np.array(a))); cli.py's _optimizer then passes
 # net.backend.to_host rather than `lambda a: a`.
-@pytest.mark.xfail(strict=True, reason="Optimizer.state_dict/load_state_dict share the state arrays on the CPU")
 @pytest.mark.parametrize("make", OPTIMIZERS[1:], ids=IDS[1:])
 def test_state_dict_is_a_snapshot(problem, make):
     thetas, Ds = problem
