@@ -84,12 +84,17 @@ def sizes(value) -> list[int]:
     for i, s in enumerate(out):
         number(f"sizes[{i}]", s, low=1, integer=True)
     out = [int(s) for s in out]
-    weights = sum((a + 1) * b for a, b in zip(out, out[1:]))
-    need, have = 8 * weights, host_memory()
-    if have is not None and need > have:
-        raise ValueError(f"sizes: expected layers whose weights fit in this machine's memory ({_bytes(have)}), "
-                         f"got {out}: {weights:,} weights, {_bytes(need)} in float64")
+    fits_in_memory("sizes", sum((a + 1) * b for a, b in zip(out, out[1:])), 8, f"{out} (its weights, in float64)")
     return out
+
+
+def fits_in_memory(name: str, count: int, itemsize: int, got: str) -> None:
+    """Refuse ``count`` numbers of ``itemsize`` bytes that could not fit in this machine's
+    memory, before anything tries to allocate them; ``got`` says what they are."""
+    need, have = count * itemsize, host_memory()
+    if have is not None and need > have:
+        raise ValueError(f"{name}: expected what fits in this machine's memory ({_bytes(have)}), "
+                         f"got {got}: {count:,} numbers, {_bytes(need)}")
 
 
 def per_hidden_layer(name: str, value, n_hidden: int, options) -> list[str]:
@@ -160,8 +165,8 @@ def batch(name: str, value, backend, dtype: str, columns: int):
 
 
 def thetas(value, backend, dtype: str, shapes, name: str = "thetas") -> list:
-    """``value`` as new backend arrays Theta(0) … Theta(L−1) of ``dtype``, one per
-    shape in ``shapes``, all finite."""
+    """``value`` as backend arrays Theta(0) … Theta(L−1) of ``dtype``, one per shape in
+    ``shapes``, all finite. They may share memory with ``value``: copy to keep."""
     try:
         items = list(value)
     except TypeError:
@@ -173,7 +178,7 @@ def thetas(value, backend, dtype: str, shapes, name: str = "thetas") -> list:
         t = host_or_backend_array(f"{name}[{l}]", t, backend)
         if tuple(t.shape) != tuple(shape):
             raise ValueError(f"{name}[{l}]: expected shape {tuple(shape)}, got {tuple(t.shape)}")
-        out.append(backend.copy(finite(f"{name}[{l}]", t, backend, dtype)))
+        out.append(finite(f"{name}[{l}]", t, backend, dtype))
     return out
 
 

@@ -8,6 +8,9 @@ one of ``words`` in its message (case-insensitive).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,7 +72,7 @@ CASES = [
     ("sizes with a fraction", lambda c: N([2, 2.5, 1]), TypeError, ["sizes[1]", "integer", "2.5"]),
     ("sizes as a string", lambda c: N("321"), TypeError, ["sizes", "sequence", "'321'"]),
     ("sizes needing terabytes", lambda c: N([10**7, 10**7, 1]), ValueError,
-     ["sizes", "fit in this machine's memory", "TiB"]),
+     ["sizes", "fits in this machine's memory", "[10000000, 10000000, 1]", "728 TiB"]),
     ("sizes needing exabytes", lambda c: N([10**10, 10**10]), ValueError, ["sizes", "memory", "EiB"]),
     ("unknown activation", lambda c: N([2, 3, 1], activation="sigmod"), ValueError,
      ["activation", "'relu'", "'sigmod'", "did you mean 'sigmoid'"]),
@@ -159,6 +162,17 @@ CASES = [
      ValueError, ["thetas[1]", "finite", "nan"]),
     ("theta a CuPy array on a NumPy network", lambda c: c.net.set_thetas([CupyLikeArray(), np.zeros((1, 4))]),
      TypeError, ["thetas[0]", "NumPy array", "cupy"]),
+    ("thetas not a list", lambda c: c.net.set_thetas(None), TypeError, ["thetas", "list of 2 matrices", "NoneType"],
+     pytest.mark.xfail(strict=True, reason="Network.set_thetas: list(None) raises Python's own 'NoneType object is "
+                       "not iterable' (fix: set_thetas calls validation.thetas)")),
+    ("theta with an inf, located", lambda c: c.net.set_thetas([np.zeros((3, 3)), with_nan(np.zeros((1, 4)), (0, 3), np.inf)]),
+     ValueError, ["thetas[1]", "finite", "row 0, column 3: inf"],
+     pytest.mark.xfail(strict=True, reason="Network.set_thetas checks finiteness itself and does not say where "
+                       "(fix: set_thetas calls validation.thetas)")),
+    ("gradient_check with eps 0", lambda c: bpgpu.gradient_check(c.net, c.X, c.Y, eps=0), ValueError,
+     ["eps", "> 0", "got 0"],
+     pytest.mark.xfail(strict=True, reason="gradient_check does not check eps: ZeroDivisionError (fix: "
+                       "eps = check.number('eps', eps, low=0.0, low_open=True))")),
 ]
 
 
@@ -173,7 +187,7 @@ def folder_state(folder: Path) -> dict:
     return {p.relative_to(folder).as_posix(): p.read_bytes() if p.is_file() else None for p in folder.rglob("*")}
 
 
-@pytest.mark.parametrize("call, error, words", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+@pytest.mark.parametrize("call, error, words", [pytest.param(*case[1:4], id=case[0], marks=case[4:]) for case in CASES])
 def test_bad_input_is_refused_clearly(ctx, call, error, words):
     """A bad input raises a clear error and changes nothing"""
     before = [t.copy() for t in ctx.net.thetas]
@@ -186,3 +200,148 @@ def test_bad_input_is_refused_clearly(ctx, call, error, words):
     assert not missing, f"message {str(raised.value)!r} lacks {missing}"
     assert all(np.array_equal(a, b) for a, b in zip(before, ctx.net.thetas))
     assert folder_state(ctx.tmp) == on_disk
+
+
+# -- the command line -------------------------------------------------------------------------
+#
+# (id, argv, exit status, words): one line on stderr naming the option or file, what was
+# expected and what came; no traceback; no file written. Run in a folder holding the
+# files that ``cli_folder`` makes.
+
+DIVERGING = "train --data teacher --sizes 8,16,1 --optimizer sgd --lr 1e10 --epochs 50 --quiet --out run"
+
+CLI_CASES = [
+    ("unknown command", "fly", 2, ["invalid choice", "'fly'", "'train'"]),
+    ("unknown option", "train --learning-rate 0.1", 2, ["unrecognized arguments", "--learning-rate"]),
+    ("--sizes not integers", "train --data xor --sizes 2,x,1", 2, ["--sizes", "integers", "'2,x,1'"]),
+    ("--sizes with a zero", "train --data xor --sizes 2,0,1", 2, ["--sizes", "positive sizes", "'2,0,1'"]),
+    ("--sizes needing terabytes", "train --data spirals --sizes 2,10000000,10000000,3", 1,
+     ["sizes", "fits in this machine's memory", "728 TiB"]),
+    ("--samples needing terabytes", "train --data teacher --sizes 100000,1 --samples 100000000", 1,
+     ["fits in this machine's memory", "72.8 TiB"],
+     pytest.mark.xfail(strict=True, reason="bpgpu.data draws X without checking its size: an 'internal error: "
+                       "MemoryError' (fix: validation.fits_in_memory in the generators)")),
+    ("negative --lr", "train --data xor --sizes 2,4,1 --lr -1", 2, ["--lr", "positive float", "'-1'"]),
+    ("zero --epochs", "train --data xor --sizes 2,4,1 --epochs 0", 2, ["--epochs", "positive int", "'0'"]),
+    ("zero --batch-size", "train --data xor --sizes 2,4,1 --batch-size 0", 2, ["--batch-size", "positive", "'0'"]),
+    ("--validation-split above 1", "train --data xor --sizes 2,4,1 --validation-split 1.5", 2,
+     ["--validation-split", "(0, 1)", "'1.5'"]),
+    ("unknown --dtype", "train --data xor --sizes 2,4,1 --dtype float16", 2, ["--dtype", "'float32'", "'float16'"]),
+    ("unknown --optimizer", "train --data xor --sizes 2,4,1 --optimizer rmsprop", 2,
+     ["--optimizer", "'adam'", "'rmsprop'"]),
+    ("unknown --activation", "train --data xor --sizes 2,4,1 --activation gelu", 1, ["activation", "'relu'", "'gelu'"]),
+    ("negative --lam", "train --data xor --sizes 2,4,1 --lam -1", 1, ["lam", ">= 0", "-1"]),
+    ("--momentum above 1", "train --data xor --sizes 2,4,1 --optimizer momentum --momentum 1.5", 1,
+     ["momentum", "[0, 1)", "1.5"]),
+    ("negative --noise", "train --data xor --sizes 2,4,1 --noise -1", 1, ["noise", ">= 0", "-1"]),
+    ("--sizes not fitting the generator", "train --data xor --sizes 2,3", 1,
+     ["incompatible sizes", "xor has 2 inputs and 1 output", "--sizes 2,3", "3 outputs"]),
+    ("--data file missing", "train --data nothere.csv --sizes 2,4,1", 1, ["nothere.csv", "no such file"]),
+    ("--data of an unknown kind", "train --data data.txt --sizes 2,4,1", 1, ["--data data.txt", ".npy/.npz/.csv", "xor"]),
+    ("CSV with a NaN", "train --data nan.csv --sizes 2,4,1 --target y", 1, ["nan.csv", "row 2", "finite", "nan"]),
+    ("CSV ragged", "train --data ragged.csv --sizes 2,4,1 --target y", 1, ["ragged.csv", "line 3", "2 columns", "expected 3"]),
+    ("CSV not numeric", "train --data text.csv --sizes 2,4,1 --target y", 1, ["text.csv", "expected a number", "'abc'"]),
+    ("unknown --target column", "train --data data.csv --sizes 2,4,1 --target z", 1,
+     ["--target z", "no column 'z'", "x0, x1, y"]),
+    ("--one-hot labels out of range", "train --data labels.csv --sizes 2,4,3 --target y --one-hot", 1,
+     ["--one-hot", "0..2", "got 5"]),
+    ("cross_entropy targets out of range", "train --data ce.csv --sizes 2,4,1 --target y --output sigmoid "
+     "--loss cross_entropy", 1, ["Y", "[0, 1]", "3"],
+     pytest.mark.xfail(strict=True, reason="the targets are checked inside fit, after the progress bar has "
+                       "drawn on stderr (fix: cli._train validates (X, Y) with net._batch before _Progress)")),
+    ("data columns not fitting --sizes", "train --data data.csv --sizes 3,4,1", 1,
+     ["incompatible sizes", "data.csv", "2 input columns", "3 inputs"]),
+    ("--checkpoint-every without --out", "train --data xor --sizes 2,4,1 --checkpoint-every 2", 1,
+     ["--checkpoint-every", "--out"]),
+    ("--patience without validation", "train --data xor --sizes 2,4,1 --patience 3", 1,
+     ["--patience", "--validation-split"]),
+    ("--resume a missing file", "train --data xor --resume nothere.npz", 1, ["nothere.npz", "no such model file"]),
+    ("--resume a truncated checkpoint", "train --data xor --resume truncated.npz", 1,
+     ["truncated.npz", "truncated or corrupt"]),
+    ("--resume a CSV", "train --data xor --resume data.csv", 1, ["data.csv", "not a bpgpu model file"]),
+    ("--resume with another architecture", "train --data xor --sizes 2,8,1 --resume checkpoint.npz", 1,
+     ["--sizes", "checkpoint's network has sizes 2,4,1", "cannot change its architecture"]),
+    ("--resume with another optimizer", "train --data xor --resume checkpoint.npz --optimizer sgd", 1,
+     ["--optimizer sgd", "trained with adam"]),
+    ("--resume past --epochs", "train --data xor --resume checkpoint.npz --epochs 2", 1,
+     ["--epochs 2", "already at epoch 2"]),
+    ("predict with a truncated model", "predict truncated.npz --input data.csv", 1,
+     ["truncated.npz", "truncated or corrupt"]),
+    ("predict inputs of the wrong width", "predict checkpoint.npz --input wide.csv", 1,
+     ["incompatible sizes", "expects 2 input columns", "wide.csv has 3"]),
+    ("predict to an unknown file kind", "predict checkpoint.npz --input data.csv --columns x0,x1 --output out.txt", 1,
+     ["out.txt", ".npy or .csv", "'.txt'"]),
+    ("training that diverges", DIVERGING, 1, ["training diverged", "epoch 0", "restored"],
+     pytest.mark.xfail(strict=True, reason="NumPy's overflow warnings reach stderr before the one error line "
+                       "(fix: fit runs its steps under numpy.errstate(over='ignore', invalid='ignore'))")),
+]
+
+
+@pytest.fixture
+def cli_folder(tmp_path, monkeypatch):
+    """A working folder with the input files the command-line cases name."""
+    from bpgpu import persistence
+    from bpgpu.optimizers import make_optimizer
+
+    files = {"data.csv": "x0,x1,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n", "nan.csv": "x0,x1,y\n0,0,0\n0,nan,1\n",
+             "ragged.csv": "x0,x1,y\n0,0,0\n0,1\n", "text.csv": "x0,x1,y\n0,abc,0\n", "data.txt": "0 0 0\n",
+             "labels.csv": "x0,x1,y\n0,0,0\n0,1,5\n", "ce.csv": "x0,x1,y\n0,0,0\n0,1,3\n", "wide.csv": "x0,x1,x2\n0,0,0\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    net = N([2, 4, 1], activation="tanh", output="sigmoid", loss="cross_entropy")
+    persistence.save(net, tmp_path / "checkpoint.npz", optimizer=make_optimizer("adam", 0.01), epoch=2)
+    whole = (tmp_path / "checkpoint.npz").read_bytes()
+    (tmp_path / "truncated.npz").write_bytes(whole[: len(whole) // 2])
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str]:
+    """(exit status, stderr) of ``bpgpu argv`` run in this process."""
+    from bpgpu.cli import main
+
+    capsys.readouterr()
+    try:
+        status = main(argv)
+    except SystemExit as exit:  # argparse's usage errors
+        status = exit.code
+    return status, capsys.readouterr().err
+
+
+def files_in(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def assert_one_clear_line(stderr: str, words) -> None:
+    assert "Traceback" not in stderr and "internal error" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got {lines}"
+    missing = [w for w in words if w.lower() not in lines[0].lower()]
+    assert not missing, f"stderr {lines[0]!r} lacks {missing}"
+
+
+@pytest.mark.parametrize("argv, status, words", [pytest.param(*case[1:4], id=case[0], marks=case[4:])
+                                                 for case in CLI_CASES])
+def test_cli_refuses_bad_input_in_one_line(cli_folder, capsys, argv, status, words):
+    """The command line refuses bad input: one stderr line, a non-zero exit, nothing written"""
+    before = files_in(cli_folder)
+    got, stderr = run_cli(argv.split(), capsys)
+    assert got == status
+    assert_one_clear_line(stderr, words)
+    assert files_in(cli_folder) == before
+
+
+@pytest.mark.parametrize("case", [c for c in CLI_CASES if c[0] in (
+    "unknown option", "--resume a truncated checkpoint", "--resume with another architecture", "CSV with a NaN")],
+    ids=lambda c: c[0])
+def test_cli_refuses_bad_input_as_a_real_process(cli_folder, case):
+    """The same, through `python -m bpgpu` in a process of its own"""
+    _, argv, status, words = case
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    before = files_in(cli_folder)
+    done = subprocess.run([sys.executable, "-m", "bpgpu", *argv.split()], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert done.returncode == status
+    assert_one_clear_line(done.stderr, words)
+    assert files_in(cli_folder) == before
