@@ -43,16 +43,18 @@ def tally(n: int = 1) -> None:
 class Case:
     nodeid: str
     category: str
-    what: str
+    test: str  # the first line of the test's docstring
+    param: str | None  # a parametrised case's id
     outcome: str = "not run"
     tried: int = 0
+    note: str = ""  # why a test was skipped, or the known bug it is marked xfail for
 
 
-def _what(item) -> str:
-    """A parametrised case's id, else the first line of the test's docstring."""
+def _describe(item) -> tuple[str, str | None]:
+    """(the first line of the test's docstring, the case's id if parametrised)."""
     callspec = getattr(item, "callspec", None)
     doc = (getattr(item.function, "__doc__", None) or item.name).strip().splitlines()[0]
-    return f"{doc} — {callspec.id}" if callspec is not None else doc
+    return doc, callspec.id if callspec is not None else None
 
 
 class Collector:
@@ -65,7 +67,7 @@ class Collector:
         for item in items:
             category = getattr(item.module, "RELIABILITY", None)
             if category in CATEGORIES:
-                self.cases[item.nodeid] = Case(item.nodeid, category, _what(item))
+                self.cases[item.nodeid] = Case(item.nodeid, category, *_describe(item))
 
     def pytest_runtest_logreport(self, report):
         case = self.cases.get(report.nodeid)
@@ -73,8 +75,11 @@ class Collector:
             return
         if hasattr(report, "wasxfail"):  # a known bug, marked xfail
             outcome = "xfailed" if report.skipped else "xpassed"
+            case.note = report.wasxfail
         else:
             outcome = report.outcome
+            if report.skipped and isinstance(report.longrepr, tuple):
+                case.note = report.longrepr[2].removeprefix("Skipped: ")
         # the call decides, unless setup or teardown went wrong
         if case.outcome in ("not run", "passed") and (report.when == "call" or outcome != "passed"):
             case.outcome = outcome
