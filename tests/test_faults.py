@@ -136,6 +136,47 @@ def test_sigkill_at_random_times_never_leaves_a_broken_model(tmp_path):
     assert mid_write >= 1 and max(versions) >= 1
 
 
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "bpgpu", *args]
+
+
+def wait_for_change(path: Path, since: int, process: subprocess.Popen, timeout=30.0) -> None:
+    """Wait until ``path`` is (re)written after mtime ``since`` (ns)."""
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and path.stat().st_mtime_ns != since):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"no new {path.name} from {process.args}: {process.stderr.read()}")
+        time.sleep(0.01)
+
+
+def test_sigkill_of_cli_training_keeps_a_checkpoint_to_resume_from(tmp_path):
+    """`bpgpu train --checkpoint-every 1` killed at random moments, resumed each time: the checkpoint always loads, and the last run finishes from it"""
+    run = tmp_path / "run"
+    checkpoint = run / "checkpoint.npz"
+    train = cli("train", "--data", "teacher", "--sizes", "4,16,1", "--samples", "256", "--batch-size", "32",
+                "--checkpoint-every", "1", "--out", str(run), "--quiet")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    rng = random.Random(1)
+    epochs = []
+    for attempt in range(4):
+        since = checkpoint.stat().st_mtime_ns if checkpoint.exists() else 0
+        resume = ["--resume", str(checkpoint)] if epochs else []
+        process = subprocess.Popen([*train, "--epochs", "1000000", *resume], env=env, text=True,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for_change(checkpoint, since, process)
+        time.sleep(rng.uniform(0.0, 0.2))
+        kill(process)
+        epochs.append(persistence.load_checkpoint(checkpoint).epoch)
+    assert epochs == sorted(epochs) and epochs[-1] > epochs[0] >= 1
+    final = epochs[-1] + 2
+    done = subprocess.run([*train, "--epochs", str(final), "--resume", str(checkpoint)], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    model = persistence.load_checkpoint(run / "model.npz")
+    assert model.epoch == final and len(model.history["loss"]) == final
+
+
 # -- damaged files ------------------------------------------------------------------------------
 
 
