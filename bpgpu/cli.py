@@ -155,7 +155,7 @@ TRAIN_DEFAULTS = dict(
     backend="numpy", dtype="float64", seed=0,
     data=None, samples=1000, classes=None, features=None, noise=None, teacher_sizes=None,
     data_seed=None, target=None, one_hot=False,
-    out=None, checkpoint_every=None, log_every=None, quiet=False,
+    out=None, checkpoint_every=None, log_every=None, quiet=False, plot=True,
 )
 ARCHITECTURE = ("sizes", "activation", "output", "loss", "lam", "bias", "dtype", "seed")
 # Output and loss that suit each data source, when --output/--loss are "auto".
@@ -225,6 +225,7 @@ def _train_arguments(p):
     out.add_argument("--log-every", type=int, metavar="N", help="print the loss every N epochs "
                      "(default: about 10 lines; 0 = never)")
     out.add_argument("--quiet", action="store_const", const=True, help="no progress bar or loss lines")
+    out.add_argument("--no-plot", dest="plot", action="store_const", const=False, help="skip loss.png")
     p.set_defaults(**{k: None for k in TRAIN_DEFAULTS})
 
 
@@ -351,10 +352,8 @@ def write_table(path, Y: np.ndarray, names: list[str]) -> None:
     path = Path(path)
     if path.suffix.lower() == ".npy":
         np.save(path, Y)
-    elif path.suffix.lower() == ".csv":
-        np.savetxt(path, Y, delimiter=",", header=",".join(names), comments="", fmt="%.10g")
     else:
-        raise CLIError(f"{path}: expected a .npy or .csv output file, got {path.suffix or 'no suffix'!r}")
+        np.savetxt(path, Y, delimiter=",", header=",".join(names), comments="", fmt="%.10g")
 
 
 # -- train -------------------------------------------------------------------------------
@@ -388,6 +387,8 @@ def _train(args) -> int:
                        "ask for more epochs to continue")
     out = Path(o.out) if o.out else None
     if out is not None:
+        if out.exists() and not out.is_dir():
+            raise CLIError(f"--out {out}: expected a folder, got an existing file")
         out.mkdir(parents=True, exist_ok=True)
     prior = checkpoint.history if checkpoint else None
 
@@ -404,11 +405,12 @@ def _train(args) -> int:
                              history=_merge(prior, history, start), extra={"cli": saved_options, "data": source})
         return False
 
-    try:
-        history = net.fit(X, Y, epochs=o.epochs, batch_size=o.batch_size or None, optimizer=optimizer,
-                          shuffle=o.shuffle, max_time=o.max_time, target_loss=o.target_loss,
-                          validation_data=validation, patience=o.patience, chunk_size=o.chunk_size,
-                          on_nonfinite="raise", callback=after_epoch, initial_epoch=start)
+    try:  # a diverging run is reported by fit (DivergenceError), not by NumPy's overflow warnings
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            history = net.fit(X, Y, epochs=o.epochs, batch_size=o.batch_size or None, optimizer=optimizer,
+                              shuffle=o.shuffle, max_time=o.max_time, target_loss=o.target_loss,
+                              validation_data=validation, patience=o.patience, chunk_size=o.chunk_size,
+                              on_nonfinite="raise", callback=after_epoch, initial_epoch=start)
     finally:
         progress.close()
     end = start + history.epochs
@@ -427,7 +429,7 @@ def _train(args) -> int:
     model = persistence.save(net, out / "model.npz", optimizer=optimizer, epoch=end, history=merged,
                              extra={"cli": saved_options, "data": source})
     (out / "history.json").write_text(json.dumps(merged, indent=1) + "\n")
-    plotted = _plot(merged, out / "loss.png")
+    plotted = o.plot and _plot(merged, out / "loss.png")
     files = f"{model}, {out / 'history.json'}" + (f", {out / 'loss.png'}" if plotted else "")
     if history.stop_reason == "interrupted":
         print(f"interrupted at epoch {end}: model saved to {model} (continue with --resume {model})")
@@ -448,7 +450,7 @@ def _options(given: dict, checkpoint) -> argparse.Namespace:
                 raise CLIError(f"--{key.replace('_', '-')}: the checkpoint's network has {key} {shown}; "
                                "a resumed run cannot change its architecture")
         stored.update(config)
-        for shown_only in ("log_every", "quiet"):  # how this run looks is this run's choice
+        for shown_only in ("log_every", "quiet", "plot"):  # how this run looks is this run's choice
             stored.pop(shown_only, None)
     options = {**TRAIN_DEFAULTS, **stored, **given}
     if options["data_seed"] is None:
@@ -675,6 +677,8 @@ def _plot(history: dict, path: Path) -> bool:
 def _predict(args) -> int:
     from . import persistence
 
+    if args.output is not None and Path(args.output).suffix.lower() not in (".npy", ".csv"):
+        raise CLIError(f"{args.output}: expected a .npy or .csv output file, got {Path(args.output).suffix or 'no suffix'!r}")
     net = persistence.load(args.model, backend=args.backend)
     table, names = read_table(args.input)
     if args.columns:
