@@ -24,7 +24,7 @@ import numpy as np
 from .activations import HIDDEN, OUTPUTS
 from .backend import DTYPES, BackendUnavailable
 from .data import GENERATORS
-from .losses import LOSSES
+from .losses import CROSS_ENTROPY_OUTPUTS, LOSSES
 from .optimizers import OPTIMIZERS
 from .training import DEFAULT_LR, DivergenceError
 
@@ -395,8 +395,8 @@ def _train(args) -> int:
     print(f"training {'-'.join(map(str, net.sizes))} ({'/'.join(net.activations) or '-'} → {net.output}, "
           f"{net.loss}) with {optimizer.name} lr={optimizer.lr:g} on {source['description']}, "
           f"{net.backend.name} {net.dtype}" + (f", from epoch {start}" if start else ""), flush=True)
-    progress = _Progress(o, start, X.shape[0])
-    saved_options = {k: v for k, v in vars(o).items()}
+    progress = _Progress(o, start)
+    saved_options = dict(vars(o))
 
     def after_epoch(epoch, history):
         progress.epoch(epoch, history)
@@ -445,9 +445,10 @@ def _options(given: dict, checkpoint) -> argparse.Namespace:
         stored = dict((checkpoint.extra or {}).get("cli", {}))
         config = checkpoint.network.config()
         for key in ARCHITECTURE:
-            if key in given and _normal(key, given[key], config) != config[key]:
+            if key in given and given[key] != "auto" and _normal(key, given[key], config) != config[key]:
                 shown = ",".join(map(str, config[key])) if key == "sizes" else config[key]
-                raise CLIError(f"--{key.replace('_', '-')}: the checkpoint's network has {key} {shown}; "
+                option = "--no-bias" if key == "bias" else f"--{key}"
+                raise CLIError(f"{option}: the checkpoint's network has {key} {shown}; "
                                "a resumed run cannot change its architecture")
         stored.update(config)
         for shown_only in ("log_every", "quiet", "plot"):  # how this run looks is this run's choice
@@ -561,12 +562,13 @@ def _file_data(o, backend, wanted):
 
 
 def _heads(o, source):
-    output, loss = o.output, o.loss
-    if output == "auto":
-        output = HEADS[source["kind"]][0]
-    if loss == "auto":
-        loss = "cross_entropy" if output in ("sigmoid", "softmax") and HEADS[source["kind"]][1] == "cross_entropy" else "mse"
-    return output, loss
+    """(output, loss) with "auto" replaced by what suits the data (cross-entropy only where
+    both the data and the output activation allow it)."""
+    suited_output, suited_loss = HEADS[source["kind"]]
+    output = suited_output if o.output == "auto" else o.output
+    if o.loss != "auto":
+        return output, o.loss
+    return output, suited_loss if output in CROSS_ENTROPY_OUTPUTS else "mse"
 
 
 def _split(X, Y, fraction, seed, backend):
@@ -613,7 +615,7 @@ def _merge(prior, history, start) -> dict:
 class _Progress:
     """A tqdm bar over all epochs (epoch, loss, samples/s) and a loss line every few epochs."""
 
-    def __init__(self, o, start, m):
+    def __init__(self, o, start):
         self.total, self.t0 = o.epochs, time.perf_counter()
         every = o.log_every
         self.every = max(1, (o.epochs - start) // 10) if every is None else every

@@ -192,7 +192,10 @@ def load_checkpoint(path, backend="numpy", dtype=None) -> Checkpoint:
     if extra_thetas:
         raise ValueError(f"{path}: {len(extra_thetas)} more theta entries than the architecture "
                          f"{net.sizes} has layers: {extra_thetas}")
-    net.set_thetas(thetas)
+    try:
+        net.set_thetas(thetas)
+    except ValueError as err:  # NaN/inf weights under a valid checksum: a buggy writer
+        raise ValueError(f"{path}: {err}") from None
 
     optimizer = None
     if meta.get("optimizer"):
