@@ -19,8 +19,11 @@ from .backend import DTYPES, get_backend
 GENERATORS = ("xor", "spirals", "blobs", "teacher")
 
 
-def _setup(m, backend, dtype, seed):
+def _setup(m, width, backend, dtype, seed):
+    """Checked arguments and the generator; ``width`` numbers per example are about to be
+    drawn (in float64), which must fit in memory before anything is allocated."""
     m = check.number("m", m, low=1, integer=True)
+    check.fits_in_memory("m", m * width, 8, f"{m:,} examples of {width} numbers")
     backend = get_backend(backend)
     check.choice("dtype", dtype, DTYPES)
     return m, backend, backend.random(check.number("seed", seed, low=0, integer=True))
@@ -43,7 +46,7 @@ def xor(m=4, *, noise=0.0, backend="numpy", dtype="float64", seed=0):
     ``xor(4)`` is the truth table, plus Gaussian ``noise`` (standard deviation) on X.
     Y is 0 or 1: fit with ``output="sigmoid"`` and ``loss="cross_entropy"`` (or mse).
     """
-    m, backend, rng = _setup(m, backend, dtype, seed)
+    m, backend, rng = _setup(m, 3, backend, dtype, seed)
     noise = check.number("noise", noise, low=0.0)
     xp = backend.xp
     corner = xp.arange(m) % 4
@@ -63,8 +66,8 @@ def spirals(m=300, classes=3, *, noise=0.2, turns=0.75, backend="numpy", dtype="
     (in radians). Not linearly separable: it needs hidden layers.
     Fit with ``output="softmax"`` and ``loss="cross_entropy"``.
     """
-    m, backend, rng = _setup(m, backend, dtype, seed)
     classes = check.number("classes", classes, low=2, integer=True)
+    m, backend, rng = _setup(m, 2 + classes, backend, dtype, seed)
     noise = check.number("noise", noise, low=0.0)
     turns = check.number("turns", turns, low=0.0, low_open=True)
     xp = backend.xp
@@ -84,9 +87,9 @@ def blobs(m=300, classes=3, features=2, *, spread=1.0, separation=4.0, backend="
     belongs to class i mod ``classes`` and is its centre plus N(0, ``spread``²) noise.
     Fit with ``output="softmax"`` and ``loss="cross_entropy"``.
     """
-    m, backend, rng = _setup(m, backend, dtype, seed)
     classes = check.number("classes", classes, low=2, integer=True)
     features = check.number("features", features, low=1, integer=True)
+    m, backend, rng = _setup(m, features + classes, backend, dtype, seed)
     spread = check.number("spread", spread, low=0.0)
     separation = check.number("separation", separation, low=0.0)
     xp = backend.xp
@@ -108,7 +111,8 @@ def teacher(m=1000, sizes=(8, 32, 1), *, activation="tanh", output="identity", n
     """
     from .network import Network  # the teacher is a network; imported here to keep data below it
 
-    m, backend, rng = _setup(m, backend, dtype, seed)
+    sizes = check.sizes(sizes)
+    m, backend, rng = _setup(m, sizes[0] + sizes[-1] + max(sizes), backend, dtype, seed)
     noise = check.number("noise", noise, low=0.0)
     net = Network(sizes, activation=activation, output=output, backend=backend, dtype=dtype, seed=seed)
     X = _normal(rng, (m, net.sizes[0]), backend, dtype)
