@@ -259,7 +259,7 @@ def test_a_wrong_shape_with_a_matching_checksum_fails_shape_validation(saved):
 
 
 def test_nonfinite_weights_with_a_matching_checksum_are_refused(saved):
-    """NaN weights saved by a buggy writer: refused at load, naming the layer"""
+    """NaN weights saved by a buggy writer: refused at load, naming the file and the layer"""
     _, path = saved
 
     def poison(arrays):
@@ -267,9 +267,8 @@ def test_nonfinite_weights_with_a_matching_checksum_are_refused(saved):
         arrays["theta.0"][1, 2] = np.nan
 
     rewrite(path, poison, redigest=True)
-    with pytest.raises(ValueError, match=r"thetas\[0\].*finite"):
-        persistence.load(path)
-    tally()
+    message = refused(path)
+    assert "thetas[0]" in message and "finite" in message
 
 
 def test_a_model_of_another_architecture_does_not_fit(saved):
