@@ -138,42 +138,54 @@ def make_data(w: Workload, m: int, n_batches: int, seed: int = 0):
 
 
 # -- timing ----------------------------------------------------------------------------
+#
+# A runner is (run, sync, flops): ``run(steps)`` does about ``steps`` steps and returns how
+# many it did, ``sync()`` waits for its device, and one step costs ``flops``.
 
 
-def median_time(run, sync, min_time: float, repeats: int) -> dict:
-    """Median seconds per step of ``run(steps)``, which does about ``steps`` steps and returns
-    how many it did; ``sync()`` waits for the device before each clock read.
+def _clock(run, sync, steps) -> tuple[float, int]:
+    sync()
+    t0 = time.perf_counter()
+    done = run(steps)
+    sync()
+    return time.perf_counter() - t0, done
 
-    One warm-up call, then the step count doubles until a call lasts min_time/4, and each
-    repeat runs enough steps for about ``min_time``. Steps of a second or more get at most
-    3 repeats, and a calibration call that already lasted min_time counts as the first.
-    """
-    def clock(steps):
-        sync()
-        t0 = time.perf_counter()
-        done = run(steps)
-        sync()
-        return time.perf_counter() - t0, done
 
-    clock(1)
-    steps, (t, done) = 1, clock(1)
+def calibrate(run, sync, min_time: float) -> tuple[int, float, float | None]:
+    """(steps, seconds per step, first repeat): after one warm-up call, the step count
+    doubles until a call lasts min_time/4; ``steps`` then lasts about ``min_time``. The
+    last call's seconds per step is also a first repeat when it lasted min_time already."""
+    _clock(run, sync, 1)
+    steps, (t, done) = 1, _clock(run, sync, 1)
     while t < min_time / 4:
         steps *= 2
-        t, done = clock(steps)
+        t, done = _clock(run, sync, steps)
     per_step = t / done
-    steps = max(1, round(min_time / per_step))
-    n = min(repeats, 3) if per_step >= 1.0 else repeats
-    times = [per_step] if t >= min_time else []
-    while len(times) < n:
-        t, done = clock(steps)
-        times.append(t / done)
-    median = statistics.median(times)
-    return {"seconds": median, "steps": steps, "repeats": len(times),
-            "spread": (max(times) - min(times)) / median}
+    return max(1, round(min_time / per_step)), per_step, per_step if t >= min_time else None
 
 
-def _rate(timing: dict, samples: int, flops: float) -> dict:
-    return {**timing, "samples_per_s": samples / timing["seconds"], "gflops": flops / timing["seconds"] / 1e9}
+def measure(runs: dict, min_time: float, repeats: int) -> dict:
+    """{name: timing} for ``runs`` {name: (run, sync, …)}: the median seconds per step.
+
+    Each is warmed up and calibrated, then their repeats are taken in turn, one of each,
+    so that a burst of other work on the machine touches all of them alike. Steps of a
+    second or more get at most 3 repeats.
+    """
+    plans = {}
+    for name, (run, sync, *_) in runs.items():
+        steps, per_step, first = calibrate(run, sync, min_time)
+        plans[name] = (steps, min(repeats, 3) if per_step >= 1.0 else repeats, [] if first is None else [first])
+    for _ in range(repeats):
+        for name, (steps, n, times) in plans.items():
+            if len(times) < n:
+                t, done = _clock(runs[name][0], runs[name][1], steps)
+                times.append(t / done)
+    timings = {}
+    for name, (steps, n, times) in plans.items():
+        median = statistics.median(times)
+        timings[name] = {"seconds": median, "steps": steps, "repeats": len(times),
+                         "spread": (max(times) - min(times)) / median}
+    return timings
 
 
 def _epochs_and_rows(steps: int, m: int, n_batches: int) -> tuple[int, int]:
@@ -195,12 +207,11 @@ def _cpu_name() -> str:
 # -- bpgpu ---------------------------------------------------------------------------------
 
 
-def _bpgpu_measures(w, net, X, Y, m, measures, min_time, repeats) -> dict:
-    """Timings of fit, the bare step and the forward pass of ``net`` on device data X, Y."""
+def _bpgpu_runners(w, net, X, Y, m, measures) -> dict:
+    """Runners for fit, the bare step and the forward pass of ``net`` on device data X, Y."""
     n_batches = X.shape[0] // m
     batches = [(X[i * m:(i + 1) * m], Y[i * m:(i + 1) * m]) for i in range(n_batches)]
     sync = net.backend.synchronize
-    step_flops, forward_flops = 6 * w.weights * m, 2 * w.weights * m
 
     def fit(steps):
         epochs, rows = _epochs_and_rows(steps, m, n_batches)
@@ -224,13 +235,13 @@ def _bpgpu_measures(w, net, X, Y, m, measures, min_time, repeats) -> dict:
             net._forward(batches[i % n_batches][0])
         return steps
 
-    runs = {"fit": (fit, step_flops), "step": (step, step_flops), "forward": (forward, forward_flops)}
-    return {name: _rate(median_time(runs[name][0], sync, min_time, repeats), m, runs[name][1])
-            for name in measures}
+    runs = {"fit": (fit, sync, 6 * w.weights * m), "step": (step, sync, 6 * w.weights * m),
+            "forward": (forward, sync, 2 * w.weights * m)}
+    return {name: runs[name] for name in measures}
 
 
-def _gemm(xp, asarray, sync, m, width, dtype, min_time, repeats, seed=0) -> dict:
-    """The rate of (m × width)·(width × width) products, A rotated among 3 matrices."""
+def _gemm_runner(asarray, sync, m, width, dtype, seed=0):
+    """(m × width)·(width × width) products, A rotated among 3 matrices."""
     rng = np.random.default_rng(seed)
     A = [asarray(rng.standard_normal((m, width)), dtype) for _ in range(3)]
     B = asarray(rng.standard_normal((width, width)), dtype)
@@ -240,11 +251,12 @@ def _gemm(xp, asarray, sync, m, width, dtype, min_time, repeats, seed=0) -> dict
             A[i % 3] @ B
         return steps
 
-    timing = _rate(median_time(run, sync, min_time, repeats), m, 2.0 * m * width * width)
-    return {**timing, "shape": [m, width, width]}
+    return run, sync, 2 * m * width * width
 
 
 # -- peers ---------------------------------------------------------------------------------
+#
+# Each peer gives (what to report about it, {measure: runner}), or raises Skip saying why not.
 
 
 class Skip(Exception):
@@ -279,7 +291,7 @@ def torch_model(w: Workload, thetas, device, dtype: str):
     return torch.nn.Sequential(*layers), lambda a, y: 0.5 * (a - y).pow(2).sum() / a.shape[0]
 
 
-def _torch_peer(w, thetas, X, Y, labels, m, dtype, on_gpu, threads, min_time, repeats) -> dict:
+def _torch_peer(w, thetas, X, Y, labels, m, dtype, on_gpu, threads):
     """PyTorch eager on the same network, weights (``thetas`` on the host), data and device."""
     import torch
 
@@ -327,16 +339,9 @@ def _torch_peer(w, thetas, X, Y, labels, m, dtype, on_gpu, threads, min_time, re
                     a = torch.softmax(a, dim=1)
         return steps
 
-    found = {
-        "device": torch.cuda.get_device_name() if on_gpu else f"cpu, {torch.get_num_threads()} threads",
-        "train": _rate(median_time(train, sync, min_time, repeats), m, 6 * w.weights * m),
-        "forward": _rate(median_time(forward, sync, min_time, repeats), m, 2 * w.weights * m),
-        "gemm": _gemm(torch, to_device, sync, m, max(w.sizes), dtype, min_time, repeats),
-    }
-    if on_gpu:
-        del model, optimizer, Xt, Yt, batches
-        torch.cuda.empty_cache()
-    return found
+    info = {"device": torch.cuda.get_device_name() if on_gpu else f"cpu, {torch.get_num_threads()} threads"}
+    return info, {"train": (train, sync, 6 * w.weights * m), "forward": (forward, sync, 2 * w.weights * m),
+                  "gemm": _gemm_runner(to_device, sync, m, max(w.sizes), dtype)}
 
 
 def sklearn_model(w: Workload, m: int):
@@ -381,8 +386,10 @@ def sklearn_set_thetas(model, thetas, dtype: str) -> None:
     model.intercepts_ = [np.ascontiguousarray(t[:, 0], dtype=dtype) for t in thetas]
 
 
-def _sklearn_peer(w, thetas, X, Y, labels, m, dtype, min_time, repeats) -> dict:
+def _sklearn_peer(w, thetas, X, Y, labels, m, dtype, on_gpu, threads):
     """scikit-learn's MLP, its own ``fit`` loop, from the same weights on the same batches."""
+    if on_gpu:
+        raise Skip("scikit-learn runs on the CPU only")
     model, targets = sklearn_model(w, m)
     X = X.astype(dtype)
     y = labels if targets == "labels" else Y[:, 0].astype(dtype)
@@ -398,8 +405,10 @@ def _sklearn_peer(w, thetas, X, Y, labels, m, dtype, min_time, repeats) -> dict:
 
     sklearn_fit(model, X[:m], y[:m], 1)  # builds the model; its weights are then replaced
     sklearn_set_thetas(model, thetas, dtype)
-    return {"device": "cpu", "dtype": str(model.coefs_[0].dtype),
-            "train": _rate(median_time(fit, lambda: None, min_time, repeats), m, 6 * w.weights * m)}
+    return {"device": "cpu", "dtype": str(model.coefs_[0].dtype)}, {"train": (fit, lambda: None, 6 * w.weights * m)}
+
+
+_PEERS = {"torch": _torch_peer, "sklearn": _sklearn_peer}
 
 
 # -- one case ------------------------------------------------------------------------------
@@ -407,30 +416,35 @@ def _sklearn_peer(w, thetas, X, Y, labels, m, dtype, min_time, repeats) -> dict:
 
 def run_case(w: Workload, backend, dtype: str, m: int, *, peers=PEERS, measures=MEASURES, n_batches=4,
              threads=1, min_time=0.2, repeats=5, seed=0) -> dict:
-    """One row of the report: bpgpu on ``backend``, its GEMM ceiling, and each peer in ``peers``."""
+    """One row of the report: bpgpu on ``backend``, its GEMM ceiling, and each peer in ``peers``,
+    timed together (see :func:`measure`)."""
     backend = get_backend(backend)
     net = w.network(backend, dtype, seed)
     thetas = [backend.to_host(t) for t in net.thetas]  # before any training: the peers' start
     X, Y, labels = make_data(w, m, n_batches, seed)
     on_gpu = backend.name == "cupy"
+    width = max(w.sizes)
     row = {"workload": w.name, "sizes": list(w.sizes), "activation": w.activation, "output": w.output,
            "loss": w.loss, "backend": backend.name,
            "device": backend.describe() if on_gpu else f"{_cpu_name()}, {threads} threads",
-           "dtype": dtype, "batch": m, "batches": n_batches, "weights": w.weights, "lr": w.lr}
-    row.update(_bpgpu_measures(w, net, backend.asarray(X, dtype), backend.asarray(Y, dtype), m, measures,
-                               min_time, repeats))
-    row["gemm"] = _gemm(backend.xp, backend.asarray, backend.synchronize, m, max(w.sizes), dtype, min_time, repeats)
-    row["peers"] = {}
+           "dtype": dtype, "batch": m, "batches": n_batches, "weights": w.weights, "lr": w.lr, "peers": {}}
+    runs = _bpgpu_runners(w, net, backend.asarray(X, dtype), backend.asarray(Y, dtype), m, measures)
+    runs["gemm"] = _gemm_runner(backend.asarray, backend.synchronize, m, width, dtype, seed)
     for name in peers:
         try:
-            if name == "torch":
-                row["peers"][name] = _torch_peer(w, thetas, X, Y, labels, m, dtype, on_gpu, threads, min_time, repeats)
-            elif on_gpu:
-                raise Skip("scikit-learn runs on the CPU only")
-            else:
-                row["peers"][name] = _sklearn_peer(w, thetas, X, Y, labels, m, dtype, min_time, repeats)
+            row["peers"][name], peer_runs = _PEERS[name](w, thetas, X, Y, labels, m, dtype, on_gpu, threads)
         except Skip as why:
             row["peers"][name] = {"skipped": str(why)}
+            continue
+        runs.update({f"{name}.{what}": runner for what, runner in peer_runs.items()})
+    for key, timing in measure(runs, min_time, repeats).items():
+        peer, _, what = key.rpartition(".")
+        seconds = timing["seconds"]
+        (row["peers"][peer] if peer else row)[what] = \
+            {**timing, "samples_per_s": m / seconds, "gflops": runs[key][2] / seconds / 1e9}
+    for where in [row] + [p for p in row["peers"].values() if "gemm" in p]:
+        where["gemm"]["shape"] = [m, width, width]
+    del runs
     backend.release_memory()
     row["ratios"] = ratios(row)
     return row

@@ -45,36 +45,46 @@ def test_softmax_data_has_every_class_in_every_batch():
 
 
 class FakeClock:
-    """perf_counter for median_time: each step of ``run`` takes ``per_step`` seconds."""
+    """perf_counter for bench.measure, and runners whose steps take given seconds each."""
 
-    def __init__(self, per_step):
-        self.now, self.per_step, self.calls, self.syncs = 0.0, per_step, [], 0
+    def __init__(self):
+        self.now, self.calls, self.syncs = 0.0, [], 0
 
-    def run(self, steps):
-        self.calls.append(steps)
-        self.now += steps * self.per_step
-        return steps
+    def runner(self, name, per_step):
+        def run(steps):
+            self.calls.append((name, steps))
+            self.now += steps * per_step
+            return steps
+
+        return run, self.sync
 
     def sync(self):
         self.syncs += 1
 
 
-def test_median_time_warms_up_calibrates_then_repeats(monkeypatch):
-    clock = FakeClock(0.01)
+@pytest.fixture
+def clock(monkeypatch):
+    clock = FakeClock()
     monkeypatch.setattr(bench.time, "perf_counter", lambda: clock.now)
-    timing = bench.median_time(clock.run, clock.sync, min_time=0.2, repeats=5)
+    return clock
+
+
+def test_measure_warms_up_calibrates_then_repeats(clock):
+    timing = bench.measure({"a": clock.runner("a", 0.01)}, min_time=0.2, repeats=5)
     # warm-up 1, doubling until a call lasts min_time/4 (1, 2, 4, 8), then 5 × 0.2 s / 0.01 s
-    assert clock.calls == [1, 1, 2, 4, 8] + [20] * 5
+    assert [steps for _, steps in clock.calls] == [1, 1, 2, 4, 8] + [20] * 5
     assert clock.syncs == 2 * len(clock.calls)
-    assert timing == pytest.approx({"seconds": 0.01, "steps": 20, "repeats": 5, "spread": 0.0})
+    assert timing == {"a": pytest.approx({"seconds": 0.01, "steps": 20, "repeats": 5, "spread": 0.0})}
 
 
-def test_median_time_of_slow_steps_counts_the_calibration_and_repeats_three_times(monkeypatch):
-    clock = FakeClock(2.0)
-    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock.now)
-    timing = bench.median_time(clock.run, clock.sync, min_time=0.2, repeats=5)
-    assert clock.calls == [1, 1, 1, 1]
-    assert timing == pytest.approx({"seconds": 2.0, "steps": 1, "repeats": 3, "spread": 0.0})
+def test_measure_interleaves_repeats_and_repeats_slow_steps_three_times(clock):
+    timing = bench.measure({"fast": clock.runner("fast", 0.01), "slow": clock.runner("slow", 2.0)},
+                           min_time=0.2, repeats=5)
+    repeats = clock.calls[5 + 2:]  # after both calibrations
+    # the slow one's calibration call lasted min_time already: it is its first repeat
+    assert repeats == [("fast", 20), ("slow", 1), ("fast", 20), ("slow", 1), ("fast", 20), ("fast", 20), ("fast", 20)]
+    assert timing["slow"] == pytest.approx({"seconds": 2.0, "steps": 1, "repeats": 3, "spread": 0.0})
+    assert timing["fast"]["repeats"] == 5
 
 
 def test_steps_become_part_of_an_epoch_or_whole_epochs():
