@@ -65,7 +65,7 @@ class Collector:
 
     def pytest_collection_modifyitems(self, items):
         for item in items:
-            category = getattr(item.module, "RELIABILITY", None)
+            category = getattr(getattr(item, "module", None), "RELIABILITY", None)
             if category in CATEGORIES:
                 self.cases[item.nodeid] = Case(item.nodeid, category, *_describe(item))
 
