@@ -12,6 +12,7 @@ provoked. Exits non-zero when a reliability test failed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import platform
 import sys
@@ -30,8 +31,9 @@ def run(pytest_args: list[str]):
     from reliability import Collector
 
     collector = Collector()
-    status = pytest.main(["-q", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
-                          *[str(ROOT / m) for m in MODULES], *pytest_args], plugins=[collector])
+    with contextlib.redirect_stdout(sys.stderr):  # stdout is for the report alone
+        status = pytest.main(["-q", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
+                              *[str(ROOT / m) for m in MODULES], *pytest_args], plugins=[collector])
     return int(status), collector.cases
 
 
