@@ -16,6 +16,9 @@ def gradient_check(net, X, Y, eps: float = 1e-6) -> float:
 
     One pair of forward passes per weight: meant for small networks.
     """
+    from . import validation as check
+
+    eps = check.number("eps", eps, low=0.0, low_open=True)
     twin = net.clone(dtype="float64")
     X, Y = twin._batch(X, Y)
     _, D = twin.loss_and_gradients(X, Y)

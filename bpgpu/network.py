@@ -116,20 +116,9 @@ class Network:
 
     def set_thetas(self, thetas) -> None:
         """Replace every Theta(l) (lists, NumPy or backend arrays), checking each shape."""
-        shapes = self.theta_shapes()
-        thetas = list(thetas)
-        if len(thetas) != len(shapes):
-            raise ValueError(f"thetas: expected {len(shapes)} matrices, got {len(thetas)}")
-        params = []
-        for l, (t, shape) in enumerate(zip(thetas, shapes)):
-            t = check.host_or_backend_array(f"thetas[{l}]", t, self.backend)
-            if tuple(t.shape) != shape:
-                raise ValueError(f"thetas[{l}]: expected shape {shape}, got {tuple(t.shape)}")
-            t = self.backend.asarray(t, self.dtype)
-            if not bool(self.xp.all(self.xp.isfinite(t))):
-                raise ValueError(f"thetas[{l}]: expected finite numbers, got NaN or inf")
-            params += [self.backend.copy(t[:, 1:]), self.backend.copy(t[:, 0])] if self.bias else [self.backend.copy(t)]
-        self._params = params
+        thetas = check.thetas(thetas, self.backend, self.dtype, self.theta_shapes())
+        copy = self.backend.copy
+        self._params = [p for t in thetas for p in ((copy(t[:, 1:]), copy(t[:, 0])) if self.bias else (copy(t),))]
 
     # -- forward and backward -----------------------------------------------------
 
@@ -228,7 +217,7 @@ class Network:
         X = self._inputs(X, names[0])
         Y = check.batch(names[1], Y, self.backend, self.dtype, self.sizes[-1])
         check.same_rows(X, Y, names)
-        check.targets(Y, self.loss, self.output, self.xp)
+        check.targets(Y, self.loss, self.output, self.xp, name=names[1])
         return X, Y
 
     def forward(self, X):

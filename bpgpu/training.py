@@ -97,12 +97,13 @@ def _check_options(net, epochs, batch_size, max_time, target_loss, patience, val
 
 
 def _epoch_loss(losses, params, step_sizes, backend):
-    """(epoch loss, None), or (None, k) when step k's loss, or the weights by the end of
-    the epoch (k = the last step), are not finite.
+    """(epoch loss, None), or (None, (what, k)) when step k's loss (what = "loss") or, by
+    the end of the epoch, the weights (what = "weights", k = the last step) are not finite.
 
     One transfer to the host per epoch: the step losses J (0-d device arrays) together
-    with Σ of every weight, which is finite exactly when all weights are (barring a sum
-    past 1e308). A weight can turn ±inf while the loss stays finite (a saturated unit).
+    with Σ of every weight, finite when all weights are; only when it is not are the
+    weights looked at one by one (a huge but finite sum is not a divergence). A weight
+    can turn ±inf while the loss stays finite (a saturated unit).
     """
     xp = backend.xp
     weights = sum(xp.sum(p) for p in params)
@@ -111,9 +112,11 @@ def _epoch_loss(losses, params, step_sizes, backend):
     else:
         host = backend.to_host(xp.stack(losses + [weights]))
     step_losses = host[:-1]
-    bad = np.flatnonzero(~np.isfinite(host))
+    bad = np.flatnonzero(~np.isfinite(step_losses))
     if bad.size:
-        return None, min(int(bad[0]), len(losses) - 1)
+        return None, ("loss", int(bad[0]))
+    if not math.isfinite(host[-1]) and not all(bool(xp.all(xp.isfinite(p))) for p in params):
+        return None, ("weights", len(losses) - 1)
     # Weighted by the fraction of the epoch's examples, so large finite losses cannot overflow.
     return float(step_losses @ (step_sizes / step_sizes.sum())), None
 
@@ -194,10 +197,14 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
             done = len(losses)
             history.steps += done
             history.samples += int(step_sizes[:done].sum())
-            epoch_loss, bad_step = _epoch_loss(losses, net._params, step_sizes[:done], backend)
-            if bad_step is not None:
-                net._params = snapshot if bad_step > 0 or previous_snapshot is None else previous_snapshot
-                history.nonfinite_at = {"epoch": epoch, "step": bad_step}
+            epoch_loss, bad = _epoch_loss(losses, net._params, step_sizes[:done], backend)
+            if bad is not None:
+                what, step = bad
+                # A loss already non-finite at the epoch's first step condemns the weights
+                # the epoch started with: go back one more epoch.
+                before_this_epoch = what == "loss" and step == 0 and previous_snapshot is not None
+                net._params = previous_snapshot if before_this_epoch else snapshot
+                history.nonfinite_at = {"epoch": epoch, "step": step}
                 history.stop_reason = "nonfinite"
                 break
             history.loss.append(epoch_loss)

@@ -162,17 +162,11 @@ CASES = [
      ValueError, ["thetas[1]", "finite", "nan"]),
     ("theta a CuPy array on a NumPy network", lambda c: c.net.set_thetas([CupyLikeArray(), np.zeros((1, 4))]),
      TypeError, ["thetas[0]", "NumPy array", "cupy"]),
-    ("thetas not a list", lambda c: c.net.set_thetas(None), TypeError, ["thetas", "list of 2 matrices", "NoneType"],
-     pytest.mark.xfail(strict=True, reason="Network.set_thetas: list(None) raises Python's own 'NoneType object is "
-                       "not iterable' (fix: set_thetas calls validation.thetas)")),
+    ("thetas not a list", lambda c: c.net.set_thetas(None), TypeError, ["thetas", "list of 2 matrices", "NoneType"]),
     ("theta with an inf, located", lambda c: c.net.set_thetas([np.zeros((3, 3)), with_nan(np.zeros((1, 4)), (0, 3), np.inf)]),
-     ValueError, ["thetas[1]", "finite", "row 0, column 3: inf"],
-     pytest.mark.xfail(strict=True, reason="Network.set_thetas checks finiteness itself and does not say where "
-                       "(fix: set_thetas calls validation.thetas)")),
+     ValueError, ["thetas[1]", "finite", "row 0, column 3: inf"]),
     ("gradient_check with eps 0", lambda c: bpgpu.gradient_check(c.net, c.X, c.Y, eps=0), ValueError,
-     ["eps", "> 0", "got 0"],
-     pytest.mark.xfail(strict=True, reason="gradient_check does not check eps: ZeroDivisionError (fix: "
-                       "eps = check.number('eps', eps, low=0.0, low_open=True))")),
+     ["eps", "> 0", "got 0"]),
 ]
 
 
