@@ -66,6 +66,11 @@ class Backend:
     def set_tf32(self, allowed: bool) -> None:
         """Whether float32 matrix products may round their inputs to TF32 (CUDA only)."""
 
+    def quiet_float_errors(self):
+        """A context in which overflow and invalid operations give inf/NaN silently
+        (training reports divergence itself)."""
+        return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
     def random(self, seed):
         """A seeded generator on this device with ``standard_normal``, ``random`` and
         ``integers`` (NumPy's Generator interface)."""
@@ -117,6 +122,7 @@ class StrictBackend(Backend):
     """The array API standard and nothing more; random numbers come from the host."""
 
     name = "array_api_strict"
+    quiet_float_errors = Backend.quiet_float_errors  # it computes with NumPy underneath
 
     def __init__(self, module):
         self.xp = module

@@ -406,14 +406,20 @@ def _train(args) -> int:
                              history=_merge(prior, history, start), extra={"cli": saved_options, "data": source})
         return False
 
-    try:  # a diverging run is reported by fit (DivergenceError), not by NumPy's overflow warnings
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+    try:  # a diverging run is reported below, once its last good weights are saved
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "training diverged", RuntimeWarning)
             history = net.fit(X, Y, epochs=o.epochs, batch_size=o.batch_size or None, optimizer=optimizer,
                               shuffle=o.shuffle, max_time=o.max_time, target_loss=o.target_loss,
                               validation_data=validation, patience=o.patience, chunk_size=o.chunk_size,
-                              on_nonfinite="raise", callback=after_epoch, initial_epoch=start)
+                              on_nonfinite="stop", callback=after_epoch, initial_epoch=start)
     finally:
         progress.close()
+    diverged = history.stop_reason == "nonfinite"
+    if diverged:
+        where = history.nonfinite_at
+        diverged = (f"training diverged: non-finite loss or weights at epoch {where['epoch']}, step {where['step']}; "
+                    "the last good weights were restored")
     end = start + history.epochs
     merged = _merge(prior, history, start)
     losses = merged["loss"]
@@ -425,6 +431,8 @@ def _train(args) -> int:
     print(f"{summary}; {history.samples_per_s:,.0f} samples/s; stopped: {history.stop_reason}", flush=True)
 
     if out is None:
+        if diverged:
+            raise DivergenceError(f"{diverged} (try a smaller --lr)")
         print("not saved: give --out DIR to keep the model")
         return 0
     model = persistence.save(net, out / "model.npz", optimizer=optimizer, epoch=end, history=merged,
@@ -432,6 +440,8 @@ def _train(args) -> int:
     (out / "history.json").write_text(json.dumps(merged, indent=1) + "\n")
     plotted = o.plot and _plot(merged, out / "loss.png")
     files = f"{model}, {out / 'history.json'}" + (f", {out / 'loss.png'}" if plotted else "")
+    if diverged:
+        raise DivergenceError(f"{diverged} and saved to {model} (try a smaller --lr)")
     if history.stop_reason == "interrupted":
         print(f"interrupted at epoch {end}: model saved to {model} (continue with --resume {model})")
     else:

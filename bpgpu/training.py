@@ -179,7 +179,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
     t0 = time.perf_counter()
     deadline = None if max_time is None else t0 + max_time
     epoch = initial_epoch
-    with _Interrupt() as interrupt:
+    with _Interrupt() as interrupt, backend.quiet_float_errors():
         for epoch in range(initial_epoch, epochs):
             previous_snapshot, snapshot = snapshot, [backend.copy(t) for t in net._params]
             Xe, Ye = X, Y
@@ -262,7 +262,7 @@ def _gradients_within_memory(net, X, Y, chunk_size):
                 raise
             net.backend.release_memory()
             warnings.warn(f"out of device memory for a batch of {m}; retrying with chunk_size={smaller} "
-                          "(the same D, computed in parts)", RuntimeWarning, stacklevel=3)
+                          "(the same D, computed in parts)", RuntimeWarning, stacklevel=4)
             chunk_size = smaller
 
 

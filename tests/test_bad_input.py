@@ -8,6 +8,7 @@ one of ``words`` in its message (case-insensitive).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -261,7 +262,6 @@ CLI_CASES = [
      ["incompatible sizes", "expects 2 input columns", "wide.csv has 3"]),
     ("predict to an unknown file kind", "predict checkpoint.npz --input data.csv --columns x0,x1 --output out.txt", 1,
      ["out.txt", ".npy or .csv", "'.txt'"]),
-    ("training that diverges", DIVERGING, 1, ["training diverged", "epoch 0", "restored"]),
 ]
 
 
@@ -317,6 +317,17 @@ def test_cli_refuses_bad_input_in_one_line(cli_folder, capsys, argv, status, wor
     assert got == status
     assert_one_clear_line(stderr, words)
     assert files_in(cli_folder) == before
+
+
+def test_cli_divergence_saves_the_last_good_weights(cli_folder, capsys):
+    """A diverging run fails in one line, but keeps its last good (finite) weights"""
+    got, stderr = run_cli(DIVERGING.split(), capsys)
+    assert got == 1
+    assert_one_clear_line(stderr, ["training diverged", "epoch 0", "restored", "run/model.npz", "--lr"])
+    net = bpgpu.load(cli_folder / "run" / "model.npz")
+    assert all(np.isfinite(t).all() for t in net.thetas)
+    history = json.loads((cli_folder / "run" / "history.json").read_text())
+    assert history["stop_reason"] == "nonfinite" and history["nonfinite_at"]["epoch"] == 0
 
 
 @pytest.mark.parametrize("case", [c for c in CLI_CASES if c[0] in (
