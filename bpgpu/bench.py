@@ -164,24 +164,22 @@ def calibrate(run, sync, min_time: float) -> tuple[int, float, float | None]:
     return max(1, round(min_time / per_step)), per_step, per_step if t >= min_time else None
 
 
-def measure(runs: dict, min_time: float, repeats: int) -> dict:
+def measure(runs: dict, min_time: float, repeats: int, settle: float = 0.0) -> dict:
     """{name: timing} for ``runs`` {name: (run, sync, …)}: the median seconds per step.
 
-    Each is warmed up and calibrated, then their repeats are taken in turn, one of each,
-    so that a burst of other work on the machine touches all of them alike. Steps of a
-    second or more get at most 3 repeats.
+    One after another, each is warmed up, calibrated and repeated, after ``settle`` seconds
+    of sleep. Not interleaved: a CPU thread pool (OpenBLAS's, PyTorch's OpenMP) spins on
+    for a while after its last call and slows whichever library runs next; the sleep lets
+    it go idle. Steps of a second or more get at most 3 repeats.
     """
-    plans = {}
-    for name, (run, sync, *_) in runs.items():
-        steps, per_step, first = calibrate(run, sync, min_time)
-        plans[name] = (steps, min(repeats, 3) if per_step >= 1.0 else repeats, [] if first is None else [first])
-    for _ in range(repeats):
-        for name, (steps, n, times) in plans.items():
-            if len(times) < n:
-                t, done = _clock(runs[name][0], runs[name][1], steps)
-                times.append(t / done)
     timings = {}
-    for name, (steps, n, times) in plans.items():
+    for name, (run, sync, *_) in runs.items():
+        time.sleep(settle)
+        steps, per_step, first = calibrate(run, sync, min_time)
+        times = [] if first is None else [first]
+        while len(times) < (min(repeats, 3) if per_step >= 1.0 else repeats):
+            t, done = _clock(run, sync, steps)
+            times.append(t / done)
         median = statistics.median(times)
         timings[name] = {"seconds": median, "steps": steps, "repeats": len(times),
                          "spread": (max(times) - min(times)) / median}
@@ -416,8 +414,8 @@ _PEERS = {"torch": _torch_peer, "sklearn": _sklearn_peer}
 
 def run_case(w: Workload, backend, dtype: str, m: int, *, peers=PEERS, measures=MEASURES, n_batches=4,
              threads=1, min_time=0.2, repeats=5, seed=0) -> dict:
-    """One row of the report: bpgpu on ``backend``, its GEMM ceiling, and each peer in ``peers``,
-    timed together (see :func:`measure`)."""
+    """One row of the report: bpgpu on ``backend``, its GEMM ceiling, and each peer in ``peers``
+    (see :func:`measure`)."""
     backend = get_backend(backend)
     net = w.network(backend, dtype, seed)
     thetas = [backend.to_host(t) for t in net.thetas]  # before any training: the peers' start
@@ -437,7 +435,8 @@ def run_case(w: Workload, backend, dtype: str, m: int, *, peers=PEERS, measures=
             row["peers"][name] = {"skipped": str(why)}
             continue
         runs.update({f"{name}.{what}": runner for what, runner in peer_runs.items()})
-    for key, timing in measure(runs, min_time, repeats).items():
+    settle = 0.3 if min_time > 0 and not on_gpu else 0.0
+    for key, timing in measure(runs, min_time, repeats, settle).items():
         peer, _, what = key.rpartition(".")
         seconds = timing["seconds"]
         (row["peers"][peer] if peer else row)[what] = \
