@@ -164,25 +164,39 @@ def calibrate(run, sync, min_time: float) -> tuple[int, float, float | None]:
     return max(1, round(min_time / per_step)), per_step, per_step if t >= min_time else None
 
 
-def measure(runs: dict, min_time: float, repeats: int, settle: float = 0.0) -> dict:
+def measure(runs: dict, min_time: float, repeats: int, settle: float = 0.0, rounds: int = 1) -> dict:
     """{name: timing} for ``runs`` {name: (run, sync, …)}: the median seconds per step.
 
-    One after another, each is warmed up, calibrated and repeated, after ``settle`` seconds
-    of sleep. Not interleaved: a CPU thread pool (OpenBLAS's, PyTorch's OpenMP) spins on
-    for a while after its last call and slows whichever library runs next; the sleep lets
-    it go idle. Steps of a second or more get at most 3 repeats.
+    In each of ``rounds`` rounds the runners take turns: each sleeps ``settle`` seconds, is
+    warmed up (and calibrated, in the first round) and repeated ``repeats`` times. Turns,
+    not interleaved calls: a CPU thread pool (OpenBLAS's, PyTorch's OpenMP) spins on for a
+    while after its last call and slows whichever library runs next; the sleep lets it go
+    idle. Rounds spread each runner's repeats over the whole measurement, so that a slow
+    drift in the machine's speed touches all of them alike. Steps of a second or more get
+    3 repeats at most, all in the first round.
     """
+    plans, times = {}, {name: [] for name in runs}
+    for r in range(rounds):
+        for name, (run, sync, *_) in runs.items():
+            if r == 0:
+                time.sleep(settle)
+                steps, per_step, first = plans[name] = calibrate(run, sync, min_time)
+                times[name] += [] if first is None else [first]
+            else:
+                steps, per_step, _ = plans[name]
+                if per_step >= 1.0:
+                    continue
+                time.sleep(settle)
+                _clock(run, sync, steps)
+            wanted = min(repeats, 3) if per_step >= 1.0 else repeats * (r + 1)
+            while len(times[name]) < wanted:
+                t, done = _clock(run, sync, steps)
+                times[name].append(t / done)
     timings = {}
-    for name, (run, sync, *_) in runs.items():
-        time.sleep(settle)
-        steps, per_step, first = calibrate(run, sync, min_time)
-        times = [] if first is None else [first]
-        while len(times) < (min(repeats, 3) if per_step >= 1.0 else repeats):
-            t, done = _clock(run, sync, steps)
-            times.append(t / done)
-        median = statistics.median(times)
-        timings[name] = {"seconds": median, "steps": steps, "repeats": len(times),
-                         "spread": (max(times) - min(times)) / median}
+    for name, found in times.items():
+        median = statistics.median(found)
+        timings[name] = {"seconds": median, "steps": plans[name][0], "repeats": len(found),
+                         "spread": (max(found) - min(found)) / median}
     return timings
 
 
@@ -413,7 +427,7 @@ _PEERS = {"torch": _torch_peer, "sklearn": _sklearn_peer}
 
 
 def run_case(w: Workload, backend, dtype: str, m: int, *, peers=PEERS, measures=MEASURES, n_batches=4,
-             threads=1, min_time=0.2, repeats=5, seed=0) -> dict:
+             threads=1, min_time=0.2, repeats=5, rounds=1, seed=0) -> dict:
     """One row of the report: bpgpu on ``backend``, its GEMM ceiling, and each peer in ``peers``
     (see :func:`measure`)."""
     backend = get_backend(backend)
@@ -436,7 +450,7 @@ def run_case(w: Workload, backend, dtype: str, m: int, *, peers=PEERS, measures=
             continue
         runs.update({f"{name}.{what}": runner for what, runner in peer_runs.items()})
     settle = 0.3 if min_time > 0 and not on_gpu else 0.0
-    for key, timing in measure(runs, min_time, repeats, settle).items():
+    for key, timing in measure(runs, min_time, repeats, settle, rounds).items():
         peer, _, what = key.rpartition(".")
         seconds = timing["seconds"]
         (row["peers"][peer] if peer else row)[what] = \
@@ -753,6 +767,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--measures", type=_list(MEASURES), default=list(MEASURES),
                         help="what to time of bpgpu: fit,step,forward (default: all; the GEMM ceiling always)")
     parser.add_argument("--repeats", type=_at_least(1, int), default=5, help="repeats per timing; the median is reported (default 5)")
+    parser.add_argument("--rounds", type=_at_least(1, int), default=1,
+                        help="times each case's runners take turns, each time with --repeats repeats; more rounds "
+                             "steady a machine whose speed drifts (default 1)")
     parser.add_argument("--min-time", type=_at_least(0.0, float), default=0.2, help="seconds per repeat, at least (default 0.2)")
     parser.add_argument("--batches", type=_at_least(1, int), default=4, help="distinct batches used in turn (default 4)")
     parser.add_argument("--threads", type=_at_least(1, int), default=os.cpu_count(),
@@ -786,7 +803,7 @@ def run(args: argparse.Namespace) -> int:
             unavailable[name] = f'{name} is not installed (pip install "bpgpu[compare]")'
         else:
             peers.append(name)
-    min_time, repeats = (0.0, 1) if args.smoke else (args.min_time, args.repeats)
+    min_time, repeats, rounds = (0.0, 1, 1) if args.smoke else (args.min_time, args.repeats, args.rounds)
     results = []
     with _thread_limits(args.threads):
         meta = {"command": _command_line(args),
@@ -794,7 +811,7 @@ def run(args: argparse.Namespace) -> int:
                 "cpu": _cpu_name(), "cores": os.cpu_count(), "threads": args.threads,
                 "thread_pools": _thread_pools(), "platform": platform.platform(),
                 "versions": _versions(backends), "backends": {b.name: b.describe() for b in backends},
-                "unavailable": unavailable, "smoke": args.smoke, "min_time": min_time, "repeats": repeats,
+                "unavailable": unavailable, "smoke": args.smoke, "min_time": min_time, "repeats": repeats, "rounds": rounds,
                 "batches": args.batches, "measures": args.measures,
                 "tf32": f"off (torch allow_tf32=False; CUPY_TF32={os.environ.get('CUPY_TF32', 'unset')})"}
         for name in args.workloads:
@@ -806,7 +823,7 @@ def run(args: argparse.Namespace) -> int:
                         try:
                             results.append(_undisturbed(lambda: run_case(
                                 w, backend, dtype, m, peers=peers, measures=args.measures, n_batches=args.batches,
-                                threads=args.threads, min_time=min_time, repeats=repeats, seed=args.seed),
+                                threads=args.threads, min_time=min_time, repeats=repeats, rounds=rounds, seed=args.seed),
                                 args.quiet_retries))
                         except Exception as err:  # one failed case must not lose the others' report
                             import traceback

@@ -86,6 +86,13 @@ def test_measure_runs_one_after_another_and_repeats_slow_steps_three_times(clock
     assert timing["fast"]["repeats"] == 5
 
 
+def test_later_rounds_warm_up_again_then_repeat_but_not_slow_steps(clock):
+    timing = bench.measure({"fast": clock.runner("fast", 0.01), "slow": clock.runner("slow", 2.0)},
+                           min_time=0.2, repeats=5, rounds=2)
+    assert clock.calls[14:] == [("fast", 20)] * (1 + 5)
+    assert timing["fast"]["repeats"] == 10 and timing["slow"]["repeats"] == 3
+
+
 def test_steps_become_part_of_an_epoch_or_whole_epochs():
     assert bench._epochs_and_rows(3, 16, 4) == (1, 48)
     assert bench._epochs_and_rows(4, 16, 4) == (1, 64)
