@@ -550,9 +550,11 @@ COLUMNS = [
 def markdown(report: dict) -> str:
     """The report as Markdown: the machine, a table with one row per case, notes, and the targets."""
     meta, results = report["meta"], report["results"]
-    lines = [f"- command: `{meta['command']}`",
+    lines = [f"- command: `{meta['command']}`" + (f" at {meta['commit']}" if meta.get("commit") else ""),
              f"- machine: {meta['cpu']} ({meta['cores']} cores), {meta['threads']} threads; {meta['platform']}",
              "- versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())]
+    if meta.get("thread_pools"):
+        lines.append("- thread pools: " + "; ".join(meta["thread_pools"]))
     lines += [f"- {name}: {what}" for name, what in meta["backends"].items()]
     lines += [f"- unavailable: {name}: {why}" for name, why in meta["unavailable"].items()]
     if meta["smoke"]:
@@ -699,6 +701,21 @@ def _versions(backends) -> dict:
     return found
 
 
+def _commit() -> str | None:
+    """The git commit of the code being measured ("+" when the tree has changes), if known."""
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+" if dirty else "")
+
+
 def _thread_limits(threads):
     try:
         from threadpoolctl import threadpool_limits
@@ -806,7 +823,7 @@ def run(args: argparse.Namespace) -> int:
     min_time, repeats, rounds = (0.0, 1, 1) if args.smoke else (args.min_time, args.repeats, args.rounds)
     results = []
     with _thread_limits(args.threads):
-        meta = {"command": _command_line(args),
+        meta = {"command": _command_line(args), "commit": _commit(),
                 "when": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                 "cpu": _cpu_name(), "cores": os.cpu_count(), "threads": args.threads,
                 "thread_pools": _thread_pools(), "platform": platform.platform(),
