@@ -826,7 +826,7 @@ def run(args: argparse.Namespace) -> int:
         meta = {"command": _command_line(args), "commit": _commit(),
                 "when": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                 "cpu": _cpu_name(), "cores": os.cpu_count(), "threads": args.threads,
-                "thread_pools": _thread_pools(), "platform": platform.platform(),
+                "platform": platform.platform(),
                 "versions": _versions(backends), "backends": {b.name: b.describe() for b in backends},
                 "unavailable": unavailable, "smoke": args.smoke, "min_time": min_time, "repeats": repeats, "rounds": rounds,
                 "batches": args.batches, "measures": args.measures,
@@ -848,6 +848,7 @@ def run(args: argparse.Namespace) -> int:
                             traceback.print_exc()
                             results.append({"workload": w.name, "backend": backend.name, "dtype": dtype, "batch": m,
                                             "sizes": list(w.sizes), "error": f"{type(err).__name__}: {err}"})
+        meta["thread_pools"] = _thread_pools()  # now that the peers' libraries are loaded too
     report = {"meta": meta, "results": results, "targets": [] if args.smoke else check_targets(results)}
     text = markdown(report)
     print(text)
