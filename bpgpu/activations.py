@@ -27,6 +27,8 @@ ACTIVATIONS = {
     "identity": lambda z, xp: z,
 }
 
+OUTPUT_ACTIVATIONS = {**ACTIVATIONS, "softmax": softmax}
+
 # g'(z) from a = g(z). relu: sign(a) is 1 where a > 0 and 0 elsewhere, as a float.
 DERIVATIVES = {
     "sigmoid": lambda a, xp: a * (1.0 - a),
@@ -35,6 +37,26 @@ DERIVATIVES = {
     "identity": None,
 }
 
+# NumPy fast paths, measured to pay (bpgpu bench W1): NumPy's maximum and sign are
+# NaN-aware and slow, while a boolean mask multiplies at full speed. Not array-API code
+# (bool·float promotion), so only the "numpy" backend takes them; tests/test_backends.py
+# checks them against the portable versions, which array-api-strict runs.
+FAST = {
+    "numpy": (
+        {"relu": lambda z, xp: z * (z > 0)},
+        {"relu": lambda a, xp: a > 0},
+    ),
+}
+
+
+def for_backend(backend_name: str, hidden: list[str], output: str):
+    """(g for every layer, g′ for every hidden layer), fast paths first where the backend has them."""
+    fast_g, fast_g_prime = FAST.get(backend_name, ({}, {}))
+    g = [fast_g.get(name, ACTIVATIONS[name]) for name in hidden]
+    g.append(fast_g.get(output, OUTPUT_ACTIVATIONS[output]))
+    g_prime = [fast_g_prime.get(name, DERIVATIVES[name]) for name in hidden]
+    return g, g_prime
+
+
 HIDDEN = tuple(ACTIVATIONS)
 OUTPUTS = HIDDEN + ("softmax",)
-OUTPUT_ACTIVATIONS = {**ACTIVATIONS, "softmax": softmax}

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from . import validation as check
-from .activations import ACTIVATIONS, DERIVATIVES, HIDDEN, OUTPUT_ACTIVATIONS, OUTPUTS
+from .activations import HIDDEN, OUTPUTS, for_backend
 from .backend import BACKENDS, DTYPES, get_backend
 from .losses import CROSS_ENTROPY_OUTPUTS, LOSSES, loss_and_delta, loss_sum
 
@@ -66,8 +66,7 @@ class Network:
         self.backend.set_tf32(allow_tf32)
         self._per_layer = 2 if bias else 1
         self._ones_cache = {}
-        self._g = [ACTIVATIONS[g] for g in self.activations] + [OUTPUT_ACTIVATIONS[self.output]]
-        self._g_prime = [DERIVATIVES[g] for g in self.activations]
+        self._g, self._g_prime = for_backend(self.backend.name, self.activations, self.output)
         self.set_thetas(self._initial_thetas())
 
     # -- parameters -------------------------------------------------------------
