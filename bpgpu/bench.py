@@ -803,9 +803,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``bpgpu bench``; 0 when every case ran, 1 when one failed or none could run."""
+    """Run ``bpgpu bench``; 0 when every case ran, 1 when one failed or none could run, 2 when
+    --plot is asked for without matplotlib."""
     from importlib.util import find_spec
 
+    if args.plot and find_spec("matplotlib") is None:  # say so now, not after minutes of measuring
+        print('bpgpu bench: --plot needs matplotlib, which is not installed: pip install "bpgpu[plot]"', file=sys.stderr)
+        return 2
     unavailable, backends = {}, []
     for name in args.backends or ["numpy", "cupy"]:
         try:

@@ -273,3 +273,13 @@ def test_others_cpu_is_a_share_of_the_machine():
         pytest.skip("no /proc here")
     sum(i * i for i in range(200_000))  # this process's own work is not counted
     assert bench.others_cpu(since) is None or bench.others_cpu(since) >= 0.0
+
+
+def test_plot_without_matplotlib_fails_before_measuring(monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    assert bench.main(["--smoke", "--workloads", "W0", "--plot", "never.png"]) == 2
+    captured = capsys.readouterr()
+    assert "--plot needs matplotlib" in captured.err and captured.out == ""
