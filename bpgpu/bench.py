@@ -41,7 +41,7 @@ import statistics
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
