@@ -152,7 +152,10 @@ class Network:
             # times faster than a sum over axis 0.
             grads += [ones @ d, d.T @ a] if self.bias else [d.T @ a]
             if l > 0:  # the input layer needs no delta
-                d = d @ layers[l][0]
+                W = layers[l][0]
+                # With one unit in layer l+1, d·W is an outer product: broadcasting is
+                # exact and several times faster than a matrix product with inner size 1.
+                d = d * W if W.shape[0] == 1 else d @ W
                 g_prime = self._g_prime[l - 1]
                 if g_prime is not None:
                     d *= g_prime(a, xp)

@@ -103,22 +103,24 @@ def _epoch_loss(losses, params, step_sizes, backend):
     One transfer to the host per epoch: the step losses J (0-d device arrays) together
     with Σ of every weight, finite when all weights are; only when it is not are the
     weights looked at one by one (a huge but finite sum is not a divergence). A weight
-    can turn ±inf while the loss stays finite (a saturated unit).
+    can turn ±inf while the loss stays finite (a saturated unit). ``step_sizes`` are the
+    examples in each step taken, as Python ints.
     """
     xp = backend.xp
     weights = sum(xp.sum(p) for p in params)
-    if len(losses) == 1:
-        host = np.array([float(losses[0]), float(weights)])
+    if len(losses) == 1:  # full batch: plain floats, no host arrays
+        step_losses, weight_sum = [float(losses[0])], float(weights)
     else:
         host = backend.to_host(xp.stack(losses + [weights]))
-    step_losses = host[:-1]
-    bad = np.flatnonzero(~np.isfinite(step_losses))
-    if bad.size:
-        return None, ("loss", int(bad[0]))
-    if not math.isfinite(host[-1]) and not all(bool(xp.all(xp.isfinite(p))) for p in params):
-        return None, ("weights", len(losses) - 1)
-    # Weighted by the fraction of the epoch's examples, so large finite losses cannot overflow.
-    return float(step_losses @ (step_sizes / step_sizes.sum())), None
+        step_losses, weight_sum = host[:-1].tolist(), float(host[-1])
+    for k, J in enumerate(step_losses):
+        if not math.isfinite(J):
+            return None, ("loss", k)
+    if not math.isfinite(weight_sum) and not all(bool(xp.all(xp.isfinite(p))) for p in params):
+        return None, ("weights", len(step_losses) - 1)
+    # Weighted by each step's share of the examples, so large finite losses cannot overflow.
+    seen = sum(step_sizes)
+    return sum(J * (n / seen) for J, n in zip(step_losses, step_sizes)), None
 
 
 def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shuffle=True,
@@ -167,7 +169,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
     opt = make_optimizer(optimizer, lr, **extra)
 
     starts = list(range(0, m, bs))
-    step_sizes = np.array([min(bs, m - s) for s in starts], dtype=float)
+    step_sizes = [min(bs, m - s) for s in starts]
     history = History()
     best = (math.inf, None)
     wait = 0
@@ -196,7 +198,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
                     break
             done = len(losses)
             history.steps += done
-            history.samples += int(step_sizes[:done].sum())
+            history.samples += m if done == len(starts) else sum(step_sizes[:done])
             epoch_loss, bad = _epoch_loss(losses, net._params, step_sizes[:done], backend)
             if bad is not None:
                 what, step = bad
