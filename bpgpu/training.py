@@ -135,7 +135,8 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
         lr: learning rate η; default 0.5 for sgd (the seeds' η), 0.1 momentum, 0.001 adam.
         batch_size: examples per step; None = the whole batch (batch gradient descent).
         optimizer: "sgd", "momentum" (``momentum``, ``nesterov``), "adam" (``beta1``,
-            ``beta2``, ``eps``), or an :class:`~bpgpu.optimizers.Optimizer` (resumes its state).
+            ``beta2``, ``eps``), or an :class:`~bpgpu.optimizers.Optimizer`, which keeps its own
+            lr, hyper-parameters and state (the arguments above are then ignored).
         shuffle: reshuffle mini-batches every epoch, seeded by ``net.seed`` and the epoch
             number (so a resumed run sees the same batches); False keeps the order.
         max_time: stop after this many seconds.
