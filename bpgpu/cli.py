@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 import warnings
@@ -26,7 +27,7 @@ from .backend import DTYPES, BackendUnavailable
 from .data import GENERATORS
 from .losses import CROSS_ENTROPY_OUTPUTS, LOSSES
 from .optimizers import OPTIMIZERS
-from .training import DEFAULT_LR, DivergenceError
+from .training import DEFAULT_LR, DivergenceError, DivergenceWarning
 
 TABLE_SUFFIXES = (".npy", ".npz", ".csv")
 
@@ -120,14 +121,17 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
-def _positive(kind):
+def _positive(kind, zero=False):
+    """An argparse type: a ``kind`` number > 0 (≥ 0 with ``zero``)."""
+    what = f"{'non-negative' if zero else 'positive'} {kind.__name__}"
+
     def parse(text):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected a {what}, got {text!r}") from None
+        if not (value >= 0 if zero else value > 0):
+            raise argparse.ArgumentTypeError(f"expected a {what}, got {text!r}")
         return value
     parse.__name__ = kind.__name__
     return parse
@@ -222,7 +226,7 @@ def _train_arguments(p):
                      help="also save DIR/checkpoint.npz every N epochs (resume with --resume)")
     out.add_argument("--resume", metavar="PATH", help="continue from a checkpoint or model.npz, "
                      "optimiser state included")
-    out.add_argument("--log-every", type=int, metavar="N", help="print the loss every N epochs "
+    out.add_argument("--log-every", type=_positive(int, zero=True), metavar="N", help="print the loss every N epochs "
                      "(default: about 10 lines; 0 = never)")
     out.add_argument("--quiet", action="store_const", const=True, help="no progress bar or loss lines")
     out.add_argument("--no-plot", dest="plot", action="store_const", const=False, help="skip loss.png")
@@ -408,18 +412,14 @@ def _train(args) -> int:
 
     try:  # a diverging run is reported below, once its last good weights are saved
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "training diverged", RuntimeWarning)
+            warnings.simplefilter("ignore", DivergenceWarning)
             history = net.fit(X, Y, epochs=o.epochs, batch_size=o.batch_size or None, optimizer=optimizer,
                               shuffle=o.shuffle, max_time=o.max_time, target_loss=o.target_loss,
                               validation_data=validation, patience=o.patience, chunk_size=o.chunk_size,
                               on_nonfinite="stop", callback=after_epoch, initial_epoch=start)
     finally:
         progress.close()
-    diverged = history.stop_reason == "nonfinite"
-    if diverged:
-        where = history.nonfinite_at
-        diverged = (f"training diverged: non-finite loss or weights at epoch {where['epoch']}, step {where['step']}; "
-                    "the last good weights were restored")
+    diverged = history.divergence_message() if history.stop_reason == "nonfinite" else ""
     end = start + history.epochs
     merged = _merge(prior, history, start)
     losses = merged["loss"]
@@ -538,6 +538,11 @@ def _n(count, noun):
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
+def _x_and_y(names) -> bool:
+    """Whether ``names`` are x…/y… columns (x0, x1, y, or those read_table gives an X/Y .npz), targets last."""
+    return bool(names) and names[-1].startswith("y") and all(re.fullmatch(r"[xy]\d*", n) for n in names)
+
+
 def _file_data(o, backend, wanted):
     path = Path(o.data)
     if path.suffix.lower() not in TABLE_SUFFIXES:
@@ -545,7 +550,7 @@ def _file_data(o, backend, wanted):
     table, names = read_table(path)
     target = o.target
     if target is None:
-        if names and names[-1].startswith("y") and all(n[0] in "xy" for n in names):  # an X/Y .npz
+        if _x_and_y(names):  # an X/Y .npz
             target = ",".join(n for n in names if n.startswith("y"))
         else:
             raise CLIError(f"--target: name the target column(s) of {path}, e.g. --target -1 (the last column)"
@@ -696,12 +701,15 @@ def _predict(args) -> int:
     table, names = read_table(args.input)
     if args.columns:
         table = table[:, _columns(args.input, args.columns, names, table.shape[1], "--columns")]
+    elif _x_and_y(names):  # the inputs of an X/Y .npz (or x0…/y0… columns): leave out the targets
+        table = table[:, [j for j, n in enumerate(names) if n.startswith("x")]]
     if table.shape[1] != net.sizes[0]:
         raise CLIError(f"incompatible sizes: {args.model} expects {net.sizes[0]} input columns, "
                        f"{args.input} has {table.shape[1]}" + ("" if args.columns else " (pick them with --columns)"))
     Y = net.predict(table)
-    if args.argmax:
-        Y, header = Y.argmax(axis=1)[:, None], ["class"]
+    if args.argmax:  # one output unit is a probability of class 1
+        classes = (Y[:, 0] >= 0.5).astype(int) if Y.shape[1] == 1 else Y.argmax(axis=1)
+        Y, header = classes[:, None], ["class"]
     else:
         header = [f"y{k}" for k in range(Y.shape[1])]
     if args.output is None:

@@ -7,6 +7,7 @@ together at its end, which is also where the stopping rules are checked.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import threading
@@ -25,6 +26,10 @@ DEFAULT_LR = {"sgd": 0.5, "momentum": 0.1, "adam": 0.001}
 
 class DivergenceError(FloatingPointError):
     """Training produced a non-finite loss or weight; the last good weights are in place."""
+
+
+class DivergenceWarning(RuntimeWarning):
+    """``fit(on_nonfinite="stop")`` stopped a diverging run; the last good weights are in place."""
 
 
 @dataclass
@@ -51,6 +56,12 @@ class History:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "samples_per_s": self.samples_per_s}
+
+    def divergence_message(self) -> str:
+        """What a run that stopped on a non-finite loss or weight says about it."""
+        where = self.nonfinite_at
+        return (f"training diverged: non-finite loss or weights at epoch {where['epoch']}, step {where['step']}; "
+                "the last good weights were restored")
 
 
 class _Interrupt:
@@ -80,7 +91,7 @@ class _Interrupt:
             signal.signal(signal.SIGINT, self._previous)
 
 
-def _check_options(net, epochs, batch_size, max_time, target_loss, patience, validation_data,
+def _check_options(epochs, batch_size, max_time, target_loss, patience, validation_data,
                    on_nonfinite, chunk_size, initial_epoch):
     check.number("epochs", epochs, low=1, integer=True)
     check.number("batch_size", batch_size, low=1, integer=True, allow_none=True)
@@ -131,7 +142,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
 
     Args:
         X, Y: (m, sizes[0]) inputs and (m, sizes[-1]) targets.
-        epochs: stop after this many epochs (counting from ``initial_epoch``).
+        epochs: the epoch count to reach, including the ``initial_epoch`` epochs already done.
         lr: learning rate η; default 0.5 for sgd (the seeds' η), 0.1 momentum, 0.001 adam.
         batch_size: examples per step; None = the whole batch (batch gradient descent).
         optimizer: "sgd", "momentum" (``momentum``, ``nesterov``), "adam" (``beta1``,
@@ -152,7 +163,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
         callback: ``callback(epoch, history)`` after each epoch; returning True stops.
         initial_epoch: the epoch number to start at (for resuming a checkpoint).
     """
-    _check_options(net, epochs, batch_size, max_time, target_loss, patience, validation_data,
+    _check_options(epochs, batch_size, max_time, target_loss, patience, validation_data,
                    on_nonfinite, chunk_size, initial_epoch)
     xp, backend = net.xp, net.backend
     if memory_budget is not None:
@@ -181,8 +192,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
     bar = _progress(epochs - initial_epoch) if verbose else None
     t0 = time.perf_counter()
     deadline = None if max_time is None else t0 + max_time
-    epoch = initial_epoch
-    with _Interrupt() as interrupt, backend.quiet_float_errors():
+    with _Interrupt() as interrupt, backend.quiet_float_errors(), _closing(bar):
         for epoch in range(initial_epoch, epochs):
             previous_snapshot, snapshot = snapshot, [backend.copy(t) for t in net._params]
             Xe, Ye = X, Y
@@ -223,6 +233,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{epoch_loss:.4g}", samples_s=f"{history.samples / (time.perf_counter() - t0):.3g}")
+            asked = callback is not None and bool(callback(epoch, history))
             if interrupt.requested:
                 history.stop_reason = "interrupted"
             elif deadline is not None and time.perf_counter() > deadline:
@@ -232,7 +243,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
             elif patience is not None and wait >= patience:
                 history.stop_reason = "early_stopping"
                 net._params = best[1]
-            elif callback is not None and callback(epoch, history):
+            elif asked:
                 history.stop_reason = "callback"
             if history.stop_reason:
                 break
@@ -240,15 +251,11 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
             history.stop_reason = "epochs"
     backend.synchronize()
     history.elapsed = time.perf_counter() - t0
-    if bar is not None:
-        bar.close()
     if history.stop_reason == "nonfinite":
-        where = history.nonfinite_at
-        message = (f"training diverged: non-finite loss or weights at epoch {where['epoch']}, step {where['step']}; "
-                   "the last good weights were restored (try a smaller lr)")
+        message = history.divergence_message() + " (try a smaller lr)"
         if on_nonfinite == "raise":
             raise DivergenceError(message)
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        warnings.warn(message, DivergenceWarning, stacklevel=3)
     return history
 
 
@@ -267,6 +274,16 @@ def _gradients_within_memory(net, X, Y, chunk_size):
             warnings.warn(f"out of device memory for a batch of {m}; retrying with chunk_size={smaller} "
                           "(the same D, computed in parts)", RuntimeWarning, stacklevel=4)
             chunk_size = smaller
+
+
+@contextlib.contextmanager
+def _closing(bar):
+    """Close the progress bar (if any) however training ends."""
+    try:
+        yield
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _progress(total):

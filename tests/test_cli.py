@@ -43,6 +43,23 @@ def same_weights(a, b):
 
 # -- help and the simple commands ---------------------------------------------------------
 
+def test_predict_argmax_thresholds_a_single_output_and_reads_the_inputs_of_an_xy_npz(tmp_path):
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1.0]])
+    np.savez(tmp_path / "xor.npz", X=np.repeat(X, 8, axis=0), Y=np.repeat([[0], [1], [1], [0.0]], 8, axis=0))
+    ok("train", "--data", "xor.npz", "--sizes", "2,8,1", "--output", "sigmoid", "--epochs", "300", "--lr", "0.05",
+       "--quiet", "--no-plot", "--out", "run", cwd=tmp_path)
+    np.savez(tmp_path / "four.npz", X=X, Y=np.array([[0], [1], [1], [0.0]]))
+    run = ok("predict", "run/model.npz", "--input", "four.npz", "--argmax", cwd=tmp_path)
+    assert run.stdout.split() == ["class", "0", "1", "1", "0"]
+
+
+def test_an_empty_header_cell_is_a_clear_error(tmp_path):
+    (tmp_path / "p.csv").write_text(",x,y\n0,1,0\n1,0,1\n")
+    run = bpgpu("train", "--data", "p.csv", "--sizes", "2,3,1", "--quiet", cwd=tmp_path)
+    assert run.returncode == 1 and "Traceback" not in run.stderr and "internal error" not in run.stderr
+    assert "--target: name the target column(s) of p.csv" in run.stderr
+
+
 @pytest.mark.parametrize("command", ["train", "predict", "example", "info", "bench"])
 def test_every_subcommand_has_help(command, tmp_path):
     if command == "bench" and not (ROOT / "bpgpu" / "bench.py").exists():

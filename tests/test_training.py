@@ -170,6 +170,16 @@ def test_callback_sees_each_epoch_and_can_stop():
     assert history.stop_reason == "callback" and history.epochs == 3
 
 
+@pytest.mark.parametrize("rule", [dict(target_loss=1e9), dict(epochs=3), dict(max_time=1e-6)])
+def test_callback_also_sees_the_epoch_that_stops_training(rule):
+    """The last epoch is reported too, whatever rule ends the run (the CLI's progress and checkpoints rely on it)."""
+    X, Y = small_problem(10)
+    seen = []
+    options = dict(epochs=100, callback=lambda epoch, history: seen.append(epoch))
+    history = bpgpu.Network([3, 4, 2], seed=0).fit(X, Y, **{**options, **rule})
+    assert seen == list(range(history.epochs)) and history.epochs >= 1
+
+
 def test_validation_loss_is_recorded_every_epoch(teacher_data):
     X, Y, X_val, Y_val = teacher_data
     net = bpgpu.Network([4, 8, 2], activation="tanh", output="identity", seed=0)
