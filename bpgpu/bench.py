@@ -683,21 +683,17 @@ def _undisturbed(case, retries: int) -> dict:
 
 
 def _versions(backends) -> dict:
-    from importlib import metadata
-
     from . import __version__
+    from .environment import cuda_versions, package_version
 
     found = {"python": platform.python_version(), "bpgpu": __version__, "numpy": np.__version__}
     for name in ("cupy", "torch", "scikit-learn", "threadpoolctl", "matplotlib"):
-        for dist in ([name] if name != "cupy" else ["cupy-cuda13x", "cupy-cuda12x", "cupy"]):
-            with contextlib.suppress(metadata.PackageNotFoundError):
-                found[name] = metadata.version(dist)
-                break
+        version = package_version(name)
+        if version is not None:
+            found[name] = version
     for b in backends:
         if b.name == "cupy":
-            runtime = b.xp.cuda.runtime
-            found["CUDA runtime"] = runtime.runtimeGetVersion()
-            found["CUDA driver"] = runtime.driverGetVersion()
+            found.update(cuda_versions(b.xp))
     return found
 
 

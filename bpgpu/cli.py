@@ -25,6 +25,7 @@ import numpy as np
 from .activations import HIDDEN, OUTPUTS
 from .backend import DTYPES, BackendUnavailable
 from .data import GENERATORS
+from .environment import cuda_versions, package_version
 from .losses import CROSS_ENTROPY_OUTPUTS, LOSSES
 from .optimizers import OPTIMIZERS
 from .training import DEFAULT_LR, DivergenceError, DivergenceWarning
@@ -773,16 +774,7 @@ def _info(args) -> int:
 
 
 def _version(name: str) -> str:
-    """A distribution's installed version; for cupy, whichever cupy-cudaNNx wheel is there."""
-    from importlib import metadata
-
-    try:
-        if name == "cupy":
-            dists = metadata.packages_distributions().get("cupy", [])
-            return f"{metadata.version(dists[0])} ({dists[0]})" if dists else "not installed"
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "not installed"
+    return package_version(name) or "not installed"
 
 
 def _cuda_devices(backends) -> list[str]:
@@ -791,8 +783,8 @@ def _cuda_devices(backends) -> list[str]:
     from .backend import get_backend
 
     cupy = get_backend("cupy").xp  # through the backend: it is the one module that imports cupy
-    lines = [f"CUDA runtime {_cuda_version(cupy.cuda.runtime.runtimeGetVersion())}, "
-             f"driver {_cuda_version(cupy.cuda.runtime.driverGetVersion())}"]
+    cuda = cuda_versions(cupy)
+    lines = [f"CUDA runtime {cuda['CUDA runtime']}, driver {cuda['CUDA driver']}"]
     for i in range(cupy.cuda.runtime.getDeviceCount()):
         props = cupy.cuda.runtime.getDeviceProperties(i)
         with cupy.cuda.Device(i):
@@ -800,10 +792,6 @@ def _cuda_devices(backends) -> list[str]:
         lines.append(f"{i}: {props['name'].decode()}, compute capability {props['major']}.{props['minor']}, "
                      f"{total / 2**30:.1f} GiB ({free / 2**30:.1f} GiB free)")
     return lines
-
-
-def _cuda_version(v: int) -> str:
-    return f"{v // 1000}.{v % 1000 // 10}"
 
 
 def _blas() -> str:
