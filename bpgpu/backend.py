@@ -104,11 +104,18 @@ class CupyBackend(Backend):
 
     def set_tf32(self, allowed: bool) -> None:
         # CuPy keeps one compute type per dtype for the whole process; it otherwise
-        # reads CUPY_TF32 once, at the first float32 product.
-        from cupy._core import _routines_linalg as linalg
+        # reads CUPY_TF32 once, at the first float32 product. The setter is not public
+        # API: where a CuPy version lacks it, say so rather than fail every network.
+        try:
+            from cupy._core import _routines_linalg as linalg
 
-        mode = linalg.COMPUTE_TYPE_TF32 if allowed else linalg.COMPUTE_TYPE_DEFAULT
-        linalg.set_compute_type(np.float32, mode)
+            mode = linalg.COMPUTE_TYPE_TF32 if allowed else linalg.COMPUTE_TYPE_DEFAULT
+            linalg.set_compute_type(np.float32, mode)
+        except (ImportError, AttributeError) as err:
+            import warnings
+
+            warnings.warn(f"allow_tf32={allowed}: this CuPy cannot set the float32 compute type ({err}); "
+                          "CUPY_TF32 in the environment decides instead", RuntimeWarning, stacklevel=3)
 
     def random(self, seed):
         return self.xp.random.default_rng(seed)
