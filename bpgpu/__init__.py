@@ -10,9 +10,10 @@ from .gradcheck import gradient_check
 from .network import Network
 from .optimizers import SGD, Adam, Momentum, Optimizer
 from .persistence import load
-from .training import DivergenceError, History, fit
+from .training import DivergenceError, DivergenceWarning, History, fit
 
 __version__ = "0.1.0"
 
-__all__ = ["Network", "fit", "History", "gradient_check", "get_backend", "available_backends",
-           "BackendUnavailable", "DivergenceError", "load", "Optimizer", "SGD", "Momentum", "Adam", "__version__"]
+__all__ = ["Network", "fit", "History", "gradient_check", "load", "get_backend", "available_backends",
+           "BackendUnavailable", "DivergenceError", "DivergenceWarning", "Optimizer", "SGD", "Momentum", "Adam",
+           "__version__"]
