@@ -173,18 +173,13 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
     bs = m if batch_size is None else min(int(batch_size), m)
     if validation_data is not None:
         X_val, Y_val = net._batch(*validation_data, names=("validation_data[0]", "validation_data[1]"))
-    name = optimizer.name if hasattr(optimizer, "name") else optimizer
-    if lr is None:
-        lr = DEFAULT_LR.get(name, 0.1)
-    extra = {"momentum": dict(momentum=momentum, nesterov=nesterov),
-             "adam": dict(beta1=beta1, beta2=beta2, eps=eps)}.get(name, {})
-    opt = make_optimizer(optimizer, lr, **extra)
+    options = {"momentum": dict(momentum=momentum, nesterov=nesterov), "adam": dict(beta1=beta1, beta2=beta2, eps=eps)}
+    opt = _optimizer(optimizer, lr, options)
 
     starts = list(range(0, m, bs))
     step_sizes = [min(bs, m - s) for s in starts]
     history = History()
-    best = (math.inf, None)
-    wait = 0
+    watch = _EarlyStopping(patience)
     # Weights at the start of this epoch and of the one before (each checked finite at
     # the end of the epoch before it): a non-finite loss at an epoch's first step means
     # the weights it started with were already bad, if finite.
@@ -223,13 +218,9 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
             history.loss.append(epoch_loss)
             history.epochs += 1
             if validation_data is not None:
-                val = float(net._loss(X_val, Y_val, chunk_size))
-                history.val_loss.append(val)
-                if val < best[0]:
-                    best, wait = (val, [backend.copy(t) for t in net._params]), 0
+                history.val_loss.append(float(net._loss(X_val, Y_val, chunk_size)))
+                if watch.improved(history.val_loss[-1], net._params, backend):
                     history.best_epoch = epoch
-                else:
-                    wait += 1
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{epoch_loss:.4g}", samples_s=f"{history.samples / (time.perf_counter() - t0):.3g}")
@@ -240,9 +231,9 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
                 history.stop_reason = "max_time"
             elif target_loss is not None and epoch_loss <= target_loss:
                 history.stop_reason = "target_loss"
-            elif patience is not None and wait >= patience:
+            elif watch.exhausted:
                 history.stop_reason = "early_stopping"
-                net._params = best[1]
+                net._params = watch.best_params
             elif asked:
                 history.stop_reason = "callback"
             if history.stop_reason:
@@ -257,6 +248,31 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
             raise DivergenceError(message)
         warnings.warn(message, DivergenceWarning, stacklevel=3)
     return history
+
+
+def _optimizer(optimizer, lr, options):
+    """The Optimizer for ``optimizer`` (a name or an instance); ``options`` maps a name to
+    its own hyper-parameters; ``lr`` None takes the name's default."""
+    name = getattr(optimizer, "name", optimizer)
+    return make_optimizer(optimizer, DEFAULT_LR.get(name, 0.1) if lr is None else lr, **options.get(name, {}))
+
+
+class _EarlyStopping:
+    """Tracks the best validation loss, a copy of its weights, and the epochs since."""
+
+    def __init__(self, patience):
+        self.patience, self.best, self.best_params, self.wait = patience, math.inf, None, 0
+
+    def improved(self, val_loss: float, params, backend) -> bool:
+        if val_loss < self.best:
+            self.best, self.best_params, self.wait = val_loss, [backend.copy(p) for p in params], 0
+            return True
+        self.wait += 1
+        return False
+
+    @property
+    def exhausted(self) -> bool:
+        return self.patience is not None and self.wait >= self.patience
 
 
 def _gradients_within_memory(net, X, Y, chunk_size):
