@@ -118,7 +118,7 @@ def _epoch_loss(losses, params, step_sizes, backend):
     examples in each step taken, as Python ints.
     """
     xp = backend.xp
-    weights = sum(xp.sum(p) for p in params)
+    weights = backend.total(params)
     if len(losses) == 1:  # full batch: plain floats, no host arrays
         step_losses, weight_sum = [float(losses[0])], float(weights)
     else:
