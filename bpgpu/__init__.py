@@ -5,6 +5,7 @@
     history = net.fit(X, Y, epochs=100, lr=0.5)
 """
 
+from . import data
 from .backend import BackendUnavailable, available_backends, get_backend
 from .gradcheck import gradient_check
 from .network import Network
@@ -14,6 +15,6 @@ from .training import DivergenceError, DivergenceWarning, History, fit
 
 __version__ = "0.1.0"
 
-__all__ = ["Network", "fit", "History", "gradient_check", "load", "get_backend", "available_backends",
+__all__ = ["Network", "fit", "History", "gradient_check", "load", "data", "get_backend", "available_backends",
            "BackendUnavailable", "DivergenceError", "DivergenceWarning", "Optimizer", "SGD", "Momentum", "Adam",
            "__version__"]

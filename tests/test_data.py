@@ -125,3 +125,11 @@ def test_spirals_are_learnable():
 def test_bad_arguments_name_themselves(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_the_generators_are_reachable_from_the_package_as_the_readme_shows():
+    import bpgpu
+
+    X, Y = bpgpu.data.xor(4)
+    np.testing.assert_array_equal(np.asarray(Y)[:, 0], [0, 1, 1, 0])
+    assert X.shape == (4, 2)
