@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import validation as check
+
 
 def gradient_check(net, X, Y, eps: float = 1e-6) -> float:
     """The largest error of D against central differences, relative to the largest gradient.
@@ -16,8 +18,6 @@ def gradient_check(net, X, Y, eps: float = 1e-6) -> float:
 
     One pair of forward passes per weight: meant for small networks.
     """
-    from . import validation as check
-
     eps = check.number("eps", eps, low=0.0, low_open=True)
     twin = net.clone(dtype="float64")
     X, Y = twin._batch(X, Y)

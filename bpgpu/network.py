@@ -121,11 +121,11 @@ class Network:
 
     # -- forward and backward -----------------------------------------------------
 
-    def _forward(self, X, params=None):
+    def _forward(self, X):
         """Activations [a(0) = X, …, a(L)] and the output pre-activation z(L)."""
         xp, a = self.xp, X
         A = [a]
-        for g, (W, b) in zip(self._g, self._layers(self._params if params is None else params)):
+        for g, (W, b) in zip(self._g, self._layers(self._params)):
             z = a @ W.T
             if b is not None:
                 z += b
@@ -260,9 +260,7 @@ class Network:
         if memory_budget is not None:
             chunk_size = self.chunk_size_for(memory_budget)
         J, grads = self._gradients(X, Y, chunk_size)
-        if self.bias:
-            return float(J), [self._join(gW, gb) for gW, gb in zip(grads[0::2], grads[1::2])]
-        return float(J), grads
+        return float(J), [self._join(gW, gb) for gW, gb in self._layers(grads)]
 
     def fit(self, X, Y, **options):
         """Train on (X, Y); see :func:`bpgpu.training.fit` for the options. Returns a History."""
