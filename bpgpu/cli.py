@@ -28,7 +28,7 @@ from .data import GENERATORS
 from .environment import cuda_versions, package_version
 from .losses import CROSS_ENTROPY_OUTPUTS, LOSSES
 from .optimizers import OPTIMIZERS
-from .training import DEFAULT_LR, DivergenceError, DivergenceWarning
+from .training import DEFAULT_LR, DivergenceError, DivergenceWarning, optimizer_for
 
 TABLE_SUFFIXES = (".npy", ".npz", ".csv")
 
@@ -601,13 +601,8 @@ def _split(X, Y, fraction, seed, backend):
 
 
 def _optimizer(o, checkpoint, net):
-    from .optimizers import make_optimizer
-
-    hyper = {"momentum": dict(momentum=o.momentum, nesterov=o.nesterov),
-             "adam": dict(beta1=o.beta1, beta2=o.beta2)}.get(o.optimizer, {})
-    if o.lr is None:
-        o.lr = DEFAULT_LR[o.optimizer]
-    optimizer = make_optimizer(o.optimizer, o.lr, **hyper)
+    optimizer = optimizer_for(o.optimizer, o.lr, momentum=o.momentum, nesterov=o.nesterov, beta1=o.beta1, beta2=o.beta2)
+    o.lr = optimizer.lr  # the default resolved, so a resumed run keeps it
     saved = checkpoint.optimizer if checkpoint else None
     if saved is not None:
         if saved.name != optimizer.name:

@@ -173,8 +173,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
     bs = m if batch_size is None else min(int(batch_size), m)
     if validation_data is not None:
         X_val, Y_val = net._batch(*validation_data, names=("validation_data[0]", "validation_data[1]"))
-    options = {"momentum": dict(momentum=momentum, nesterov=nesterov), "adam": dict(beta1=beta1, beta2=beta2, eps=eps)}
-    opt = _optimizer(optimizer, lr, options)
+    opt = optimizer_for(optimizer, lr, momentum=momentum, nesterov=nesterov, beta1=beta1, beta2=beta2, eps=eps)
 
     starts = list(range(0, m, bs))
     step_sizes = [min(bs, m - s) for s in starts]
@@ -250,11 +249,13 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
     return history
 
 
-def _optimizer(optimizer, lr, options):
-    """The Optimizer for ``optimizer`` (a name or an instance); ``options`` maps a name to
-    its own hyper-parameters; ``lr`` None takes the name's default."""
+def optimizer_for(optimizer, lr=None, *, momentum=0.9, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8):
+    """The Optimizer ``fit`` uses: ``optimizer`` itself if it is one, else the named one with
+    its own hyper-parameters picked from the rest; ``lr`` None takes the name's default."""
     name = getattr(optimizer, "name", optimizer)
-    return make_optimizer(optimizer, DEFAULT_LR.get(name, 0.1) if lr is None else lr, **options.get(name, {}))
+    own = {"momentum": dict(momentum=momentum, nesterov=nesterov),
+           "adam": dict(beta1=beta1, beta2=beta2, eps=eps)}.get(name, {})
+    return make_optimizer(optimizer, DEFAULT_LR.get(name, 0.1) if lr is None else lr, **own)
 
 
 class _EarlyStopping:
