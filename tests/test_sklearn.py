@@ -2,10 +2,13 @@
 (labels, DataFrames, sparse, float32), pipelines and searches, pickling, bpgpu's own
 parameters, and an ``import bpgpu`` that stays free of scikit-learn."""
 
+import json
+import os
 import pickle
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -179,3 +182,14 @@ def test_divergence_is_reported_as_scikit_learn_does():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             MLPRegressor().fit(X, y)
+
+
+def test_the_comparison_benchmark_runs(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "sklearn_vs_bpgpu.py"
+    root = str(script.parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    subprocess.run([sys.executable, str(script), "--quick", "--repeats", "1", "--backends", "numpy",
+                    "--out", str(tmp_path)], check=True, capture_output=True, text=True, env=env)
+    report = json.loads((tmp_path / "sklearn_vs_bpgpu.json").read_text())
+    assert [r["workload"] for r in report["rows"]] == ["digits", "W1", "W2"]
+    assert all(r["speedup_numpy"] > 0 for r in report["rows"])
