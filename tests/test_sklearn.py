@@ -193,3 +193,21 @@ def test_the_comparison_benchmark_runs(tmp_path):
     report = json.loads((tmp_path / "sklearn_vs_bpgpu.json").read_text())
     assert [r["workload"] for r in report["rows"]] == ["digits", "W1", "W2"]
     assert all(r["speedup_numpy"] > 0 for r in report["rows"])
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_arrays_of_the_backend_stay_on_it(blobs, early_stopping):
+    """array-api-strict stands in for CuPy: X of the estimator's backend is trained on and
+    predicted from where it is (no conversion to NumPy), labels come back to the host."""
+    xp = pytest.importorskip("array_api_strict", reason="array-api-strict stands in for a GPU library")
+    X, y = blobs
+    params = dict(hidden_layer_sizes=(8,), max_iter=20, random_state=0, early_stopping=early_stopping)
+    on_numpy = MLPClassifier(**params).fit(X, y)
+    on_device = MLPClassifier(backend="array_api_strict", **params).fit(xp.asarray(X), xp.asarray(y))
+    assert on_device.n_features_in_ == 4 and not hasattr(on_device, "feature_names_in_")
+    np.testing.assert_allclose(on_device.predict_proba(xp.asarray(X)), on_numpy.predict_proba(X), rtol=1e-10)
+    np.testing.assert_array_equal(on_device.predict(xp.asarray(X)), on_numpy.predict(X))
+    with pytest.raises(ValueError, match="X has 3 features, but MLPClassifier is expecting 4"):
+        on_device.predict(xp.asarray(X[:, :3]))
+    with pytest.raises(TypeError, match="array of backend='numpy'"):
+        on_numpy.predict(xp.asarray(X))

@@ -21,6 +21,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from ..backend import get_backend
 from ..network import Network
 from ..training import DivergenceError
 from . import _layout, _lbfgs, _optimizers
@@ -95,10 +96,10 @@ class BaseMLP(BaseEstimator):
         layer_units = [X.shape[1]] + hidden + [self.n_outputs_]
         self._random_state = check_random_state(self.random_state)
         if first_pass:
-            self._initialize(y, layer_units, self.dtype or X.dtype.name)
+            self._initialize(y, layer_units, self.dtype or _float_name(X))
 
         net = self._network()
-        X = X.astype(net.dtype, copy=False)
+        X = net.backend.asarray(X, net.dtype)  # staged on the device once, for every solver
         if self.solver in STOCHASTIC_SOLVERS:
             self._fit_stochastic(net, X, y, incremental)
         else:
@@ -139,13 +140,16 @@ class BaseMLP(BaseEstimator):
         if self.early_stopping:
             # scikit-learn stratifies single-output classification only (not multiclass: its y is one-hot).
             stratify = y if is_classifier(self) and self.n_outputs_ == 1 else None
-            X, X_val, y, y_val = train_test_split(X, y, random_state=self._random_state,
-                                                  test_size=self.validation_fraction, stratify=stratify)
-            if X_val.shape[0] < 2:
+            # Split row indices, not X: the same split as train_test_split(X, y), with X left on the device.
+            train, val = train_test_split(np.arange(X.shape[0]), random_state=self._random_state,
+                                          test_size=self.validation_fraction, stratify=stratify)
+            if val.shape[0] < 2:
                 raise ValueError("The validation set is too small. Increase 'validation_fraction' "
                                  "or the size of your dataset.")
-            # Staged on the device once; scored every epoch.
-            validation = (net.backend.asarray(X_val, net.dtype), self._validation_target(y_val))
+            rows = net.backend.asarray
+            X, X_val = (net.xp.take(X, rows(i, "int64"), axis=0) for i in (train, val))
+            y, y_val = y[train], y[val]
+            validation = (X_val, self._validation_target(y_val))
         n_samples = X.shape[0]
         if self.batch_size == "auto":
             batch_size = min(200, n_samples)
@@ -171,7 +175,7 @@ class BaseMLP(BaseEstimator):
             net.set_thetas(_layout.to_thetas(self._best_coefs, self._best_intercepts))
 
     def _fit_lbfgs(self, net, X, y, layer_units):
-        X, Y = net.backend.asarray(X, net.dtype), net.backend.asarray(y.astype(net.dtype), net.dtype)
+        Y = net.backend.asarray(y.astype(net.dtype), net.dtype)
         self.loss_, self.n_iter_ = _lbfgs.minimize(net, X, Y, layer_units, max_iter=self.max_iter,
                                                    max_fun=self.max_fun, tol=self.tol, verbose=self.verbose)
 
@@ -228,13 +232,53 @@ class BaseMLP(BaseEstimator):
     def _forward(self, X, check_input=True) -> np.ndarray:
         """The network's output (m, n_outputs_) on the host; sparse X densified in row blocks."""
         if check_input:
-            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+            if self._device_backend(X) is None:
+                X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+            else:
+                self._check_device_X(X, reset=False)
         net = self._network()
         if sp.issparse(X):
             X = sp.csr_matrix(X)
             return np.vstack([net.predict(X[i:i + PREDICT_ROWS].toarray())
                               for i in range(0, X.shape[0], PREDICT_ROWS)])
         return net.predict(X)
+
+    # -- input validation ---------------------------------------------------------
+
+    def _validate_X_y(self, X, y, reset, **y_options):
+        """(X, y) checked as scikit-learn's MLPs check them. An X of the estimator's own
+        non-NumPy backend (a CuPy array) stays on its device: its shape is checked here, its
+        values by the network; y (labels or targets) is brought to the host."""
+        backend = self._device_backend(X)
+        if backend is None:
+            return validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                                 dtype=(np.float64, np.float32), reset=reset, **y_options)
+        if y is not None and backend.is_native(y):
+            y = backend.to_host(y)
+        y = validate_data(self, "no_validation", y, multi_output=True, reset=reset, **y_options)
+        self._check_device_X(X, reset)
+        if X.shape[0] != y.shape[0]:
+            raise ValueError(f"Found input variables with inconsistent numbers of samples: [{X.shape[0]}, {y.shape[0]}]")
+        return X, y
+
+    def _device_backend(self, X):
+        """The estimator's backend when ``X`` is one of its arrays other than NumPy's, else None."""
+        if isinstance(X, np.ndarray) or sp.issparse(X) or not hasattr(X, "__array_namespace__"):
+            return None
+        backend = get_backend(self.backend)
+        if not backend.is_native(X):
+            raise TypeError(f"X: expected a NumPy array or an array of backend={self.backend!r}, "
+                            f"got a {type(X).__module__}.{type(X).__name__}")
+        return backend
+
+    def _check_device_X(self, X, reset):
+        if X.ndim != 2 or X.shape[0] < 1:
+            raise ValueError(f"X: expected a 2-D array with at least one row, got shape {tuple(X.shape)}")
+        if reset:
+            self.n_features_in_ = X.shape[1]
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                             f"{self.n_features_in_} features as input.")
 
     # -- scikit-learn plumbing ----------------------------------------------------
 
@@ -257,3 +301,8 @@ class BaseMLP(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+def _float_name(X) -> str:
+    """scikit-learn's rule for the parameters' dtype: float32 stays float32, anything else is float64."""
+    return "float32" if str(X.dtype).endswith("float32") else "float64"
