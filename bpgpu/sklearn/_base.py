@@ -79,6 +79,11 @@ class BaseMLP(BaseEstimator):
     # -- fit ----------------------------------------------------------------------
 
     def _fit(self, X, y, incremental: bool):
+        """fit (``incremental=False``: max_iter epochs, or lbfgs) and partial_fit (one epoch).
+
+        X: (n_samples, n_features), dense, sparse or on the backend's device; y: labels,
+        indicators or targets as the subclass's ``_validate_input`` accepts them.
+        """
         self._validate_params()
         if self.device == "cpu" and self.backend != "numpy":
             raise ValueError(f"device: 'cpu' runs on backend='numpy', got backend={self.backend!r}")
@@ -129,6 +134,8 @@ class BaseMLP(BaseEstimator):
                 self.validation_scores_, self.best_validation_score_, self.best_loss_ = None, None, np.inf
 
     def _fit_stochastic(self, net, X, y, incremental):
+        """sgd/adam: ``Network.fit`` with scikit-learn's optimiser, its batches and, after every
+        epoch, its rules (:class:`EpochRules`). X (m, n_features) on the device, y (m, n_outputs)."""
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = _optimizers.make(
                 self.solver, learning_rate_init=self.learning_rate_init, momentum=self.momentum,
@@ -136,27 +143,9 @@ class BaseMLP(BaseEstimator):
                 epsilon=self.epsilon)
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        validation = None
-        if self.early_stopping:
-            # scikit-learn stratifies single-output classification only (not multiclass: its y is one-hot).
-            stratify = y if is_classifier(self) and self.n_outputs_ == 1 else None
-            # Split row indices, not X: the same split as train_test_split(X, y), with X left on the device.
-            train, val = train_test_split(np.arange(X.shape[0]), random_state=self._random_state,
-                                          test_size=self.validation_fraction, stratify=stratify)
-            if val.shape[0] < 2:
-                raise ValueError("The validation set is too small. Increase 'validation_fraction' "
-                                 "or the size of your dataset.")
-            rows = net.backend.asarray
-            X, X_val = (net.xp.take(X, rows(i, "int64"), axis=0) for i in (train, val))
-            y, y_val = y[train], y[val]
-            validation = (X_val, self._validation_target(y_val))
+        X, y, validation = self._split_validation(net, X, y) if self.early_stopping else (X, y, None)
         n_samples = X.shape[0]
-        if self.batch_size == "auto":
-            batch_size = min(200, n_samples)
-        else:
-            if self.batch_size > n_samples:
-                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
-            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+        batch_size = self._batch_size(n_samples)
         schedule = _optimizers.Schedule(self.learning_rate if self.solver == "sgd" else "constant",
                                         self.learning_rate_init, self.power_t)
         rules = EpochRules(self, net, self._optimizer, schedule, n_samples, validation, incremental)
@@ -174,7 +163,28 @@ class BaseMLP(BaseEstimator):
         if self.early_stopping:
             net.set_thetas(_layout.to_thetas(self._best_coefs, self._best_intercepts))
 
+    def _split_validation(self, net, X, y):
+        """(X_train, y_train, (X_val, y_val as scored)): scikit-learn's early-stopping split."""
+        # scikit-learn stratifies single-output classification only (not multiclass: its y is one-hot).
+        stratify = y if is_classifier(self) and self.n_outputs_ == 1 else None
+        # Split row indices, not X: the same split as train_test_split(X, y), with X left on the device.
+        train, val = train_test_split(np.arange(X.shape[0]), random_state=self._random_state,
+                                      test_size=self.validation_fraction, stratify=stratify)
+        if val.shape[0] < 2:
+            raise ValueError("The validation set is too small. Increase 'validation_fraction' "
+                             "or the size of your dataset.")
+        X_train, X_val = (net.xp.take(X, net.backend.asarray(i, "int64"), axis=0) for i in (train, val))
+        return X_train, y[train], (X_val, self._validation_target(y[val]))
+
+    def _batch_size(self, n_samples: int) -> int:
+        if self.batch_size == "auto":
+            return min(200, n_samples)
+        if self.batch_size > n_samples:
+            warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
+        return int(np.clip(self.batch_size, 1, n_samples))
+
     def _fit_lbfgs(self, net, X, y, layer_units):
+        """lbfgs: scipy's L-BFGS-B over all of (X, y) at once; sets ``loss_`` and ``n_iter_``."""
         Y = net.backend.asarray(y.astype(net.dtype), net.dtype)
         self.loss_, self.n_iter_ = _lbfgs.minimize(net, X, Y, layer_units, max_iter=self.max_iter,
                                                    max_fun=self.max_fun, tol=self.tol, verbose=self.verbose)
