@@ -273,13 +273,15 @@ class BaseMLP(BaseEstimator):
 
     def _device_backend(self, X):
         """The estimator's backend when ``X`` is one of its arrays other than NumPy's, else None."""
-        if isinstance(X, np.ndarray) or sp.issparse(X) or not hasattr(X, "__array_namespace__"):
+        if isinstance(X, np.ndarray) or sp.issparse(X):
             return None
         backend = get_backend(self.backend)
-        if not backend.is_native(X):
+        if backend.name != "numpy" and backend.is_native(X):
+            return backend
+        if hasattr(X, "__array_namespace__") or hasattr(X, "__cuda_array_interface__"):
             raise TypeError(f"X: expected a NumPy array or an array of backend={self.backend!r}, "
                             f"got a {type(X).__module__}.{type(X).__name__}")
-        return backend
+        return None  # lists, DataFrames, …: scikit-learn's validation converts them
 
     def _check_device_X(self, X, reset):
         if X.ndim != 2 or X.shape[0] < 1:
