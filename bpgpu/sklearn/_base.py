@@ -21,9 +21,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ..backend import get_backend
-from ..network import Network
-from ..training import DivergenceError
+# bpgpu's public API only: the core's internals are free to change under us.
+from .. import DivergenceError, Network, get_backend
 from . import _layout, _lbfgs, _optimizers
 from ._epochs import EpochRules
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from ..optimizers import SGD, Momentum, Optimizer
+from .. import SGD, Momentum, Optimizer
 
 
 class _LearningRateName:
