@@ -62,8 +62,6 @@ def test_an_empty_header_cell_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("command", ["train", "predict", "example", "info", "bench"])
 def test_every_subcommand_has_help(command, tmp_path):
-    if command == "bench" and not (ROOT / "bpgpu" / "bench.py").exists():
-        pytest.skip("bpgpu/bench.py is not there yet")
     run = ok(command, "--help", cwd=tmp_path)
     assert run.stdout.startswith(f"usage: bpgpu {command}")
 
