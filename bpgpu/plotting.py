@@ -1,4 +1,4 @@
-"""Pictures: the loss curve of a training run and the throughput of a benchmark.
+"""Pictures: a training run's loss curve and decision regions, a benchmark's throughput.
 
 matplotlib is optional (``pip install "bpgpu[plot]"``): callers ask :func:`available`
 first. Figures are drawn on ``matplotlib.figure.Figure`` directly, not through pyplot, so
@@ -51,6 +51,34 @@ def loss_curve(history: dict, path) -> bool:
     ax.grid(True, alpha=0.3)
     fig.savefig(path, dpi=100)
     return True
+
+
+def regions(classify, X: np.ndarray, labels: np.ndarray, path, names=None, features=("feature 0", "feature 1"),
+            resolution: int = 200) -> None:
+    """The plane of two features coloured by the class ``classify`` gives each point, with the
+    examples X (m, 2) over it coloured by their ``labels`` (m,) class indices.
+
+    ``classify`` maps points (g, 2) to class indices (g,); ``names`` labels the classes and
+    ``features`` the axes.
+    """
+    from matplotlib.colors import ListedColormap
+    from matplotlib.lines import Line2D
+
+    low, high = X.min(axis=0), X.max(axis=0)
+    pad = np.where(high > low, 0.05 * (high - low), 1.0)
+    g0, g1 = np.meshgrid(np.linspace(low[0] - pad[0], high[0] + pad[0], resolution),
+                         np.linspace(low[1] - pad[1], high[1] + pad[1], resolution))
+    region = np.asarray(classify(np.column_stack([g0.ravel(), g1.ravel()]))).reshape(g0.shape)
+    n = len(names) if names else int(max(region.max(), labels.max())) + 1
+    colours = ListedColormap([f"C{k % 10}" for k in range(n)])
+    fig, (ax,) = _figure(6, 5)
+    ax.pcolormesh(g0, g1, region, cmap=colours, vmin=-0.5, vmax=n - 0.5, alpha=0.3, shading="auto")
+    ax.scatter(X[:, 0], X[:, 1], c=labels, cmap=colours, vmin=-0.5, vmax=n - 0.5, s=10,
+               edgecolors="black", linewidths=0.2)
+    ax.legend(handles=[Line2D([], [], marker="o", linestyle="", color=f"C{k % 10}", label=str(names[k] if names else k))
+                       for k in range(n)], fontsize="small", title="class")
+    ax.set(xlabel=features[0], ylabel=features[1], title="decision regions and training points")
+    fig.savefig(path, dpi=100)
 
 
 def throughput(results: list[dict], path, peers=("torch", "sklearn")) -> None:

@@ -22,12 +22,24 @@ from .timing import DISTURBED, thread_limits, undisturbed
 from .workloads import WORKLOADS, workload
 
 DESCRIPTION = "Throughput of bpgpu's training steps against the GEMM ceiling, PyTorch and scikit-learn."
+EPILOG = ("Measures, each the median of --repeats timings after a warm-up, on the same data and initial "
+          "weights: fit (net.fit's own loop), step (one training step without fit's bookkeeping), forward "
+          "(the forward pass), gemm (the backend's (m x w)(w x w) matrix product, w the widest layer: the "
+          "practical ceiling), and, where installed, the same network trained by PyTorch (same device) and "
+          "scikit-learn's MLP (CPU). A training step counts 6 x weights x batch FLOPs. "
+          "Reports go to stdout as Markdown, and to --json/--markdown/--plot files.")
+
+
+def _workloads_help() -> str:
+    return "; ".join(f"{w.name} {'-'.join(map(str, w.sizes))} {w.activation}/{w.output} {w.loss}, batch {w.batch}"
+                     for w in WORKLOADS.values())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``bpgpu bench``."""
+    """The options of ``bpgpu bench``, and its help's description and epilogue."""
+    parser.description, parser.epilog = DESCRIPTION, EPILOG
     parser.add_argument("--workloads", type=names(WORKLOADS), default=list(WORKLOADS),
-                        help="comma-separated workloads of DESIGN.md §5 (default: W0,W1,W2,W3)")
+                        help=f"comma-separated workloads (default: all): {_workloads_help()}")
     parser.add_argument("--backends", type=names(("numpy", "cupy")), default=None,
                         help="numpy,cupy (default: those that work here)")
     parser.add_argument("--dtypes", type=names(DTYPES), default=["float32"], help="float32,float64 (default: float32)")
@@ -45,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batches", type=at_least(1, int), default=4, help="distinct batches used in turn (default 4)")
     parser.add_argument("--threads", type=at_least(1, int), default=os.cpu_count(),
                         help="CPU threads for BLAS (threadpoolctl) and torch (default: all cores)")
-    parser.add_argument("--seed", type=at_least(0, int), default=0)
+    parser.add_argument("--seed", type=at_least(0, int), default=0, help="seeds the data and the initial weights (default 0)")
     parser.add_argument("--json", metavar="PATH", help="write the report as JSON")
     parser.add_argument("--markdown", metavar="PATH", help="write the report as Markdown")
     parser.add_argument("--plot", metavar="PATH", help="write a PNG of samples/s against batch size (matplotlib)")
@@ -119,7 +131,7 @@ def _command_line(args) -> str:
 
 def main(argv=None) -> int:
     """``python -m bpgpu.bench``: the same as ``bpgpu bench``."""
-    parser = argparse.ArgumentParser(prog="bpgpu bench", description=DESCRIPTION)
+    parser = argparse.ArgumentParser(prog="bpgpu bench")
     add_arguments(parser)
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)

@@ -1,7 +1,8 @@
-"""The ``bpgpu`` command: train, predict, bench, example, info.
+"""The ``bpgpu`` command: train, predict, evaluate, bench, example, info.
 
     bpgpu train --data spirals --sizes 2,64,64,3 --activation relu --epochs 300 --out runs/demo
     bpgpu predict runs/demo/model.npz --input X.csv --output Y.csv
+    bpgpu evaluate runs/demo/model.npz --data test.csv
 
 Every failure a user can cause (a missing file, a bad column, sizes that do not fit
 the data, an unknown option value) ends as one line on stderr and a non-zero exit:
@@ -21,7 +22,7 @@ import warnings
 
 from ..backend import BackendUnavailable
 from ..training import DivergenceError
-from . import example, info, predict, train
+from . import evaluate, example, info, predict, train
 from .errors import CLIError, one_line
 
 __all__ = ["main", "build_parser", "CLIError"]
@@ -83,6 +84,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     train.add_arguments(add("train", train.run, "train a network on synthetic or file data",
                             "Train a network. Options left out on --resume come from the checkpoint."))
     predict.add_arguments(add("predict", predict.run, "run a saved model on inputs from a file"))
+    evaluate.add_arguments(add("evaluate", evaluate.run, "a saved model's loss and accuracy or R² on a labelled file"))
     bench = add("bench", _bench, "benchmark bpgpu (and PyTorch, scikit-learn) on reference workloads")
     if command == "bench":
         module = _bench_cli()

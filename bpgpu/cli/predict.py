@@ -7,42 +7,46 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import metrics, persistence
+from .columns import class_probabilities, model_inputs
 from .errors import CLIError
-from .tables import columns, read_table, write_table, x_and_y
+from .tables import read_table, write_table
 
 
 def add_arguments(p) -> None:
     p.add_argument("model", help="a model.npz saved by bpgpu train or bpgpu.save")
-    p.add_argument("--input", required=True, metavar="FILE", help="inputs, one example a row (.npy, .npz, .csv)")
+    p.add_argument("--input", required=True, metavar="FILE", help="inputs, one example a row (.npy, .npz, .csv); "
+                   "other columns, such as the target, are left out when the model knows its inputs' names")
     p.add_argument("--output", metavar="FILE", help="write predictions to .npy or .csv (default: CSV on stdout)")
-    p.add_argument("--columns", metavar="COLS", help="the input columns to use, names or indices (default: all)")
-    p.add_argument("--argmax", action="store_true", help="write each row's most likely class instead of the outputs")
+    p.add_argument("--columns", metavar="COLS", help="the input columns to use: names, indices, ranges "
+                   "first:last like f0:f63, '!COL' to leave one out (default: the model's inputs by name, else all)")
+    p.add_argument("--argmax", action="store_true", help="write each row's most likely class (its name, for a "
+                   "model trained on text labels) instead of the outputs")
     p.add_argument("--backend", choices=("numpy", "cupy", "auto"), default="numpy", help="(default numpy)")
 
 
 def run(args) -> int:
-    from .. import persistence
-
     if args.output is not None and Path(args.output).suffix.lower() not in (".npy", ".csv"):
         raise CLIError(f"{args.output}: expected a .npy or .csv output file, got {Path(args.output).suffix or 'no suffix'!r}")
-    net = persistence.load(args.model, backend=args.backend)
-    table, names = read_table(args.input)
-    if args.columns:
-        table = table[:, columns(args.input, args.columns, names, table.shape[1], "--columns")]
-    elif x_and_y(names):  # the inputs of an X/Y .npz (or x0…/y0… columns): leave out the targets
-        table = table[:, [j for j, n in enumerate(names) if n.startswith("x")]]
-    if table.shape[1] != net.sizes[0]:
-        raise CLIError(f"incompatible sizes: {args.model} expects {net.sizes[0]} input columns, "
-                       f"{args.input} has {table.shape[1]}" + ("" if args.columns else " (pick them with --columns)"))
-    Y = net.predict(table)
-    if args.argmax:  # one output unit is a probability of class 1
-        classes = (Y[:, 0] >= 0.5).astype(int) if Y.shape[1] == 1 else Y.argmax(axis=1)
-        Y, header = classes[:, None], ["class"]
+    checkpoint = persistence.load_checkpoint(args.model, backend=args.backend)
+    net, classes = checkpoint.network, checkpoint.classes
+    X = model_inputs(read_table(args.input), args.columns, (checkpoint.extra or {}).get("data", {}),
+                     args.model, net.sizes[0])
+    if checkpoint.scaler is not None:
+        X = checkpoint.scaler.transform(X)
+    A = net.predict(X)
+    fmt = "%.10g"
+    if args.argmax:
+        k = metrics.classes(A, np).astype(int)
+        Y, header = (np.array(classes)[k] if classes else k)[:, None], ["class"]
+        fmt = "%s"
+    elif classes:  # one probability column per class, headed by its name
+        Y, header = class_probabilities(A, classes), classes
     else:
-        header = [f"y{k}" for k in range(Y.shape[1])]
+        Y, header = A, [f"y{k}" for k in range(A.shape[1])]
     if args.output is None:
-        np.savetxt(sys.stdout, Y, delimiter=",", header=",".join(header), comments="", fmt="%.10g")
+        np.savetxt(sys.stdout, Y, delimiter=",", header=",".join(header), comments="", fmt=fmt)
         return 0
-    write_table(args.output, Y, header)
+    write_table(args.output, Y, header, fmt)
     print(f"wrote {Y.shape[0]} predictions to {args.output}", file=sys.stderr)
     return 0

@@ -12,16 +12,23 @@ from .. import data
 from ..data import GENERATORS
 from ..losses import CROSS_ENTROPY_OUTPUTS
 from .errors import CLIError, count
-from .tables import SUFFIXES, column_name, columns, read_table, x_and_y
+from .columns import for_training, target_rows
+from .tables import SUFFIXES, read_table
 
 # Output and loss that suit each data source, when --output/--loss are "auto".
 HEADS = {"xor": ("sigmoid", "cross_entropy"), "spirals": ("softmax", "cross_entropy"),
          "blobs": ("softmax", "cross_entropy"), "teacher": ("identity", "mse"),
-         "one-hot": ("softmax", "cross_entropy"), "file": ("identity", "mse")}
+         "one-hot": ("softmax", "cross_entropy"), "labels": ("softmax", "cross_entropy"),
+         "file": ("identity", "mse")}
+# How predictions are scored beside the loss: classes by accuracy, numbers by R².
+METRIC = {"xor": "accuracy", "spirals": "accuracy", "blobs": "accuracy", "teacher": "r2",
+          "one-hot": "accuracy", "labels": "accuracy", "file": "r2"}
 
 
 def training_data(o, backend):
-    """(X, Y, source) on ``backend``, checked against --sizes. ``source`` describes the data."""
+    """(X, Y, source, classes): X (m, sizes[0]) and Y (m, sizes[-1]) on ``backend``, checked
+    against --sizes; ``source`` describes the data (kept in the model); ``classes`` names the
+    classes of a text label column, else None."""
     sizes, m = o.sizes, o.samples
     wanted = f"--sizes {','.join(map(str, sizes))}"
     noise = {} if o.noise is None else {"noise": o.noise}
@@ -43,7 +50,7 @@ def training_data(o, backend):
             _fits(sizes, teacher[0], teacher[-1], wanted,
                   f"the teacher {','.join(map(str, teacher))} has {count(teacher[0], 'input')} and {count(teacher[-1], 'output')}")
             X, Y = data.teacher(m, teacher, **noise, **common)
-        return X, Y, {"kind": o.data, "description": f"{m} {o.data} examples"}
+        return X, Y, {"kind": o.data, "description": f"{m} {o.data} examples"}, None
     return _file_data(o, backend, wanted)
 
 
@@ -56,40 +63,28 @@ def _file_data(o, backend, wanted):
     path = Path(o.data)
     if path.suffix.lower() not in SUFFIXES:
         raise CLIError(f"--data {o.data}: expected one of {', '.join(GENERATORS)} or a .npy/.npz/.csv file")
-    table, names = read_table(path)
-    target = o.target
-    if target is None:
-        if x_and_y(names):  # an X/Y .npz
-            target = ",".join(n for n in names if n.startswith("y"))
-        else:
-            raise CLIError(f"--target: name the target column(s) of {path}, e.g. --target -1 (the last column)"
-                           + (f" or --target {names[-1]}" if names else ""))
-    ys = columns(path, target, names, table.shape[1], "--target")
-    xs = [j for j in range(table.shape[1]) if j not in ys]
-    X, Y = table[:, xs], table[:, ys]
-    if o.one_hot:
-        if Y.shape[1] != 1:
-            raise CLIError(f"--one-hot: expected one target column of class labels, got {Y.shape[1]}")
-        labels, classes = Y[:, 0], o.sizes[-1]
-        bad = (labels != np.round(labels)) | (labels < 0) | (labels >= classes)
-        if bad.any():
-            raise CLIError(f"--one-hot: column {column_name(names, ys[0])} of {path} must hold class labels "
-                           f"0..{classes - 1} (sizes[-1] = {classes}), got {labels[bad][0]:g}")
-        Y = np.eye(classes)[labels.astype(int)]
+    table = read_table(path)
+    xs, ys = for_training(table, o.target, o.columns)
+    X = table.numbers(xs)
+    Y, kind, classes = target_rows(table, ys, o.sizes[-1], one_hot=o.one_hot)
     if X.shape[1] != o.sizes[0] or Y.shape[1] != o.sizes[-1]:
         raise CLIError(f"incompatible sizes: {path} gives {count(X.shape[1], 'input column')} and "
-                       f"{count(Y.shape[1], 'target column')}{' (one-hot)' if o.one_hot else ''}, but {wanted} "
+                       f"{count(Y.shape[1], 'target column')}{' (one-hot)' if kind == 'one-hot' else ''}, but {wanted} "
                        f"has {count(o.sizes[0], 'input')} and {count(o.sizes[-1], 'output')}")
     # Staged on the device once, here, not per step.
     X, Y = backend.asarray(X, o.dtype), backend.asarray(Y, o.dtype)
-    return X, Y, {"kind": "one-hot" if o.one_hot else "file", "path": str(path),
-                  "description": f"{X.shape[0]} examples from {path}"}
+    source = {"kind": kind, "path": str(path), "description": f"{X.shape[0]} examples from {path}"}
+    if table.names:  # predict and evaluate find these columns by name
+        source.update(inputs=[table.names[j] for j in xs], targets=[table.names[j] for j in ys])
+    return X, Y, source, classes
 
 
 def heads(o, source):
     """(output, loss) with "auto" replaced by what suits the data (cross-entropy only where
     both the data and the output activation allow it)."""
     suited_output, suited_loss = HEADS[source["kind"]]
+    if suited_output == "softmax" and o.sizes[-1] == 1:  # two classes on one unit: its sigmoid is P(second)
+        suited_output = "sigmoid"
     output = suited_output if o.output == "auto" else o.output
     if o.loss != "auto":
         return output, o.loss

@@ -7,18 +7,22 @@ import json
 import warnings
 from pathlib import Path
 
-from .. import persistence, plotting
+import numpy as np
+
+from .. import metrics, persistence, plotting
 from ..activations import HIDDEN, OUTPUTS
 from ..backend import DTYPES, get_backend
 from ..data import GENERATORS
 from ..losses import LOSSES
 from ..network import Network
 from ..optimizers import OPTIMIZERS
+from ..scaling import Standardizer
 from ..training import DEFAULT_LR, DivergenceError, DivergenceWarning, optimizer_for
 from .argtypes import batch_size, fraction, positive, sizes
 from .errors import CLIError
 from .progress import Progress
-from .sources import heads, split, training_data
+from .scores import Scores
+from .sources import METRIC, heads, split, training_data
 
 TRAIN_DEFAULTS = dict(
     sizes=None, activation="tanh", output="auto", loss="auto", lam=0.0, bias=True,
@@ -27,11 +31,10 @@ TRAIN_DEFAULTS = dict(
     validation_split=None, chunk_size=None, shuffle=True,
     backend="numpy", dtype="float64", seed=0,
     data=None, samples=1000, classes=None, features=None, noise=None, teacher_sizes=None,
-    data_seed=None, target=None, one_hot=False,
+    data_seed=None, target=None, columns=None, one_hot=False, standardize=False,
     out=None, checkpoint_every=None, log_every=None, quiet=False, plot=True,
 )
 ARCHITECTURE = ("sizes", "activation", "output", "loss", "lam", "bias", "dtype", "seed")
-# Output and loss that suit each data source, when --output/--loss are "auto".
 
 
 def add_arguments(p) -> None:
@@ -41,9 +44,11 @@ def add_arguments(p) -> None:
     net.add_argument("--activation", help=f"hidden activation, one of {', '.join(HIDDEN)}, or one per hidden "
                      f"layer comma-separated (default {d['activation']})")
     net.add_argument("--output", choices=OUTPUTS + ("auto",), help="output activation (default auto: "
-                     "softmax for one-hot classes, sigmoid for xor, identity for regression)")
-    net.add_argument("--loss", choices=LOSSES + ("auto",), help="loss (default auto: cross_entropy for "
-                     "sigmoid/softmax outputs, else mse)")
+                     "softmax for classes (spirals, blobs, --one-hot, text labels; sigmoid when sizes[-1] is 1), "
+                     "sigmoid for xor, identity for numbers (teacher, numeric file targets))")
+    net.add_argument("--loss", choices=LOSSES + ("auto",), help="loss (default auto: cross_entropy when the "
+                     "data are classes (xor, spirals, blobs, --one-hot, text labels) and the output is sigmoid "
+                     "or softmax; mse otherwise, including numeric file targets whatever the output)")
     net.add_argument("--lam", type=float, help="L2 strength λ >= 0 (default 0)")
     net.add_argument("--no-bias", dest="bias", action="store_const", const=False, help="layers without a bias")
 
@@ -83,11 +88,18 @@ def add_arguments(p) -> None:
     data.add_argument("--data-seed", type=int, help="seed of the generator and the validation split (default: --seed)")
     data.add_argument("--target", metavar="COLS", help="the target columns of a file: header names or "
                       "indices (negative from the end), comma-separated, e.g. 'label' or -1 or 3,4")
+    data.add_argument("--columns", metavar="COLS", help="the input columns of a file (default: all but the "
+                      "targets): names, indices, ranges first:last like f0:f63, and '!COL' to leave one out")
     data.add_argument("--one-hot", action="store_const", const=True, help="the one target column holds "
-                      "class labels 0..sizes[-1]-1: train on their one-hot rows")
+                      "class labels 0..sizes[-1]-1: train on their one-hot rows (a column of text labels "
+                      "needs no flag: its names become the classes)")
+    data.add_argument("--standardize", action="store_const", const=True, help="scale each input to mean 0 and "
+                      "standard deviation 1, with mean and deviation from the training split only; kept in the "
+                      "model, so predict and evaluate scale their inputs alike")
 
     out = p.add_argument_group("output")
-    out.add_argument("--out", metavar="DIR", help="save model.npz, history.json and loss.png here")
+    out.add_argument("--out", metavar="DIR", help="save model.npz, history.json and loss.png here (and "
+                     "regions.png for two-feature classes)")
     out.add_argument("--checkpoint-every", type=positive(int), metavar="N",
                      help="also save DIR/checkpoint.npz every N epochs (resume with --resume)")
     out.add_argument("--resume", metavar="PATH", help="continue from a checkpoint or model.npz, "
@@ -95,7 +107,7 @@ def add_arguments(p) -> None:
     out.add_argument("--log-every", type=positive(int, zero=True), metavar="N", help="print the loss every N epochs "
                      "(default: about 10 lines; 0 = never)")
     out.add_argument("--quiet", action="store_const", const=True, help="no progress bar or loss lines")
-    out.add_argument("--no-plot", dest="plot", action="store_const", const=False, help="skip loss.png")
+    out.add_argument("--no-plot", dest="plot", action="store_const", const=False, help="skip loss.png and regions.png")
     p.set_defaults(**{k: None for k in TRAIN_DEFAULTS})
 
 
@@ -106,7 +118,7 @@ def run(args) -> int:
     o = _options(given, checkpoint)
     _check(o, checkpoint)
     backend = get_backend(o.backend)  # an unusable backend says why before any data is made
-    X, Y, source = training_data(o, backend)
+    X, Y, source, classes = training_data(o, backend)
     o.output, o.loss = heads(o, source)
     if checkpoint:
         net = checkpoint.network.clone(backend=backend)
@@ -117,6 +129,12 @@ def run(args) -> int:
     validation = None
     if o.validation_split:
         (X, Y), validation = split(X, Y, o.validation_split, o.data_seed, backend)
+    raw_X = X
+    scaler = _scaler(o, checkpoint, X)
+    if scaler is not None:
+        X = scaler.transform(X)
+        if validation is not None:
+            validation = (scaler.transform(validation[0]), validation[1])
 
     optimizer = _optimizer(o, checkpoint, net)
     start = (checkpoint.epoch or 0) if checkpoint else 0
@@ -134,13 +152,18 @@ def run(args) -> int:
           f"{net.loss}) with {optimizer.name} lr={optimizer.lr:g} on {source['description']}, "
           f"{net.backend.name} {net.dtype}" + (f", from epoch {start}" if start else ""), flush=True)
     progress = Progress(o, start)
+    scores = Scores(METRIC[source["kind"]], net, (X, Y), validation, prior)
     saved_options = dict(vars(o))
 
+    def save(path, history, epoch):
+        return persistence.save(net, path, optimizer=optimizer, epoch=epoch, history=_merge(prior, history, start, scores),
+                                extra={"cli": saved_options, "data": source}, scaler=scaler, classes=classes)
+
     def after_epoch(epoch, history):
-        progress.epoch(epoch, history)
+        scores.update()
+        progress.epoch(epoch, history, scores.latest())
         if o.checkpoint_every and (epoch + 1) % o.checkpoint_every == 0:
-            persistence.save(net, out / "checkpoint.npz", optimizer=optimizer, epoch=epoch + 1,
-                             history=_merge(prior, history, start), extra={"cli": saved_options, "data": source})
+            save(out / "checkpoint.npz", history, epoch + 1)
         return False
 
     try:  # a diverging run is reported below, once its last good weights are saved
@@ -154,13 +177,15 @@ def run(args) -> int:
         progress.close()
     diverged = history.divergence_message() if history.stop_reason == "nonfinite" else ""
     end = start + history.epochs
-    merged = _merge(prior, history, start)
+    merged = _merge(prior, history, start, scores)
     losses = merged["loss"]
     summary = f"epoch {end}/{o.epochs}: loss {losses[-1]:.6g}" if losses else f"epoch {end}/{o.epochs}"
     if len(losses) > 1:
         summary += f" (epoch 1: {losses[0]:.6g})"
     if history.val_loss:
         summary += f", validation loss {history.val_loss[-1]:.6g}"
+    if scores.latest():
+        summary += f", {scores.text()}"
     print(f"{summary}; {history.samples_per_s:,.0f} samples/s; stopped: {history.stop_reason}", flush=True)
 
     if out is None:
@@ -168,11 +193,16 @@ def run(args) -> int:
             raise DivergenceError(f"{diverged} (try a smaller --lr)")
         print("not saved: give --out DIR to keep the model")
         return 0
-    model = persistence.save(net, out / "model.npz", optimizer=optimizer, epoch=end, history=merged,
-                             extra={"cli": saved_options, "data": source})
+    model = save(out / "model.npz", history, end)
     (out / "history.json").write_text(json.dumps(merged, indent=1) + "\n")
-    plotted = o.plot and _plot(merged, out / "loss.png")
-    files = f"{model}, {out / 'history.json'}" + (f", {out / 'loss.png'}" if plotted else "")
+    files = [model, out / "history.json"]
+    if o.plot and _plotting_available():
+        if plotting.loss_curve(merged, out / "loss.png"):
+            files.append(out / "loss.png")
+        if net.sizes[0] == 2 and scores.metric == "accuracy":
+            _regions(net, scaler, raw_X, Y, classes, source, out / "regions.png")
+            files.append(out / "regions.png")
+    files = ", ".join(map(str, files))
     if diverged:
         raise DivergenceError(f"{diverged} and saved to {model} (try a smaller --lr)")
     if history.stop_reason == "interrupted":
@@ -239,9 +269,10 @@ def _optimizer(o, checkpoint, net):
     return optimizer
 
 
-def _merge(prior, history, start) -> dict:
-    """The history of the whole run: the checkpoint's (if any) followed by this fit's."""
-    now = history.to_dict()
+def _merge(prior, history, start, scores) -> dict:
+    """The history of the whole run: the checkpoint's (if any) followed by this fit's, with
+    the metric of each epoch (``scores`` holds the checkpoint's epochs already)."""
+    now = {**history.to_dict(), "metric": scores.metric, **scores.history}
     if not prior:
         return {**now, "epochs": start + history.epochs}
     return {**now, "loss": list(prior.get("loss", [])) + now["loss"],
@@ -251,9 +282,32 @@ def _merge(prior, history, start) -> dict:
             "elapsed": prior.get("elapsed", 0.0) + now["elapsed"]}
 
 
-def _plot(history: dict, path: Path) -> bool:
-    """The loss curve to ``path``; False (with a one-line notice) without matplotlib."""
-    if not plotting.available():
-        print(f"{path.name} skipped: matplotlib is not installed ({plotting.INSTALL})")
-        return False
-    return plotting.loss_curve(history, path)
+def _scaler(o, checkpoint, X):
+    """The Standardizer of this run: the checkpoint's on --resume (its network learnt on those
+    scaled inputs), else one fitted to the training split X with --standardize, else None."""
+    if checkpoint is None:
+        return Standardizer().fit(X) if o.standardize else None
+    if o.standardize != (checkpoint.scaler is not None):
+        raise CLIError(f"--standardize: the checkpoint's network was trained on {'un' if o.standardize else ''}"
+                       "scaled inputs; a resumed run cannot change how its inputs are scaled")
+    return checkpoint.scaler
+
+
+def _plotting_available() -> bool:
+    """Whether pictures can be drawn; without matplotlib, one line says so."""
+    if plotting.available():
+        return True
+    print(f"loss.png skipped: matplotlib is not installed ({plotting.INSTALL})")
+    return False
+
+
+def _regions(net, scaler, X, Y, classes, source, path) -> None:
+    """regions.png: the classes ``net`` gives the plane of its two inputs (in the units of the
+    data, before any scaling), with the training examples X, Y over it."""
+    def classify(points):
+        points = scaler.transform(points) if scaler is not None else points
+        return metrics.classes(net.predict(points), np)
+
+    host = net.backend.to_host
+    plotting.regions(classify, host(X), metrics.classes(host(Y), np), path, names=classes,
+                     features=source.get("inputs") or ("feature 0", "feature 1"))
