@@ -45,8 +45,8 @@ def score(net, X, Y, metric: str, rows: int = 65536) -> float:
     chunk's activations, not the whole data set's."""
     if metric not in METRICS:
         raise ValueError(f"metric: expected one of {tuple(METRICS)}, got {metric!r}")
-    xp = net.xp
-    parts = [net.forward(X[i:i + rows]) for i in range(0, X.shape[0], rows)]
+    xp, m = net.xp, X.shape[0]
+    parts = [net.forward(X[i:min(i + rows, m), :]) for i in range(0, m, rows)]
     concat = getattr(xp, "concat", None) or xp.concatenate
     A = parts[0] if len(parts) == 1 else concat(parts, axis=0)
     return METRICS[metric](net.backend.asarray(Y, net.dtype), A, net.backend)

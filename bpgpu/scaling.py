@@ -56,7 +56,7 @@ class Standardizer:
         if X.shape[1] != self.mean.shape[0]:
             raise ValueError(f"X: expected {self.mean.shape[0]} columns (the features this Standardizer was "
                              f"fitted on), got shape {tuple(X.shape)}")
-        dtype = _dtype(X)
+        dtype = _dtype(backend, X)
         return (X - backend.asarray(self.mean, dtype)) / backend.asarray(self.std, dtype)
 
     def fit_transform(self, X):
@@ -74,9 +74,9 @@ def _vector(name: str, value) -> np.ndarray:
     return a
 
 
-def _dtype(X) -> str:
-    name = getattr(X.dtype, "name", str(X.dtype))
-    return name if name in DTYPES else "float64"
+def _dtype(backend, X) -> str:
+    """X's dtype by name where it is float32/float64, else float64."""
+    return next((name for name in DTYPES if X.dtype == getattr(backend.xp, name)), "float64")
 
 
 def _batch(name: str, X):
@@ -90,4 +90,4 @@ def _batch(name: str, X):
     X = check.host_or_backend_array(name, X, backend)
     if len(X.shape) != 2 or X.shape[0] == 0:
         raise ValueError(f"{name}: expected a 2-D array (m, n) with m ≥ 1, got shape {tuple(X.shape)}")
-    return backend, check.finite(name, X, backend, _dtype(X))
+    return backend, check.finite(name, X, backend, _dtype(backend, X))

@@ -8,6 +8,7 @@ import pytest
 
 import bpgpu
 from bpgpu import metrics, persistence
+from parity import backend_dtype_combinations
 
 
 @pytest.fixture
@@ -93,3 +94,23 @@ def test_a_model_without_them_stays_format_1_and_loads_as_before(tmp_path):
 def test_save_refuses_a_scaler_or_classes_that_do_not_fit(tmp_path, options, error, message):
     with pytest.raises(error, match=message):
         bpgpu.save(bpgpu.Network([3, 4, 1]), tmp_path / "m.npz", **options)
+
+
+@pytest.mark.parametrize("backend, dtype", backend_dtype_combinations())
+def test_scaling_and_metrics_run_where_the_data_lives(backend, dtype):
+    """The same numbers on every backend, the arrays never leaving it."""
+    from bpgpu.backend import get_backend
+
+    b = get_backend(backend)
+    X, Y = bpgpu.data.blobs(60, 3, 4, seed=5)
+    scaler = bpgpu.Standardizer().fit(b.asarray(X, dtype))
+    scaled = scaler.transform(b.asarray(X, dtype))
+    assert b.is_native(scaled) and scaled.dtype == b.asarray(X, dtype).dtype
+    rtol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(b.to_host(scaled), bpgpu.Standardizer().fit_transform(X), rtol=rtol, atol=rtol)
+    net = bpgpu.Network([4, 6, 3], activation="tanh", output="softmax", loss="cross_entropy", seed=1)
+    there = net.clone(backend=b, dtype=dtype)
+    assert metrics.score(there, b.asarray(X, dtype), b.asarray(Y, dtype), "accuracy", rows=25) == \
+        metrics.score(net, X, Y, "accuracy")
+    assert metrics.score(there, b.asarray(X, dtype), b.asarray(Y, dtype), "r2") == \
+        pytest.approx(metrics.score(net, X, Y, "r2"), rel=rtol)
