@@ -33,5 +33,10 @@ class Scores:
         return found
 
     def text(self) -> str:
-        """The latest scores as "accuracy 0.97, validation accuracy 0.95"."""
-        return ", ".join(f"{name} {value:.4g}" for name, value in self.latest().items())
+        """The scores of the weights the network holds now, as "accuracy 0.97, validation
+        accuracy 0.95": the last epoch's, unless early stopping or divergence restored others."""
+        label = LABELS[self.metric]
+        found = [f"{label} {score(self.net, *self.train, self.metric):.4g}"]
+        if self.validation is not None:
+            found.append(f"validation {label} {score(self.net, *self.validation, self.metric):.4g}")
+        return ", ".join(found)

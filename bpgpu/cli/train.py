@@ -184,8 +184,7 @@ def run(args) -> int:
         summary += f" (epoch 1: {losses[0]:.6g})"
     if history.val_loss:
         summary += f", validation loss {history.val_loss[-1]:.6g}"
-    if scores.latest():
-        summary += f", {scores.text()}"
+    summary += f", {scores.text()}"
     print(f"{summary}; {history.samples_per_s:,.0f} samples/s; stopped: {history.stop_reason}", flush=True)
 
     if out is None:
