@@ -5,12 +5,16 @@ The archive holds plain arrays only (it loads with ``allow_pickle=False``):
     theta.<l>              Theta(l), shape (sizes[l+1], sizes[l] + bias), the network's dtype
     optimizer.<key>.<i>    optimiser state (Adam's m and v, momentum's v), one array per
                            parameter array the optimiser steps, when saved
+    scaler.mean, scaler.std  the input Standardizer's μ and σ (sizes[0],) float64, when saved
     meta                   UTF-8 JSON: format, version, net.config(), optimiser
-                           name/step/hyper-parameters, epoch, history, extra
+                           name/step/hyper-parameters, epoch, history, extra, and the
+                           class names of the output units when saved
     sha256                 hex digest over every array above and ``meta``
 
 Weights travel through the host, so a model saved from CuPy loads on NumPy and the
-other way round. Writes are atomic: a temporary file in the same folder, flushed to
+other way round. A file without a scaler or class names is written as format version 1,
+which every bpgpu reads; one with them as version 2, so that a bpgpu too old to apply them
+refuses the file instead of predicting from unscaled inputs. Writes are atomic: a temporary file in the same folder, flushed to
 disk, then renamed over the target, so a crash mid-write leaves the old file whole.
 """
 
@@ -26,8 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .scaling import Standardizer
+
 FORMAT = "bpgpu-model"
-VERSION = 1
+VERSION = 2  # the newest format this bpgpu reads and writes
 
 
 @dataclass
@@ -41,6 +47,9 @@ class Checkpoint:
         epoch: epochs completed when saved (``fit(initial_epoch=...)``), or None.
         history: the saved history (a dict of lists), or None.
         extra: the caller's own JSON metadata, or None.
+        scaler: the :class:`~bpgpu.Standardizer` the inputs go through first, or None.
+        classes: the class name of each output unit (of 0 and 1 for a single sigmoid
+            output), or None.
     """
 
     network: object
@@ -48,12 +57,14 @@ class Checkpoint:
     epoch: int | None = None
     history: dict | None = None
     extra: dict | None = None
+    scaler: Standardizer | None = None
+    classes: list[str] | None = None
     metadata: dict = field(default_factory=dict)
 
 
 # -- writing ----------------------------------------------------------------------
 
-def save(net, path, *, optimizer=None, history=None, epoch=None, extra=None) -> Path:
+def save(net, path, *, optimizer=None, history=None, epoch=None, extra=None, scaler=None, classes=None) -> Path:
     """Write ``net`` (and optionally its training state) to ``path`` atomically.
 
     Args:
@@ -63,18 +74,24 @@ def save(net, path, *, optimizer=None, history=None, epoch=None, extra=None) -> 
         history: a :class:`~bpgpu.History` or a dict of it.
         epoch: epochs completed, for resuming with ``initial_epoch``.
         extra: any JSON-serialisable dict of the caller's own.
+        scaler: a fitted :class:`~bpgpu.Standardizer` of the network's inputs.
+        classes: the class names of the output units, one per unit (two for a single
+            sigmoid output: the classes of 0 and 1).
 
     Returns the path written.
     """
     path = Path(path)
     to_host = net.backend.to_host
     arrays = {f"theta.{l}": np.asarray(to_host(t)) for l, t in enumerate(net.thetas)}
-    meta = {"format": FORMAT, "version": VERSION, "bpgpu_version": _version(),
+    if scaler is not None:
+        arrays.update(_scaler_arrays(net, scaler))
+    classes = _class_names(net, classes)
+    meta = {"format": FORMAT, "version": 1 if scaler is None and classes is None else 2, "bpgpu_version": _version(),
             "saved": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "saved_from": net.backend.name, "config": net.config(),
             "theta_shapes": [list(s) for s in net.theta_shapes()],
             "optimizer": None, "epoch": None if epoch is None else int(epoch),
-            "history": _history_dict(history), "extra": extra}
+            "history": _history_dict(history), "extra": extra, "classes": classes}
     if optimizer is not None:
         saved = optimizer.state_dict(to_host)
         meta["optimizer"] = {"name": saved["name"], "t": saved["t"], "hyper": saved["hyper"],
@@ -89,6 +106,25 @@ def save(net, path, *, optimizer=None, history=None, epoch=None, extra=None) -> 
     arrays["sha256"] = np.frombuffer(_digest(arrays).encode(), dtype=np.uint8)
     _write_atomic(path, arrays)
     return path
+
+
+def _scaler_arrays(net, scaler) -> dict:
+    if not isinstance(scaler, Standardizer) or scaler.mean is None:
+        raise TypeError(f"scaler: expected a fitted bpgpu.Standardizer, got {scaler!r}")
+    if scaler.mean.shape != (net.sizes[0],):
+        raise ValueError(f"scaler: expected one μ and σ per input ({net.sizes[0]}), got {scaler.mean.shape[0]}")
+    return {"scaler.mean": scaler.mean, "scaler.std": scaler.std}
+
+
+def _class_names(net, classes) -> list[str] | None:
+    if classes is None:
+        return None
+    wanted = 2 if net.sizes[-1] == 1 else net.sizes[-1]
+    if isinstance(classes, str) or not all(isinstance(c, str) for c in classes) or len(classes) != wanted \
+            or len(set(classes)) != len(classes):
+        raise ValueError(f"classes: expected {wanted} distinct names (strings), one per class of the "
+                         f"{net.sizes[-1]} output unit(s), got {classes!r}")
+    return list(classes)
 
 
 def _history_dict(history):
@@ -212,8 +248,14 @@ def load_checkpoint(path, backend="numpy", dtype=None) -> Checkpoint:
             state[key] = [_entry(path, arrays, f"optimizer.{key}.{i}", shape) for i, shape in enumerate(param_shapes)]
         optimizer.load_state_dict({"t": saved["t"], "state": state},
                                   lambda a: net.backend.asarray(a, net.dtype))
-    return Checkpoint(network=net, optimizer=optimizer, epoch=meta.get("epoch"),
-                      history=meta.get("history"), extra=meta.get("extra"), metadata=meta)
+    scaler = None
+    if "scaler.mean" in arrays:
+        try:
+            scaler = Standardizer(*(_entry(path, arrays, f"scaler.{k}", (net.sizes[0],)) for k in ("mean", "std")))
+        except ValueError as err:
+            raise ValueError(f"{path}: the saved scaler is unusable: {err}") from None
+    return Checkpoint(network=net, optimizer=optimizer, epoch=meta.get("epoch"), history=meta.get("history"),
+                      extra=meta.get("extra"), scaler=scaler, classes=meta.get("classes"), metadata=meta)
 
 
 def _read_arrays(path: Path) -> dict:
