@@ -62,8 +62,6 @@ def test_an_empty_header_cell_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("command", ["train", "predict", "example", "info", "bench"])
 def test_every_subcommand_has_help(command, tmp_path):
-    if command == "bench" and not (ROOT / "bpgpu" / "bench.py").exists():
-        pytest.skip("bpgpu/bench.py is not there yet")
     run = ok(command, "--help", cwd=tmp_path)
     assert run.stdout.startswith(f"usage: bpgpu {command}")
 
@@ -84,8 +82,6 @@ def test_info(tmp_path):
 
 
 def test_example_prints_the_worked_example(tmp_path):
-    if not (ROOT / "bpgpu" / "worked_example.py").exists():
-        pytest.skip("bpgpu/worked_example.py is not there yet")
     out = ok("example", cwd=tmp_path).stdout
     assert "page" in out.splitlines()[0] and "exact" in out.splitlines()[0]
     assert "0.907207" in out  # y of sample 1, exact: sigmoid(2.28)

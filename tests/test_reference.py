@@ -1,5 +1,5 @@
 """J and D against an independent reference: plain NumPy, one example at a time, explicit
-loops, written from DESIGN.md §1 and the chain rule. It shares no code with bpgpu (nothing
+loops, written from the formulation in README.md and the chain rule. It shares no code with bpgpu (nothing
 is imported from it here), so an error made consistently in bpgpu's J and D — λ doubled in
 both, the bias column regularised in both — shows up here, where gradient_check (which
 differentiates bpgpu's own J) cannot see it.
