@@ -128,13 +128,9 @@ def test_state_dict_round_trip_continues_identically(problem, make):
         np.testing.assert_array_equal(got, expected)
 
 
-# Core bug, reported to the lead: on the CPU, Backend.to_host is np.asarray (a view) and
-# Backend.asarray keeps a float64 array as it is, so Optimizer.state_dict hands out the
-# live state arrays and load_state_dict adopts the saved ones. A state_dict kept in
-# memory (a "best so far" checkpoint) then changes with every later step of either
-# optimiser. Fix in bpgpu/optimizers.py: copy in state_dict (np.array(to_host(a))) and
-# in load_state_dict (to_device(np.array(a))); cli.py's _optimizer then passes
-# net.backend.to_host rather than `lambda a: a`.
+# On the CPU, Backend.to_host and Backend.asarray may return the very array they are given,
+# so state_dict and load_state_dict must copy: a state_dict kept in memory (a "best so far"
+# checkpoint) must not change with later steps of either optimiser.
 @pytest.mark.parametrize("make", OPTIMIZERS[1:], ids=IDS[1:])
 def test_state_dict_is_a_snapshot(problem, make):
     thetas, Ds = problem
