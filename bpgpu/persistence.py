@@ -10,8 +10,8 @@ The archive holds plain arrays only (it loads with ``allow_pickle=False``):
     sha256                 hex digest over every array above and ``meta``
 
 Weights travel through the host, so a model saved from CuPy loads on NumPy and the
-other way round. Writes are atomic: a temporary file in the same folder, flushed to
-disk, then renamed over the target, so a crash mid-write leaves the old file whole.
+other way round. Writes go through :func:`bpgpu.atomic.atomic_write`: a crash or a full
+disk mid-write leaves the old file whole, and symlinks, FIFOs and devices are refused.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .atomic import atomic_write
 
 FORMAT = "bpgpu-model"
 VERSION = 1
@@ -87,8 +87,7 @@ def save(net, path, *, optimizer=None, history=None, epoch=None, extra=None) -> 
         raise TypeError(f"extra: expected a JSON-serialisable dict, got {extra!r} ({err})") from None
     arrays["meta"] = np.frombuffer(meta_bytes, dtype=np.uint8)
     arrays["sha256"] = np.frombuffer(_digest(arrays).encode(), dtype=np.uint8)
-    _write_atomic(path, arrays)
-    return path
+    return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def _history_dict(history):
@@ -113,48 +112,6 @@ def _digest(arrays: dict) -> str:
         h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
         h.update(a.tobytes())
     return h.hexdigest()
-
-
-def _write_atomic(path: Path, arrays: dict) -> None:
-    folder = path.parent
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{path}: cannot save, folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes the file private (0600); give it the mode a plain open() would.
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_folder(folder)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # -- reading ----------------------------------------------------------------------
