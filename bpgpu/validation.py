@@ -58,20 +58,62 @@ def number(name: str, value, *, low=None, low_open=False, integer=False, allow_n
     return int(value) if integer else float(value)
 
 
-def host_memory() -> int | None:
-    """Bytes of physical memory on this machine, or None where the OS does not say."""
+# Where Linux says how much memory can be allocated now, for this machine and for
+# this process's control group (a container's limit); tests point these elsewhere.
+MEMINFO = "/proc/meminfo"
+CGROUP = "/sys/fs/cgroup"
+
+
+def available_memory() -> int | None:
+    """Bytes that can be allocated now without swapping: Linux's MemAvailable (free
+    memory plus caches it can drop), lowered to what the cgroup limit leaves; elsewhere
+    the physical memory. None where the OS does not say."""
+    have = _meminfo_available()
+    if have is None:
+        try:
+            have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (AttributeError, ValueError, OSError):
+            return None
+    left = _cgroup_left()
+    return have if left is None else min(have, left)
+
+
+def _meminfo_available() -> int | None:
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
+        with open(MEMINFO) as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # the kernel's kB are KiB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _cgroup_left() -> int | None:
+    """The cgroup v2 memory limit less its current use, or None without a limit."""
+    try:
+        with open(os.path.join(CGROUP, "memory.max")) as f:
+            limit = f.read().strip()
+        if limit == "max":
+            return None
+        with open(os.path.join(CGROUP, "memory.current")) as f:
+            return max(0, int(limit) - int(f.read().strip()))
+    except (OSError, ValueError):
         return None
 
 
-def sizes(value) -> list[int]:
-    """Layer sizes s0 … sL, each ≥ 1, whose weights fit in this machine's memory.
+def network_bytes(sizes: list[int]) -> int:
+    """Host bytes a network of ``sizes`` allocates at its peak while it is built: the
+    initial weights drawn in float64, the network's own copy (at most as large), and
+    one more float64 copy of the largest layer while its bias column is joined on."""
+    weights = [(a + 1) * b for a, b in zip(sizes, sizes[1:])]
+    return 16 * sum(weights) + 8 * max(weights)
 
-    The initial weights are drawn on the host in float64, so a network whose weights
-    alone exceed the host's memory fails here, at once, rather than in an allocation
-    that swaps or is killed.
+
+def sizes(value) -> list[int]:
+    """Layer sizes s0 … sL, each ≥ 1, of a network that can be built in the memory
+    available (see :func:`network_bytes`): one that cannot fails here, at once, rather
+    than in an allocation that swaps or is killed.
     """
     if isinstance(value, (str, bytes)):
         raise TypeError(f"sizes: expected a sequence of layer sizes like [3, 2, 1], got {value!r}")
@@ -84,17 +126,18 @@ def sizes(value) -> list[int]:
     for i, s in enumerate(out):
         number(f"sizes[{i}]", s, low=1, integer=True)
     out = [int(s) for s in out]
-    fits_in_memory("sizes", sum((a + 1) * b for a, b in zip(out, out[1:])), 8, f"{out} (its weights, in float64)")
+    weights = sum((a + 1) * b for a, b in zip(out, out[1:]))
+    fits_in_memory("sizes", network_bytes(out), f"{out} ({weights:,} weights)")
     return out
 
 
-def fits_in_memory(name: str, count: int, itemsize: int, got: str) -> None:
-    """Refuse ``count`` numbers of ``itemsize`` bytes that could not fit in this machine's
-    memory, before anything tries to allocate them; ``got`` says what they are."""
-    need, have = count * itemsize, host_memory()
+def fits_in_memory(name: str, need: int, got: str) -> None:
+    """Refuse what needs ``need`` bytes when less memory is available, before anything
+    tries to allocate it; ``got`` says what it is."""
+    have = available_memory()
     if have is not None and need > have:
-        raise ValueError(f"{name}: expected what fits in this machine's memory ({_bytes(have)}), "
-                         f"got {got}: {count:,} numbers, {_bytes(need)}")
+        raise ValueError(f"{name}: expected what fits in the memory available ({_bytes(have)}), "
+                         f"got {got}, needing {_bytes(need)}")
 
 
 def per_hidden_layer(name: str, value, n_hidden: int, options) -> list[str]:
