@@ -50,12 +50,23 @@ def number(name: str, value, *, low=None, low_open=False, integer=False, allow_n
     if isinstance(value, bool) or not isinstance(value, kind):
         what = "an integer" if integer else "a number"
         raise TypeError(f"{name}: expected {what}, got {value!r} ({_kind(value)})")
-    if not math.isfinite(value):
-        raise ValueError(f"{name}: expected a finite number, got {value!r}")
+    if not integer:
+        try:
+            finite_value = math.isfinite(value)
+        except OverflowError:  # an int (or Fraction) beyond float's range, 1e308
+            raise ValueError(f"{name}: expected a finite number, got one too large for a float "
+                             f"({_short(value)})") from None
+        if not finite_value:
+            raise ValueError(f"{name}: expected a finite number, got {value!r}")
     if low is not None and (value <= low if low_open else value < low):
         bound = f"> {low}" if low_open else f">= {low}"
         raise ValueError(f"{name}: expected a number {bound}, got {value!r}")
     return int(value) if integer else float(value)
+
+
+def _short(value) -> str:
+    text = str(value)
+    return text if len(text) <= 30 else f"{text[:12]}…{text[-6:]}, {len(text)} digits"
 
 
 # Where Linux says how much memory can be allocated now, for this machine and for
