@@ -168,6 +168,8 @@ def host_or_backend_array(name: str, value, backend):
     if isinstance(value, (list, tuple)):
         try:
             return np.asarray(value, dtype=float)
+        except OverflowError:
+            raise ValueError(f"{name}: expected finite numbers, got an integer too large for a float") from None
         except (ValueError, TypeError) as err:
             raise ValueError(f"{name}: expected a rectangular array of numbers, got a ragged or non-numeric list ({err})") from None
     if not (backend.is_native(value) or isinstance(value, np.ndarray)):
