@@ -102,7 +102,7 @@ def atomic_write(path, write: Callable[[BinaryIO], None]) -> Path:
         raise _failed(path, err) from None
     try:
         with os.fdopen(fd, "wb") as f:
-            if mode is not None:
+            if mode is not None and hasattr(os, "fchmod"):
                 os.fchmod(f.fileno(), mode)
             write(f)
             f.flush()
