@@ -29,12 +29,19 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
 from typing import BinaryIO, Callable
 
 _TMP = ".bpgpu-"  # then "<pid>-<random>.tmp"
+
+
+def _prefix(name: str) -> str:
+    """The start of the temporaries' names for file ``name``, cut so that a whole
+    temporary name stays within the usual 255-byte limit."""
+    return f".{name[:200]}{_TMP}"
 
 _KINDS = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
@@ -82,8 +89,9 @@ def atomic_write(path, write: Callable[[BinaryIO], None]) -> Path:
 
     Raises:
         OSError: the target is refused (see :func:`check_target`), or the write failed
-            (disk full, file size limit): the previous file is untouched. Exceptions
-            raised by ``write`` itself propagate unchanged, with the same guarantee.
+            (disk full, file size limit, or an OSError from ``write``): the message names
+            the file, ``errno`` is the cause's, the previous file is untouched. Other
+            exceptions from ``write`` propagate unchanged, with the same guarantee.
     """
     path = check_target(path)
     folder = path.parent
@@ -92,14 +100,14 @@ def atomic_write(path, write: Callable[[BinaryIO], None]) -> Path:
         mode = os.stat(path).st_mode & 0o777
     except FileNotFoundError:
         mode = None
-    tmp = folder / f".{path.name}{_TMP}{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    tmp = folder / f"{_prefix(path.name)}{os.getpid()}-{secrets.token_hex(4)}.tmp"
     try:
         # O_EXCL|O_NOFOLLOW: never open anything that was already there. 0o666 lets the
         # umask decide the mode of a new file, as a plain open() would.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
                      | getattr(os, "O_CLOEXEC", 0), 0o666)
     except OSError as err:
-        raise _failed(path, err) from None
+        raise _failed(path, err) from err
     try:
         with os.fdopen(fd, "wb") as f:
             if mode is not None and hasattr(os, "fchmod"):
@@ -110,7 +118,7 @@ def atomic_write(path, write: Callable[[BinaryIO], None]) -> Path:
         os.replace(tmp, path)
     except BaseException as err:
         _unlink(tmp)
-        if isinstance(err, OSError) and not isinstance(err, _Failed):
+        if isinstance(err, OSError):
             raise _failed(path, err) from err
         raise
     _fsync_folder(folder)
@@ -128,15 +136,12 @@ def atomic_write_text(path, text: str, encoding: str = "utf-8") -> Path:
     return atomic_write_bytes(path, text.encode(encoding))
 
 
-class _Failed(OSError):
-    """A write that failed, its message already naming the file."""
-
-
 def _failed(path: Path, err: OSError) -> OSError:
+    """``err`` as one line naming ``path``, its errno kept."""
     why = err.strerror or str(err) or type(err).__name__
     if err.errno == errno.EFBIG:
         why += " (the file size limit, ulimit -f?)"
-    failed = _Failed(f"{path}: could not write it ({why}); the previous file, if any, is unchanged")
+    failed = OSError(f"{path}: could not write it ({why}); the previous file, if any, is unchanged")
     failed.errno = err.errno
     return failed
 
@@ -150,14 +155,14 @@ def _unlink(tmp: Path) -> None:
 
 def _remove_stale(folder: Path, name: str) -> None:
     """Remove the temporaries of writers of ``folder/name`` that are no longer running."""
-    prefix = f".{name}{_TMP}"
+    prefix = _prefix(name)
     try:
         entries = [e for e in os.listdir(folder) if e.startswith(prefix)]
     except OSError:
         return
     for entry in entries:
-        pid = entry[len(prefix):].split("-", 1)[0]
-        if pid.isdigit() and not _running(int(pid)):
+        ours = re.fullmatch(r"(\d+)-[0-9a-f]{8}\.tmp", entry[len(prefix):])
+        if ours and not _running(int(ours.group(1))):
             _unlink(folder / entry)
 
 

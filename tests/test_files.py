@@ -283,6 +283,14 @@ def test_a_new_file_gets_the_umask_and_a_replaced_one_keeps_its_mode(tmp_path):
     assert stat.S_IMODE(os.stat(tmp_path / "kept.txt").st_mode) == 0o604
 
 
+def test_a_name_near_the_length_limit_is_written(tmp_path):
+    """A 250-character file name: its temporary's name is cut to stay within 255 bytes"""
+    path = tmp_path / ("m" * 246 + ".npz")
+    persistence.save(bpgpu.Network([3, 2, 1]), path)
+    persistence.save(bpgpu.Network([3, 2, 1]), path)
+    assert os.listdir(tmp_path) == [path.name]
+
+
 def test_a_symlinked_folder_is_fine(tmp_path):
     """Only the file itself must not be a link: a path through a linked folder is written"""
     (tmp_path / "real").mkdir()
