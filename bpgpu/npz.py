@@ -62,18 +62,19 @@ def _require_regular(path: Path, mode: int, what: str) -> None:
 class Archive:
     """The arrays of the ``.npz`` at ``path``, read one by one under the caller's checks.
 
-    Use as a context manager. ``names`` are the arrays it holds (members ``<name>.npy``).
+    Use as a context manager. ``names`` are the arrays it holds (members ``<name>.npy``);
+    ``what`` names the kind of file in messages ("model file": "not a bpgpu model file").
     """
 
-    def __init__(self, path: Path, what: str = "model file (.npz)"):
-        self.path = Path(path)
+    def __init__(self, path: Path, what: str = "model file"):
+        self.path, self.what = Path(path), what
         self._file = open_regular(self.path, what)
         try:
             magic = self._file.read(4)
             if magic[:2] != b"PK":  # every zip, hence every .npz, starts so
                 kind = ("an empty file" if not magic else "a single .npy array" if magic == b"\x93NUM"
                         else "another kind of file")
-                raise ValueError(f"{self.path}: not a bpgpu model file (expected a .npz archive, got {kind})")
+                raise ValueError(f"{self.path}: not a bpgpu {what} (expected a .npz archive, got {kind})")
             self._file.seek(0)
             self._zip = zipfile.ZipFile(self._file)
             self._members = {info.filename: info for info in self._zip.infolist()}
@@ -86,12 +87,12 @@ class Archive:
         bad = [name for name in self._members if not name.endswith(".npy")]
         if bad:
             self.close()
-            raise ValueError(f"{self.path}: not a bpgpu model file (members that are not arrays: {bad[:3]})")
+            raise ValueError(f"{self.path}: not a bpgpu {what} (members that are not arrays: {bad[:3]})")
         self.names = {name[:-4] for name in self._members}
 
     def unreadable(self, err: BaseException) -> ValueError:
         reason = str(err) or type(err).__name__
-        return ValueError(f"{self.path}: not a readable bpgpu model file, truncated or corrupt? ({reason})")
+        return ValueError(f"{self.path}: not a readable bpgpu {self.what}, truncated or corrupt? ({reason})")
 
     def header(self, name: str) -> Header:
         """The shape and dtype array ``name`` declares, read from its header alone;
@@ -111,7 +112,7 @@ class Archive:
             raise self.unreadable(err) from None
         if dtype.hasobject:
             raise ValueError(f"{self.path}: entry {name!r} holds Python objects (dtype {dtype}); "
-                             "a model file holds numbers only")
+                             f"a {self.what} holds numbers only")
         nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
         if info.file_size != offset + nbytes:
             raise ValueError(f"{self.path}: entry {name!r} declares shape {shape} of {dtype} ({nbytes:,} bytes) "

@@ -337,7 +337,7 @@ def _number(value) -> bool:
 
 
 def _shown(value) -> str:
-    text = json.dumps(value) if not isinstance(value, np.ndarray) else repr(value)
+    text = json.dumps(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 

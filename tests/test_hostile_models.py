@@ -111,6 +111,12 @@ def test_a_device_is_refused(device, no_hang):
     refused(device, ["character device"])
 
 
+def test_a_folder_is_refused(tmp_path):
+    """A folder named like a model: refused, saying so"""
+    (tmp_path / "model.npz").mkdir()
+    refused(tmp_path / "model.npz", ["expected a model file, got a folder"])
+
+
 def test_a_symlink_to_a_model_loads(saved):
     """Reading through a symlink to a real model is fine (only writes refuse links)"""
     os.symlink(saved, saved.with_name("latest.npz"))
