@@ -41,13 +41,13 @@ def peak_bytes(build) -> int:
 
 @pytest.mark.parametrize("build", BUILDS)
 def test_the_guard_counts_what_is_really_allocated(monkeypatch, build):
-    """With a byte less available than a build's measured peak it is refused; with twice the peak it runs"""
+    """With a byte less available than a build's measured peak it is refused; with 2.5 times the peak it runs"""
     peak = peak_bytes(BUILDS[build])
     monkeypatch.setattr(check, "available_memory", lambda: peak - 1)
     with pytest.raises(ValueError, match="fits in the memory available"):
         BUILDS[build]()
-    monkeypatch.setattr(check, "available_memory", lambda: 2 * peak)
-    BUILDS[build]()  # counted, but not overcounted by more than 2×
+    monkeypatch.setattr(check, "available_memory", lambda: int(2.5 * peak))
+    BUILDS[build]()  # counted, and not overcounted by more than 2.5× (float32 data: 2×)
 
 
 def fake_system(tmp_path, monkeypatch, *, total_kib, available_kib, cgroup=None):
