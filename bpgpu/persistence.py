@@ -31,8 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from . import validation as check
-from .atomic import atomic_write
+from .atomic import atomic_write, check_target
 from .npz import Archive
+from .training import History
 
 FORMAT = "bpgpu-model"
 VERSION = 1
@@ -74,14 +75,21 @@ def save(net, path, *, optimizer=None, history=None, epoch=None, extra=None) -> 
 
     Returns the path written.
     """
-    path = Path(path)
+    # Everything checked before the weights leave the device, so that load reads back
+    # what save accepts.
+    path = check_target(path)
+    epoch = check.number("epoch", epoch, low=0, integer=True, allow_none=True)
+    if extra is not None and not isinstance(extra, dict):
+        raise TypeError(f"extra: expected a JSON-serialisable dict or None, got {type(extra).__name__}")
+    if history is not None and not isinstance(history, (dict, History)):
+        raise TypeError(f"history: expected a History or a dict of one, got {type(history).__name__}")
     to_host = net.backend.to_host
     arrays = {f"theta.{l}": np.asarray(to_host(t)) for l, t in enumerate(net.thetas)}
     meta = {"format": FORMAT, "version": VERSION, "bpgpu_version": _version(),
             "saved": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "saved_from": net.backend.name, "config": net.config(),
             "theta_shapes": [list(s) for s in net.theta_shapes()],
-            "optimizer": None, "epoch": None if epoch is None else int(epoch),
+            "optimizer": None, "epoch": epoch,
             "history": _history_dict(history), "extra": extra}
     if optimizer is not None:
         saved = optimizer.state_dict(to_host)
@@ -99,9 +107,7 @@ def save(net, path, *, optimizer=None, history=None, epoch=None, extra=None) -> 
 
 
 def _history_dict(history):
-    if history is None or isinstance(history, dict):
-        return history
-    return history.to_dict()
+    return history.to_dict() if isinstance(history, History) else history
 
 
 def _version() -> str:

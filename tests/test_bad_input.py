@@ -184,6 +184,12 @@ CASES = [
     ("thetas not a list", lambda c: c.net.set_thetas(None), TypeError, ["thetas", "list of 2 matrices", "NoneType"]),
     ("theta with an inf, located", lambda c: c.net.set_thetas([np.zeros((3, 3)), with_nan(np.zeros((1, 4)), (0, 3), np.inf)]),
      ValueError, ["thetas[1]", "finite", "row 0, column 3: inf"]),
+    ("save with a negative epoch", lambda c: bpgpu.persistence.save(c.net, c.tmp / "m.npz", epoch=-1), ValueError,
+     ["epoch", ">= 0", "-1"]),
+    ("save with extra a list", lambda c: bpgpu.persistence.save(c.net, c.tmp / "m.npz", extra=["note"]), TypeError,
+     ["extra", "dict", "list"]),
+    ("save with history a list", lambda c: bpgpu.persistence.save(c.net, c.tmp / "m.npz", history=[0.5]), TypeError,
+     ["history", "History", "list"]),
     ("gradient_check with eps 0", lambda c: bpgpu.gradient_check(c.net, c.X, c.Y, eps=0), ValueError,
      ["eps", "> 0", "got 0"]),
 ]
