@@ -28,6 +28,8 @@ def _kind(value) -> str:
 
 
 def _bytes(n: float) -> str:
+    if n >= 2**1000:  # a Python int beyond float's range (m=10**400): count its digits instead
+        return f"about 10^{len(str(int(n))) - 1} bytes"
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
         if n < 1024 or unit == "EiB":
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.3g} {unit}"

@@ -190,6 +190,10 @@ CASES = [
      ["extra", "dict", "list"]),
     ("save with history a list", lambda c: bpgpu.persistence.save(c.net, c.tmp / "m.npz", history=[0.5]), TypeError,
      ["history", "History", "list"]),
+    ("m an integer too large for a float", lambda c: bpgpu.data.xor(10**400), ValueError,
+     ["m", "memory available", "about 10^401 bytes"]),
+    ("classes an integer too large for a float", lambda c: bpgpu.data.spirals(10, classes=10**400), ValueError,
+     ["m", "memory available", "bytes"]),
     ("gradient_check with eps 0", lambda c: bpgpu.gradient_check(c.net, c.X, c.Y, eps=0), ValueError,
      ["eps", "> 0", "got 0"]),
 ]
