@@ -47,7 +47,8 @@ _KINDS = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (s
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
 
 
-def _kind(mode: int) -> str:
+def kind_of(mode: int) -> str:
+    """What a non-regular file is, from its ``st_mode``: "a folder", "a FIFO (named pipe)", …"""
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
@@ -67,7 +68,7 @@ def check_target(path) -> Path:
                              "give the real file's path")
     if st is not None and not stat.S_ISREG(st.st_mode):
         error = IsADirectoryError if stat.S_ISDIR(st.st_mode) else FileExistsError
-        raise _refused(path, f"it is {_kind(st.st_mode)}, not a regular file", error)
+        raise _refused(path, f"it is {kind_of(st.st_mode)}, not a regular file", error)
     folder = path.parent
     if not folder.is_dir():
         raise FileNotFoundError(f"{path}: cannot write, folder {folder} does not exist")

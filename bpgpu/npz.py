@@ -21,9 +21,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib import format as npy
 
-_KINDS = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
-
+from .atomic import kind_of
 
 @dataclass(frozen=True)
 class Header:
@@ -55,8 +53,7 @@ def open_regular(path: Path, what: str):
 
 def _require_regular(path: Path, mode: int, what: str) -> None:
     if not stat.S_ISREG(mode):
-        kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
-        raise ValueError(f"{path}: expected a {what}, got {kind}")
+        raise ValueError(f"{path}: expected a {what}, got {kind_of(mode)}")
 
 
 class Archive:
