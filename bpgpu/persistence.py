@@ -258,23 +258,24 @@ def _read_arrays(path: Path, archive: Archive, sizes, shapes, state_counts) -> d
     declared = len(shapes) + sum(state_counts.values())
     if declared > len(archive.names):  # before listing them: the counts may be absurd
         raise ValueError(f"{path}: the metadata declares {declared:,} arrays, the file holds {len(archive.names)}")
-    weights = sum(a * b for a, b in shapes)
-    expected = {f"theta.{l}" for l in range(len(shapes))}
-    state = {f"optimizer.{key}.{i}" for key, count in state_counts.items() for i in range(count)}
-    unexpected = sorted(archive.names - expected - state - {"meta", "sha256"})
+    exact = {f"theta.{l}": shape for l, shape in enumerate(shapes)}
+    state = {key: [f"optimizer.{key}.{i}" for i in range(count)] for key, count in state_counts.items()}
+    wanted = set(exact).union(*state.values())
+    unexpected = sorted(archive.names - wanted - {"meta", "sha256"})
     if unexpected:
         raise ValueError(f"{path}: entries that a network of sizes {sizes} does not have: {unexpected[:6]}")
-    missing = sorted(expected - archive.names) + sorted(state - archive.names)
+    missing = sorted(wanted - archive.names)
     if missing:
         raise ValueError(f"{path}: missing entry {missing[0]!r} that the architecture needs")
     total = 0
-    for l, shape in enumerate(shapes):
-        header = _float_header(path, archive, f"theta.{l}")
+    for name, shape in exact.items():
+        header = _float_header(path, archive, name)
         if header.shape != shape:
-            raise ValueError(f"{path}: entry 'theta.{l}' has shape {header.shape}, the architecture needs {shape}")
+            raise ValueError(f"{path}: entry {name!r} has shape {header.shape}, the architecture needs {shape}")
         total += header.nbytes
-    for key, count in state_counts.items():
-        numbers = sum(int(np.prod(_float_header(path, archive, f"optimizer.{key}.{i}").shape)) for i in range(count))
+    weights = sum(a * b for a, b in shapes)
+    for key, names in state.items():
+        numbers = sum(int(np.prod(_float_header(path, archive, name).shape)) for name in names)
         if numbers != weights:
             raise ValueError(f"{path}: optimiser state {key!r} holds {numbers:,} numbers, the network has {weights:,} weights")
         total += numbers * 16  # read, then copied to the device
@@ -283,7 +284,7 @@ def _read_arrays(path: Path, archive: Archive, sizes, shapes, state_counts) -> d
                              f"{len(archive.names)} arrays and a network of sizes {sizes}")
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
-    return {name: archive.read(name) for name in sorted(expected | state)}
+    return {name: archive.read(name) for name in sorted(wanted)}
 
 
 def _float_header(path: Path, archive: Archive, name: str):
