@@ -3,18 +3,20 @@
     import bpgpu
     net = bpgpu.Network([3, 2, 1], activation="identity", output="sigmoid", bias=False)
     history = net.fit(X, Y, epochs=100, lr=0.5)
+    bpgpu.save(net, "model.npz"); net = bpgpu.load("model.npz")
 """
 
-from . import data
+from . import data, metrics
 from .backend import BackendUnavailable, available_backends, get_backend
 from .gradcheck import gradient_check
 from .network import Network
 from .optimizers import SGD, Adam, Momentum, Optimizer
-from .persistence import load
+from .persistence import load, save
+from .scaling import Standardizer
 from .training import DivergenceError, DivergenceWarning, History, fit
 
 __version__ = "0.1.0"
 
-__all__ = ["Network", "fit", "History", "gradient_check", "load", "data", "get_backend", "available_backends",
+__all__ = ["Network", "fit", "History", "gradient_check", "save", "load", "Standardizer", "data", "metrics", "get_backend", "available_backends",
            "BackendUnavailable", "DivergenceError", "DivergenceWarning", "Optimizer", "SGD", "Momentum", "Adam",
            "__version__"]

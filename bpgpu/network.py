@@ -269,12 +269,6 @@ class Network:
 
         return fit(self, X, Y, **options)
 
-    def save(self, path) -> None:
-        """Write the model to ``path`` (.npz) atomically; :func:`bpgpu.load` reads it back."""
-        from .persistence import save
-
-        save(self, path)
-
     def config(self) -> dict:
         """The constructor arguments that rebuild this architecture."""
         return dict(sizes=self.sizes, activation=self.activations, output=self.output, loss=self.loss,

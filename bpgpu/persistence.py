@@ -5,13 +5,18 @@ The archive holds plain arrays only (it loads with ``allow_pickle=False``):
     theta.<l>              Theta(l), shape (sizes[l+1], sizes[l] + bias), the network's dtype
     optimizer.<key>.<i>    optimiser state (Adam's m and v, momentum's v), one array per
                            parameter array the optimiser steps, when saved
+    scaler.mean, scaler.std  the input Standardizer's μ and σ (sizes[0],) float64, when saved
     meta                   UTF-8 JSON: format, version, net.config(), optimiser
-                           name/step/hyper-parameters, epoch, history, extra
+                           name/step/hyper-parameters, epoch, history, extra, and the
+                           class names of the output units when saved
     sha256                 hex digest over every array above and ``meta``
 
 Weights travel through the host, so a model saved from CuPy loads on NumPy and the
-other way round. Writes go through :func:`bpgpu.atomic.atomic_write`: a crash or a full
-disk mid-write leaves the old file whole, and symlinks, FIFOs and devices are refused.
+other way round. A file without a scaler or class names is written as format version 1,
+which every bpgpu reads; one with them as version 2, so that a bpgpu too old to apply them
+refuses the file instead of predicting from unscaled inputs. Writes go through
+:func:`bpgpu.atomic.atomic_write`: a crash or a full disk mid-write leaves the old file
+whole, and symlinks, FIFOs and devices are refused.
 
 Reading trusts nothing in the file: only a regular file is opened; every array's
 declared shape is compared with what the metadata's architecture needs, and the
@@ -34,9 +39,10 @@ from . import validation as check
 from .atomic import atomic_write, check_target
 from .npz import Archive
 from .training import History
+from .scaling import Standardizer
 
 FORMAT = "bpgpu-model"
-VERSION = 1
+VERSION = 2  # the newest format this bpgpu reads and writes
 
 
 @dataclass
@@ -50,6 +56,9 @@ class Checkpoint:
         epoch: epochs completed when saved (``fit(initial_epoch=...)``), or None.
         history: the saved history (a dict of lists), or None.
         extra: the caller's own JSON metadata, or None.
+        scaler: the :class:`~bpgpu.Standardizer` the inputs go through first, or None.
+        classes: the class name of each output unit (of 0 and 1 for a single sigmoid
+            output), or None.
     """
 
     network: object
@@ -57,12 +66,14 @@ class Checkpoint:
     epoch: int | None = None
     history: dict | None = None
     extra: dict | None = None
+    scaler: Standardizer | None = None
+    classes: list[str] | None = None
     metadata: dict = field(default_factory=dict)
 
 
 # -- writing ----------------------------------------------------------------------
 
-def save(net, path, *, optimizer=None, history=None, epoch=None, extra=None) -> Path:
+def save(net, path, *, optimizer=None, history=None, epoch=None, extra=None, scaler=None, classes=None) -> Path:
     """Write ``net`` (and optionally its training state) to ``path`` atomically.
 
     Args:
@@ -72,6 +83,9 @@ def save(net, path, *, optimizer=None, history=None, epoch=None, extra=None) -> 
         history: a :class:`~bpgpu.History` or a dict of it.
         epoch: epochs completed, for resuming with ``initial_epoch``.
         extra: any JSON-serialisable dict of the caller's own.
+        scaler: a fitted :class:`~bpgpu.Standardizer` of the network's inputs.
+        classes: the class names of the output units, one per unit (two for a single
+            sigmoid output: the classes of 0 and 1).
 
     Returns the path written.
     """
@@ -85,12 +99,15 @@ def save(net, path, *, optimizer=None, history=None, epoch=None, extra=None) -> 
         raise TypeError(f"history: expected a History or a dict of one, got {type(history).__name__}")
     to_host = net.backend.to_host
     arrays = {f"theta.{l}": np.asarray(to_host(t)) for l, t in enumerate(net.thetas)}
-    meta = {"format": FORMAT, "version": VERSION, "bpgpu_version": _version(),
+    if scaler is not None:
+        arrays.update(_scaler_arrays(net, scaler))
+    classes = _class_names(net, classes)
+    meta = {"format": FORMAT, "version": 1 if scaler is None and classes is None else 2, "bpgpu_version": _version(),
             "saved": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "saved_from": net.backend.name, "config": net.config(),
             "theta_shapes": [list(s) for s in net.theta_shapes()],
             "optimizer": None, "epoch": epoch,
-            "history": _history_dict(history), "extra": extra}
+            "history": _history_dict(history), "extra": extra, "classes": classes}
     if optimizer is not None:
         saved = optimizer.state_dict(to_host)
         meta["optimizer"] = {"name": saved["name"], "t": saved["t"], "hyper": saved["hyper"],
@@ -104,6 +121,25 @@ def save(net, path, *, optimizer=None, history=None, epoch=None, extra=None) -> 
     arrays["meta"] = np.frombuffer(meta_bytes, dtype=np.uint8)
     arrays["sha256"] = np.frombuffer(_digest(arrays).encode(), dtype=np.uint8)
     return atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def _scaler_arrays(net, scaler) -> dict:
+    if not isinstance(scaler, Standardizer) or scaler.mean is None:
+        raise TypeError(f"scaler: expected a fitted bpgpu.Standardizer, got {scaler!r}")
+    if scaler.mean.shape != (net.sizes[0],):
+        raise ValueError(f"scaler: expected one μ and σ per input ({net.sizes[0]}), got {scaler.mean.shape[0]}")
+    return {"scaler.mean": scaler.mean, "scaler.std": scaler.std}
+
+
+def _class_names(net, classes) -> list[str] | None:
+    if classes is None:
+        return None
+    wanted = 2 if net.sizes[-1] == 1 else net.sizes[-1]
+    if isinstance(classes, str) or not all(isinstance(c, str) for c in classes) or len(classes) != wanted \
+            or len(set(classes)) != len(classes):
+        raise ValueError(f"classes: expected {wanted} distinct names (strings), one per class of the "
+                         f"{net.sizes[-1]} output unit(s), got {classes!r}")
+    return list(classes)
 
 
 def _history_dict(history):
@@ -188,8 +224,14 @@ def load_checkpoint(path, backend="numpy", dtype=None) -> Checkpoint:
             state[key] = [_entry(path, arrays, f"optimizer.{key}.{i}", shape) for i, shape in enumerate(param_shapes)]
         optimizer.load_state_dict({"t": saved["t"], "state": state},
                                   lambda a: net.backend.asarray(a, net.dtype))
-    return Checkpoint(network=net, optimizer=optimizer, epoch=meta["epoch"],
-                      history=meta["history"], extra=meta["extra"], metadata=meta)
+    scaler = None
+    if "scaler.mean" in arrays:
+        try:
+            scaler = Standardizer(arrays["scaler.mean"], arrays["scaler.std"])
+        except ValueError as err:
+            raise ValueError(f"{path}: the saved scaler is unusable: {err}") from None
+    return Checkpoint(network=net, optimizer=optimizer, epoch=meta["epoch"], history=meta["history"],
+                      extra=meta["extra"], scaler=scaler, classes=meta["classes"], metadata=meta)
 
 
 # The metadata is JSON (the history grows by a few numbers an epoch); anything far
@@ -255,10 +297,12 @@ def _read_arrays(path: Path, archive: Archive, sizes, shapes, state_counts) -> d
     anything is read: Theta(l) exactly ``shapes[l]``, each optimiser state as many
     numbers as the weights (its layout is the optimiser's), nothing else; and all of
     it, with the network to be built, checked to fit in the memory available."""
-    declared = len(shapes) + sum(state_counts.values())
+    declared = len(shapes) + sum(state_counts.values())  # (a scaler's 2 entries are optional)
     if declared > len(archive.names):  # before listing them: the counts may be absurd
         raise ValueError(f"{path}: the metadata declares {declared:,} arrays, the file holds {len(archive.names)}")
     exact = {f"theta.{l}": shape for l, shape in enumerate(shapes)}
+    if "scaler.mean" in archive.names or "scaler.std" in archive.names:
+        exact.update({"scaler.mean": (sizes[0],), "scaler.std": (sizes[0],)})
     state = {key: [f"optimizer.{key}.{i}" for i in range(count)] for key, count in state_counts.items()}
     wanted = set(exact).union(*state.values())
     unexpected = sorted(archive.names - wanted - {"meta", "sha256"})
@@ -324,6 +368,12 @@ def _check_fields(path: Path, meta: dict, shapes) -> None:
     extra = meta.setdefault("extra", None)
     if extra is not None and not isinstance(extra, dict):
         raise ValueError(f"{path}: metadata 'extra': expected a dict or null, got {_shown(extra)}")
+    classes = meta.setdefault("classes", None)
+    if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)
+                                or len(set(classes)) != len(classes)
+                                or len(classes) != max(2, shapes[-1][0])):
+        raise ValueError(f"{path}: metadata 'classes': expected {max(2, shapes[-1][0])} distinct names or null, "
+                         f"got {_shown(classes)}")
 
 
 def _history_ok(history) -> bool:

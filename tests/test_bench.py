@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from bpgpu import bench
+from bpgpu import bench, plotting
+from bpgpu.bench import runners, timing
 from bpgpu.worked_example import T, X as X0
 
 
@@ -45,7 +46,7 @@ def test_softmax_data_has_every_class_in_every_batch():
 
 
 class FakeClock:
-    """perf_counter for bench.measure, and runners whose steps take given seconds each."""
+    """perf_counter for bench.timing.measure, and runners whose steps take given seconds each."""
 
     def __init__(self):
         self.now, self.calls, self.syncs = 0.0, [], 0
@@ -65,7 +66,7 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch):
     clock = FakeClock()
-    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock.now)
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock.now)
     return clock
 
 
@@ -94,9 +95,9 @@ def test_later_rounds_warm_up_again_then_repeat_but_not_slow_steps(clock):
 
 
 def test_steps_become_part_of_an_epoch_or_whole_epochs():
-    assert bench._epochs_and_rows(3, 16, 4) == (1, 48)
-    assert bench._epochs_and_rows(4, 16, 4) == (1, 64)
-    assert bench._epochs_and_rows(10, 16, 4) == (2, 64)  # rounded to whole epochs
+    assert runners.epochs_and_rows(3, 16, 4) == (1, 48)
+    assert runners.epochs_and_rows(4, 16, 4) == (1, 64)
+    assert runners.epochs_and_rows(10, 16, 4) == (2, 64)  # rounded to whole epochs
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +130,7 @@ def test_markdown_has_one_row_per_case_and_the_plot_is_a_png(smoke_row, tmp_path
     assert "error: RuntimeError: boom" in rows[1]
     assert "unavailable: cupy: no GPU" in text
     pytest.importorskip("matplotlib")
-    bench.plot(report["results"], tmp_path / "plot.png")
+    plotting.throughput(report["results"], tmp_path / "plot.png")
     assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -255,24 +256,24 @@ def test_peers_refuse_networks_they_cannot_express():
 
 def test_a_disturbed_case_runs_again_and_the_least_disturbed_row_is_kept(monkeypatch):
     shares = iter([0.5, 0.3, 0.4, 0.5])
-    monkeypatch.setattr(bench, "others_cpu", lambda since: next(shares))
-    monkeypatch.setattr(bench, "_wait_for_quiet", lambda: None)
+    monkeypatch.setattr(timing, "others_cpu", lambda since: next(shares))
+    monkeypatch.setattr(timing, "wait_for_quiet", lambda: None)
     calls = []
 
     def case():
         calls.append(1)
         return {"run": len(calls)}
 
-    assert bench._undisturbed(case, retries=2) == {"run": 2, "others_cpu": 0.3}
-    assert bench._undisturbed(case, retries=0) == {"run": 4, "others_cpu": 0.5}  # measured, not retried
+    assert timing.undisturbed(case, retries=2) == {"run": 2, "others_cpu": 0.3}
+    assert timing.undisturbed(case, retries=0) == {"run": 4, "others_cpu": 0.5}  # measured, not retried
 
 
 def test_others_cpu_is_a_share_of_the_machine():
-    since = bench._cpu_sample()
+    since = timing.cpu_sample()
     if since is None:
         pytest.skip("no /proc here")
     sum(i * i for i in range(200_000))  # this process's own work is not counted
-    assert bench.others_cpu(since) is None or bench.others_cpu(since) >= 0.0
+    assert timing.others_cpu(since) is None or timing.others_cpu(since) >= 0.0
 
 
 def test_plot_without_matplotlib_fails_before_measuring(monkeypatch, capsys):

@@ -60,17 +60,15 @@ def test_an_empty_header_cell_is_a_clear_error(tmp_path):
     assert "--target: name the target column(s) of p.csv" in run.stderr
 
 
-@pytest.mark.parametrize("command", ["train", "predict", "example", "info", "bench"])
+@pytest.mark.parametrize("command", ["train", "predict", "evaluate", "example", "info", "bench"])
 def test_every_subcommand_has_help(command, tmp_path):
-    if command == "bench" and not (ROOT / "bpgpu" / "bench.py").exists():
-        pytest.skip("bpgpu/bench.py is not there yet")
     run = ok(command, "--help", cwd=tmp_path)
     assert run.stdout.startswith(f"usage: bpgpu {command}")
 
 
 def test_top_level_help_lists_the_commands_and_version(tmp_path):
     out = ok("--help", cwd=tmp_path).stdout
-    for command in ("train", "predict", "bench", "example", "info"):
+    for command in ("train", "predict", "evaluate", "bench", "example", "info"):
         assert command in out
     assert ok("--version", cwd=tmp_path).stdout.startswith("bpgpu 0.")
 

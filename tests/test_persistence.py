@@ -26,7 +26,7 @@ def trained():
 def test_round_trip_predicts_identically(tmp_path, trained):
     net, _, _, X, _ = trained
     path = tmp_path / "model.npz"
-    net.save(path)
+    bpgpu.save(net, path)
     back = bpgpu.persistence.load(path)
     assert back.config() == net.config()
     np.testing.assert_array_equal(back.predict(X), net.predict(X))
@@ -82,7 +82,7 @@ def _available(name):
 @pytest.mark.skipif(not _available("array_api_strict"), reason="array_api_strict is not installed")
 def test_loads_onto_another_backend(tmp_path, trained):
     net, _, _, X, _ = trained
-    net.save(tmp_path / "m.npz")
+    bpgpu.save(net, tmp_path / "m.npz")
     strict = persistence.load(tmp_path / "m.npz", backend="array_api_strict")
     assert strict.backend.name == "array_api_strict"
     np.testing.assert_allclose(strict.predict(X), net.predict(X), rtol=1e-12)
@@ -93,7 +93,7 @@ def test_loads_onto_another_backend(tmp_path, trained):
 def test_saved_on_the_gpu_loads_on_the_cpu(tmp_path, trained):
     net, _, _, X, _ = trained
     gpu = net.clone(backend="cupy")
-    gpu.save(tmp_path / "m.npz")
+    bpgpu.save(gpu, tmp_path / "m.npz")
     cpu = persistence.load(tmp_path / "m.npz", backend="numpy")
     np.testing.assert_allclose(cpu.predict(X), gpu.predict(X), rtol=1e-12)
     assert persistence.load_checkpoint(tmp_path / "m.npz").metadata["saved_from"] == "cupy"
@@ -104,7 +104,7 @@ def test_saved_on_the_gpu_loads_on_the_cpu(tmp_path, trained):
 def test_save_leaves_no_temporary_files_and_a_normal_mode(tmp_path, trained):
     net = trained[0]
     for _ in range(2):  # the second save replaces the first
-        net.save(tmp_path / "model.npz")
+        bpgpu.save(net, tmp_path / "model.npz")
     assert os.listdir(tmp_path) == ["model.npz"]
     umask = os.umask(0)
     os.umask(umask)
@@ -114,7 +114,7 @@ def test_save_leaves_no_temporary_files_and_a_normal_mode(tmp_path, trained):
 def test_a_failure_mid_write_leaves_the_old_file_intact(tmp_path, trained, monkeypatch):
     net, _, _, X, _ = trained
     path = tmp_path / "model.npz"
-    net.save(path)
+    bpgpu.save(net, path)
     before = path.read_bytes()
 
     def half_written(f, **arrays):
@@ -124,7 +124,7 @@ def test_a_failure_mid_write_leaves_the_old_file_intact(tmp_path, trained, monke
     monkeypatch.setattr(persistence.np, "savez", half_written)
     other = bpgpu.Network([2, 8, 3], activation="relu", output="softmax", loss="cross_entropy", seed=99)
     with pytest.raises(OSError, match="disk full"):
-        other.save(path)
+        bpgpu.save(other, path)
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["model.npz"]
     monkeypatch.undo()
@@ -133,7 +133,7 @@ def test_a_failure_mid_write_leaves_the_old_file_intact(tmp_path, trained, monke
 
 def test_save_into_a_missing_folder_says_so(tmp_path, trained):
     with pytest.raises(FileNotFoundError, match="folder .*nowhere does not exist"):
-        trained[0].save(tmp_path / "nowhere" / "m.npz")
+        bpgpu.save(trained[0], tmp_path / "nowhere" / "m.npz")
 
 
 def test_extra_must_be_json(tmp_path, trained):

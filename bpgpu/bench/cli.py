@@ -1,0 +1,138 @@
+"""``bpgpu bench`` (and ``python -m bpgpu.bench``): its options, and the run over every case."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import os
+import platform
+import shlex
+import sys
+import traceback
+
+from .. import environment, plotting
+from ..backend import DTYPES, BackendUnavailable, get_backend
+from ..cli.argtypes import at_least, names
+from .case import run_case
+from .peers import PEERS
+from .report import check_targets, write
+from .runners import MEASURES
+from .timing import DISTURBED, thread_limits, undisturbed
+from .workloads import WORKLOADS, workload
+
+DESCRIPTION = "Throughput of bpgpu's training steps against the GEMM ceiling, PyTorch and scikit-learn."
+EPILOG = ("Measures, each the median of --repeats timings after a warm-up, on the same data and initial "
+          "weights: fit (net.fit's own loop), step (one training step without fit's bookkeeping), forward "
+          "(the forward pass), gemm (the backend's (m x w)(w x w) matrix product, w the widest layer: the "
+          "practical ceiling), and, where installed, the same network trained by PyTorch (same device) and "
+          "scikit-learn's MLP (CPU). A training step counts 6 x weights x batch FLOPs. "
+          "Reports go to stdout as Markdown, and to --json/--markdown/--plot files.")
+
+
+def _workloads_help() -> str:
+    return "; ".join(f"{w.name} {'-'.join(map(str, w.sizes))} {w.activation}/{w.output} {w.loss}, batch {w.batch}"
+                     for w in WORKLOADS.values())
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``bpgpu bench``, and its help's description and epilogue."""
+    parser.description, parser.epilog = DESCRIPTION, EPILOG
+    parser.add_argument("--workloads", type=names(WORKLOADS), default=list(WORKLOADS),
+                        help=f"comma-separated workloads (default: all): {_workloads_help()}")
+    parser.add_argument("--backends", type=names(("numpy", "cupy")), default=None,
+                        help="numpy,cupy (default: those that work here)")
+    parser.add_argument("--dtypes", type=names(DTYPES), default=["float32"], help="float32,float64 (default: float32)")
+    parser.add_argument("--batch-sizes", type=names(kind=int), default=None,
+                        help="batch sizes for every workload (default: each workload's own)")
+    parser.add_argument("--peers", type=names(PEERS, allow_none=True), default=None,
+                        help="torch,sklearn or none (default: those installed)")
+    parser.add_argument("--measures", type=names(MEASURES), default=list(MEASURES),
+                        help="what to time of bpgpu: fit,step,forward (default: all; the GEMM ceiling always)")
+    parser.add_argument("--repeats", type=at_least(1, int), default=5, help="repeats per timing; the median is reported (default 5)")
+    parser.add_argument("--rounds", type=at_least(1, int), default=1,
+                        help="times each case's runners take turns, each time with --repeats repeats; more rounds "
+                             "steady a machine whose speed drifts (default 1)")
+    parser.add_argument("--min-time", type=at_least(0.0, float), default=0.2, help="seconds per repeat, at least (default 0.2)")
+    parser.add_argument("--batches", type=at_least(1, int), default=4, help="distinct batches used in turn (default 4)")
+    parser.add_argument("--threads", type=at_least(1, int), default=os.cpu_count(),
+                        help="CPU threads for BLAS (threadpoolctl) and torch (default: all cores)")
+    parser.add_argument("--seed", type=at_least(0, int), default=0, help="seeds the data and the initial weights (default 0)")
+    parser.add_argument("--json", metavar="PATH", help="write the report as JSON")
+    parser.add_argument("--markdown", metavar="PATH", help="write the report as Markdown")
+    parser.add_argument("--plot", metavar="PATH", help="write a PNG of samples/s against batch size (matplotlib)")
+    parser.add_argument("--quiet-retries", type=at_least(0, int), default=0, metavar="N",
+                        help="for shared machines: wait for other processes to go idle before each case, and "
+                             f"run a case again, up to N times, when they used over {100 * DISTURBED:.0f}%% of the CPU")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes and one short repeat: exercises everything, measures nothing (for CI)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``bpgpu bench``; 0 when every case ran, 1 when one failed or none could run, 2 when
+    --plot is asked for without matplotlib."""
+    if args.plot and not plotting.available():  # say so now, not after minutes of measuring
+        print(f"bpgpu bench: --plot needs matplotlib, which is not installed: {plotting.INSTALL}", file=sys.stderr)
+        return 2
+    unavailable, backends = {}, []
+    for name in args.backends or ["numpy", "cupy"]:
+        try:
+            backends.append(get_backend(name))
+        except BackendUnavailable as err:
+            unavailable[name] = str(err)
+            if args.backends:
+                print(f"bpgpu bench: skipping {name}: {err}", file=sys.stderr)
+    peers = []
+    for name in PEERS if args.peers is None else args.peers:
+        if importlib.util.find_spec(name) is None:
+            unavailable[name] = f'{name} is not installed (pip install "bpgpu[compare]")'
+        else:
+            peers.append(name)
+    min_time, repeats, rounds = (0.0, 1, 1) if args.smoke else (args.min_time, args.repeats, args.rounds)
+    results = []
+    with thread_limits(args.threads):
+        meta = {"command": _command_line(args), "commit": environment.commit(),
+                "when": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+                "cpu": environment.cpu_name(), "cores": os.cpu_count(), "threads": args.threads,
+                "platform": platform.platform(),
+                "versions": environment.versions(backends), "backends": {b.name: b.describe() for b in backends},
+                "unavailable": unavailable, "smoke": args.smoke, "min_time": min_time, "repeats": repeats, "rounds": rounds,
+                "batches": args.batches, "measures": args.measures,
+                "tf32": f"off (torch allow_tf32=False; CUPY_TF32={os.environ.get('CUPY_TF32', 'unset')})"}
+        for name in args.workloads:
+            w = workload(name, args.smoke)
+            for backend in backends:
+                for dtype in args.dtypes:
+                    for m in args.batch_sizes or [w.batch]:
+                        print(f"bpgpu bench: {w.name} {backend.name} {dtype} batch {m}", file=sys.stderr, flush=True)
+                        try:
+                            results.append(undisturbed(lambda: run_case(
+                                w, backend, dtype, m, peers=peers, measures=args.measures, n_batches=args.batches,
+                                threads=args.threads, min_time=min_time, repeats=repeats, rounds=rounds, seed=args.seed),
+                                args.quiet_retries))
+                        except Exception as err:  # one failed case must not lose the others' report
+                            traceback.print_exc()
+                            results.append({"workload": w.name, "backend": backend.name, "dtype": dtype, "batch": m,
+                                            "sizes": list(w.sizes), "error": f"{type(err).__name__}: {err}"})
+        meta["thread_pools"] = environment.thread_pools()  # now that the peers' libraries are loaded too
+    report = {"meta": meta, "results": results, "targets": [] if args.smoke else check_targets(results)}
+    print(write(report, json_path=args.json, markdown_path=args.markdown, plot_path=args.plot))
+    return 0 if results and not any("error" in r for r in results) else 1
+
+
+def _command_line(args) -> str:
+    """``bpgpu bench`` and the options this run was given."""
+    argv = getattr(args, "argv", None)
+    if argv is None:  # from the bpgpu command: sys.argv is [program, "bench", options…]
+        argv = sys.argv[1:]
+        argv = argv[argv.index("bench") + 1:] if "bench" in argv else argv
+    return shlex.join(["bpgpu", "bench", *argv])
+
+
+def main(argv=None) -> int:
+    """``python -m bpgpu.bench``: the same as ``bpgpu bench``."""
+    parser = argparse.ArgumentParser(prog="bpgpu bench")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
+    return run(args)

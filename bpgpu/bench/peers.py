@@ -1,0 +1,177 @@
+"""Peers: the same network, weights, data and device in PyTorch eager and scikit-learn's MLP.
+
+- ``torch``: the initial weights copied in, ``torch.optim.SGD(lr=η)``, the same loss (mean
+  squared error as 1/(2m)·Σ(a − y)², or ``F.cross_entropy`` on the logits for softmax +
+  cross-entropy), each epoch's losses brought to the host together as fit does; forward
+  under ``no_grad``; and PyTorch's own GEMM ceiling.
+- ``sklearn`` (CPU only): ``MLPRegressor``/``MLPClassifier.fit`` with ``warm_start`` from the
+  same weights, ``solver="sgd"``, momentum 0, ``alpha=0``, ``batch_size=m``,
+  ``shuffle=False``, ``max_iter=E`` epochs and a stopping rule that never fires.
+
+Each peer gives (what to report about it, {measure: runner}), or raises :class:`Skip`
+saying why not.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from .runners import epochs_and_rows, gemm_runner
+from .workloads import Workload
+
+PEERS = ("torch", "sklearn")
+
+
+class Skip(Exception):
+    """A peer cannot run this case; the message says why."""
+
+
+def torch_model(w: Workload, thetas, device, dtype: str):
+    """(model, loss_of): ``w``'s network in PyTorch with the host ``thetas`` copied in, and its
+    loss J(a, y): 1/(2m)·Σ(a − y)², or ``F.cross_entropy`` on the logits (y the class
+    indices) for softmax with cross-entropy, where the model leaves out the softmax."""
+    import torch
+    import torch.nn.functional as F
+
+    if (w.output == "softmax") != (w.loss == "cross_entropy"):
+        raise Skip(f"no PyTorch equivalent wired for output={w.output!r} with loss={w.loss!r}")
+    tdtype = getattr(torch, dtype)
+    modules = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid}
+    layers = []
+    for l, theta in enumerate(thetas):
+        W = theta[:, 1:] if w.bias else theta
+        linear = torch.nn.Linear(W.shape[1], W.shape[0], bias=w.bias, device=device, dtype=tdtype)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(W)))
+            if w.bias:
+                linear.bias.copy_(torch.from_numpy(np.ascontiguousarray(theta[:, 0])))
+        layers.append(linear)
+        g = w.activation if l < len(thetas) - 1 else w.output
+        if g in modules:
+            layers.append(modules[g]())
+    if w.loss == "cross_entropy":
+        return torch.nn.Sequential(*layers), F.cross_entropy
+    return torch.nn.Sequential(*layers), lambda a, y: 0.5 * (a - y).pow(2).sum() / a.shape[0]
+
+
+def torch_peer(w, thetas, X, Y, labels, m, dtype, on_gpu, threads):
+    """PyTorch eager on the same network, weights (``thetas`` on the host), data and device."""
+    import torch
+
+    if on_gpu and not torch.cuda.is_available():
+        raise Skip("torch has no CUDA device")
+    device = torch.device("cuda" if on_gpu else "cpu")
+    if on_gpu:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        sync = torch.cuda.synchronize
+    else:
+        torch.set_num_threads(threads)
+        sync = lambda: None  # noqa: E731 — the CPU runs eagerly
+    model, loss_of = torch_model(w, thetas, device, dtype)
+
+    def to_device(a, dtype=dtype):
+        return torch.from_numpy(a).to(device=device, dtype=getattr(torch, dtype))
+
+    Xt = to_device(X)
+    Yt = to_device(labels, "int64") if w.loss == "cross_entropy" else to_device(Y)
+    n_batches = X.shape[0] // m
+    batches = [(Xt[i * m:(i + 1) * m], Yt[i * m:(i + 1) * m]) for i in range(n_batches)]
+    optimizer = torch.optim.SGD(model.parameters(), lr=w.lr)
+
+    def train(steps):
+        losses = []
+        for i in range(steps):
+            xb, yb = batches[i % n_batches]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_of(model(xb), yb)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.detach())
+            if len(losses) == n_batches or i == steps - 1:  # an epoch's losses reach the host together
+                if not math.isfinite(float(torch.stack(losses).sum())):
+                    raise RuntimeError(f"{w.name}: PyTorch training diverged")
+                losses = []
+        return steps
+
+    def forward(steps):
+        with torch.no_grad():
+            for i in range(steps):
+                a = model(batches[i % n_batches][0])
+                if w.output == "softmax":
+                    a = torch.softmax(a, dim=1)
+        return steps
+
+    info = {"device": torch.cuda.get_device_name() if on_gpu else f"cpu, {torch.get_num_threads()} threads"}
+    return info, {"train": (train, sync, 6 * w.weights * m), "forward": (forward, sync, 2 * w.weights * m),
+                  "gemm": gemm_runner(to_device, sync, m, max(w.sizes), dtype)}
+
+
+def sklearn_model(w: Workload, m: int):
+    """(model, which targets it takes: "labels" or "Y"): scikit-learn's MLP for ``w`` trained
+    by plain SGD on batches of ``m`` rows in order; ``fit`` runs ``max_iter`` epochs, never
+    stopping early, and continues from the weights it has (warm start)."""
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    activations = {"relu": "relu", "tanh": "tanh", "sigmoid": "logistic", "identity": "identity"}
+    if not w.bias:
+        raise Skip("scikit-learn's MLP always has biases; this network has none")
+    if w.loss == "cross_entropy" and w.output == "softmax":
+        if m < w.sizes[-1]:
+            raise Skip(f"MLPClassifier's warm start needs every class in a batch: batch {m} < {w.sizes[-1]} classes")
+        cls, targets = MLPClassifier, "labels"
+    elif w.loss == "mse" and w.output == "identity":
+        if w.sizes[-1] > 1:
+            raise Skip(f"MLPRegressor's squared error averages over the {w.sizes[-1]} outputs too: a different loss")
+        cls, targets = MLPRegressor, "Y"
+    else:
+        raise Skip(f"scikit-learn's MLP has no output={w.output!r} with loss={w.loss!r}")
+    model = cls(hidden_layer_sizes=w.sizes[1:-1], activation=activations[w.activation], solver="sgd",
+                alpha=0.0, batch_size=m, learning_rate="constant", learning_rate_init=w.lr, momentum=0.0,
+                nesterovs_momentum=False, shuffle=False, tol=0.0, n_iter_no_change=10**9,
+                early_stopping=False, warm_start=True, max_iter=1, random_state=0)
+    return model, targets
+
+
+def sklearn_fit(model, X, y, epochs: int) -> None:
+    """``epochs`` epochs of ``model.fit`` on (X, y), without the warning that it did not converge."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    model.set_params(max_iter=epochs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+
+
+def sklearn_set_thetas(model, thetas, dtype: str) -> None:
+    """Replace a fitted MLP's weights by the host ``thetas`` ([b | W] each)."""
+    model.coefs_ = [np.ascontiguousarray(t[:, 1:].T, dtype=dtype) for t in thetas]
+    model.intercepts_ = [np.ascontiguousarray(t[:, 0], dtype=dtype) for t in thetas]
+
+
+def sklearn_peer(w, thetas, X, Y, labels, m, dtype, on_gpu, threads):
+    """scikit-learn's MLP, its own ``fit`` loop, from the same weights on the same batches."""
+    if on_gpu:
+        raise Skip("scikit-learn runs on the CPU only")
+    model, targets = sklearn_model(w, m)
+    X = X.astype(dtype)
+    y = labels if targets == "labels" else Y[:, 0].astype(dtype)
+    n_batches = X.shape[0] // m
+
+    def fit(steps):
+        epochs, rows = epochs_and_rows(steps, m, n_batches)
+        seen = model.t_
+        sklearn_fit(model, X[:rows], y[:rows], epochs)
+        if model.t_ - seen != epochs * rows or not math.isfinite(model.loss_curve_[-1]):
+            raise RuntimeError(f"{w.name}: scikit-learn stopped early or diverged")
+        return epochs * rows // m
+
+    sklearn_fit(model, X[:m], y[:m], 1)  # builds the model; its weights are then replaced
+    sklearn_set_thetas(model, thetas, dtype)
+    return {"device": "cpu", "dtype": str(model.coefs_[0].dtype)}, {"train": (fit, lambda: None, 6 * w.weights * m)}
+
+
+RUNNERS = {"torch": torch_peer, "sklearn": sklearn_peer}

@@ -1,0 +1,52 @@
+"""``bpgpu predict``: run a saved model on the inputs of a file."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .. import metrics, persistence
+from .columns import class_probabilities, model_inputs
+from .errors import CLIError
+from .tables import read_table, write_table
+
+
+def add_arguments(p) -> None:
+    p.add_argument("model", help="a model.npz saved by bpgpu train or bpgpu.save")
+    p.add_argument("--input", required=True, metavar="FILE", help="inputs, one example a row (.npy, .npz, .csv); "
+                   "other columns, such as the target, are left out when the model knows its inputs' names")
+    p.add_argument("--output", metavar="FILE", help="write predictions to .npy or .csv (default: CSV on stdout)")
+    p.add_argument("--columns", metavar="COLS", help="the input columns to use: names, indices, ranges "
+                   "first:last like f0:f63, '!COL' to leave one out (default: the model's inputs by name, else all)")
+    p.add_argument("--argmax", action="store_true", help="write each row's most likely class (its name, for a "
+                   "model trained on text labels) instead of the outputs")
+    p.add_argument("--backend", choices=("numpy", "cupy", "auto"), default="numpy", help="(default numpy)")
+
+
+def run(args) -> int:
+    if args.output is not None and Path(args.output).suffix.lower() not in (".npy", ".csv"):
+        raise CLIError(f"{args.output}: expected a .npy or .csv output file, got {Path(args.output).suffix or 'no suffix'!r}")
+    checkpoint = persistence.load_checkpoint(args.model, backend=args.backend)
+    net, classes = checkpoint.network, checkpoint.classes
+    X = model_inputs(read_table(args.input), args.columns, (checkpoint.extra or {}).get("data", {}),
+                     args.model, net.sizes[0])
+    if checkpoint.scaler is not None:
+        X = checkpoint.scaler.transform(X)
+    A = net.predict(X)
+    fmt = "%.10g"
+    if args.argmax:
+        k = metrics.classes(A, np).astype(int)
+        Y, header = (np.array(classes)[k] if classes else k)[:, None], ["class"]
+        fmt = "%s"
+    elif classes:  # one probability column per class, headed by its name
+        Y, header = class_probabilities(A, classes), classes
+    else:
+        Y, header = A, [f"y{k}" for k in range(A.shape[1])]
+    if args.output is None:
+        np.savetxt(sys.stdout, Y, delimiter=",", header=",".join(header), comments="", fmt=fmt)
+        return 0
+    write_table(args.output, Y, header, fmt)
+    print(f"wrote {Y.shape[0]} predictions to {args.output}", file=sys.stderr)
+    return 0

@@ -1,0 +1,103 @@
+"""Where ``bpgpu train`` gets its examples: a generator made on the device, or a table file;
+the output and loss that suit them; and the validation split.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .. import data
+from ..data import GENERATORS
+from ..losses import CROSS_ENTROPY_OUTPUTS
+from .errors import CLIError, count
+from .columns import for_training, target_rows
+from .tables import SUFFIXES, read_table
+
+# Output and loss that suit each data source, when --output/--loss are "auto".
+HEADS = {"xor": ("sigmoid", "cross_entropy"), "spirals": ("softmax", "cross_entropy"),
+         "blobs": ("softmax", "cross_entropy"), "teacher": ("identity", "mse"),
+         "one-hot": ("softmax", "cross_entropy"), "labels": ("softmax", "cross_entropy"),
+         "file": ("identity", "mse")}
+# How predictions are scored beside the loss: classes by accuracy, numbers by R².
+METRIC = {"xor": "accuracy", "spirals": "accuracy", "blobs": "accuracy", "teacher": "r2",
+          "one-hot": "accuracy", "labels": "accuracy", "file": "r2"}
+
+
+def training_data(o, backend):
+    """(X, Y, source, classes): X (m, sizes[0]) and Y (m, sizes[-1]) on ``backend``, checked
+    against --sizes; ``source`` describes the data (kept in the model); ``classes`` names the
+    classes of a text label column, else None."""
+    sizes, m = o.sizes, o.samples
+    wanted = f"--sizes {','.join(map(str, sizes))}"
+    noise = {} if o.noise is None else {"noise": o.noise}
+    common = dict(backend=backend, dtype=o.dtype, seed=o.data_seed)
+    if o.data in GENERATORS:
+        if o.data == "xor":
+            _fits(sizes, 2, 1, wanted, "xor has 2 inputs and 1 output")
+            X, Y = data.xor(m, **noise, **common)
+        elif o.data == "spirals":
+            classes = o.classes or sizes[-1]
+            _fits(sizes, 2, classes, wanted, f"spirals has 2 inputs and {classes} classes")
+            X, Y = data.spirals(m, classes, **noise, **common)
+        elif o.data == "blobs":
+            classes, features = o.classes or sizes[-1], o.features or sizes[0]
+            _fits(sizes, features, classes, wanted, f"blobs has {features} features and {classes} classes")
+            X, Y = data.blobs(m, classes, features, **({"spread": o.noise} if o.noise is not None else {}), **common)
+        else:
+            teacher = o.teacher_sizes or sizes
+            _fits(sizes, teacher[0], teacher[-1], wanted,
+                  f"the teacher {','.join(map(str, teacher))} has {count(teacher[0], 'input')} and {count(teacher[-1], 'output')}")
+            X, Y = data.teacher(m, teacher, **noise, **common)
+        return X, Y, {"kind": o.data, "description": f"{m} {o.data} examples"}, None
+    return _file_data(o, backend, wanted)
+
+
+def _fits(sizes, inputs, outputs, wanted, what):
+    if sizes[0] != inputs or sizes[-1] != outputs:
+        raise CLIError(f"incompatible sizes: {what}, but {wanted} has {count(sizes[0], 'input')} and {count(sizes[-1], 'output')}")
+
+
+def _file_data(o, backend, wanted):
+    path = Path(o.data)
+    if path.suffix.lower() not in SUFFIXES:
+        raise CLIError(f"--data {o.data}: expected one of {', '.join(GENERATORS)} or a .npy/.npz/.csv file")
+    table = read_table(path)
+    xs, ys = for_training(table, o.target, o.columns)
+    X = table.numbers(xs)
+    Y, kind, classes = target_rows(table, ys, o.sizes[-1], one_hot=o.one_hot)
+    if X.shape[1] != o.sizes[0] or Y.shape[1] != o.sizes[-1]:
+        raise CLIError(f"incompatible sizes: {path} gives {count(X.shape[1], 'input column')} and "
+                       f"{count(Y.shape[1], 'target column')}{' (one-hot)' if kind == 'one-hot' else ''}, but {wanted} "
+                       f"has {count(o.sizes[0], 'input')} and {count(o.sizes[-1], 'output')}")
+    # Staged on the device once, here, not per step.
+    X, Y = backend.asarray(X, o.dtype), backend.asarray(Y, o.dtype)
+    source = {"kind": kind, "path": str(path), "description": f"{X.shape[0]} examples from {path}"}
+    if table.names:  # predict and evaluate find these columns by name
+        source.update(inputs=[table.names[j] for j in xs], targets=[table.names[j] for j in ys])
+    return X, Y, source, classes
+
+
+def heads(o, source):
+    """(output, loss) with "auto" replaced by what suits the data (cross-entropy only where
+    both the data and the output activation allow it)."""
+    suited_output, suited_loss = HEADS[source["kind"]]
+    if suited_output == "softmax" and o.sizes[-1] == 1:  # two classes on one unit: its sigmoid is P(second)
+        suited_output = "sigmoid"
+    output = suited_output if o.output == "auto" else o.output
+    if o.loss != "auto":
+        return output, o.loss
+    return output, suited_loss if output in CROSS_ENTROPY_OUTPUTS else "mse"
+
+
+def split(X, Y, fraction, seed, backend):
+    """((X_train, Y_train), (X_val, Y_val)): a seeded random ``fraction`` held out."""
+    m = X.shape[0]
+    held = round(m * fraction)
+    if not 1 <= held < m:
+        raise CLIError(f"--validation-split {fraction}: holds out {held} of {m} examples; "
+                       "expected at least one for each side")
+    perm = np.random.default_rng([seed, 1]).permutation(m)
+    take = lambda A, rows: backend.xp.take(A, backend.asarray(rows, "int64"), axis=0)  # noqa: E731
+    return (take(X, perm[held:]), take(Y, perm[held:])), (take(X, perm[:held]), take(Y, perm[:held]))

@@ -1,0 +1,221 @@
+"""Tables: the data files the commands read and write (.csv with an optional header, .npy, .npz).
+
+A table is one example a row, with its column names where the file has them. Cells are
+numbers, except that a CSV column may hold text (class labels such as "setosa"): such a
+column can be a target, never an input. Columns are picked by ``--columns``/``--target``
+specs (:meth:`Table.pick`).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CLIError, one_line
+
+SUFFIXES = (".npy", ".npz", ".csv")
+
+
+@dataclass
+class Table:
+    """A file's examples.
+
+    Attributes:
+        path: where it came from, for messages.
+        values: (m, n) float64; NaN in the cells of a text column.
+        names: the n column names (a CSV header, or x…/y… of an X/Y .npz), or None.
+        text: {column: (m,) str array} for each column holding text.
+        first_line: the file line of row 0, for messages (2 under a CSV header).
+    """
+
+    path: Path
+    values: np.ndarray
+    names: list[str] | None = None
+    text: dict[int, np.ndarray] = field(default_factory=dict)
+    first_line: int = 1
+
+    @property
+    def width(self) -> int:
+        return self.values.shape[1]
+
+    def name(self, j: int) -> str:
+        """Column ``j`` as messages show it: its quoted name, or its index."""
+        return repr(self.names[j]) if self.names else str(j)
+
+    def numbers(self, columns: list[int]) -> np.ndarray:
+        """values[:, columns] (m, len(columns)); a text cell among them is an error naming it."""
+        for j in columns:
+            if j in self.text:
+                i = next(i for i, cell in enumerate(self.text[j]) if not _is_number(cell))
+                raise CLIError(f"{self.path}: line {self.first_line + i}, column {self.name(j)}: expected a number, "
+                               f"got {str(self.text[j][i])!r}")
+        return self.values[:, columns]
+
+    def labels(self, j: int) -> np.ndarray:
+        """Column ``j`` as (m,) strings: a text column's cells, or numbers written as %g."""
+        if j in self.text:
+            return self.text[j]
+        return np.array([f"{v:g}" for v in self.values[:, j]])
+
+    def pick(self, spec: str, option: str, rest: list[int] | None = None) -> list[int]:
+        """Column indices from ``spec``, in its order: comma-separated items, each a header
+        name, an index (negative from the end) or an inclusive range ``first:last`` of either
+        (``f0:f63``, ``0:3``); an item written ``!item`` leaves those columns out. A spec of
+        exclusions only starts from ``rest`` (default: every column)."""
+        items = [s.strip() for s in spec.split(",")]
+        if not all(items):
+            raise CLIError(f"{option} {spec}: an empty column name; expected names, indices or ranges like f0:f63")
+        if all(item.startswith("!") for item in items):
+            picked = list(range(self.width)) if rest is None else list(rest)
+        else:
+            picked = []
+        for item in items:
+            excluded = item.startswith("!")
+            found = self._resolve(item[1:] if excluded else item, spec, option)
+            if excluded:
+                picked = [j for j in picked if j not in found]
+                continue
+            for j in found:
+                if j in picked:
+                    raise CLIError(f"{option} {spec}: column {self.name(j)} named twice")
+                picked.append(j)
+        if not picked:
+            raise CLIError(f"{option} {spec}: leaves no column of {self.path}")
+        return picked
+
+    def _resolve(self, item: str, spec: str, option: str) -> list[int]:
+        if self.names and item in self.names:
+            return [self.names.index(item)]
+        if ":" in item:
+            first, last = (self._index(end, spec, option) for end in item.split(":", 1))
+            if first > last:
+                raise CLIError(f"{option} {spec}: the range {item!r} runs backwards (column {first} to {last})")
+            return list(range(first, last + 1))
+        return [self._index(item, spec, option)]
+
+    def _index(self, item: str, spec: str, option: str) -> int:
+        if self.names and item in self.names:
+            return self.names.index(item)
+        try:
+            j = int(item)
+        except ValueError:
+            known = f"its columns are {', '.join(self.names)}" if self.names else "it has no header, use indices"
+            raise CLIError(f"{option} {spec}: no column {item!r} in {self.path} ({known})") from None
+        if not -self.width <= j < self.width:
+            raise CLIError(f"{option} {spec}: column {j} is out of range, {self.path} has {self.width} columns")
+        return j % self.width
+
+    def x_and_y(self) -> bool:
+        """Whether the columns are x…/y… (x0, x1, y, or those of an X/Y .npz), targets last."""
+        names = self.names
+        return bool(names) and names[-1].startswith("y") and all(re.fullmatch(r"[xy]\d*", n) for n in names)
+
+
+def read_table(path) -> Table:
+    """The table in ``path`` (.csv, .npy or .npz). A .npz holding X and Y comes back as the
+    table [X | Y] with names x0…, y0…; every number must be finite."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise CLIError(f"{path}: expected a .npy, .npz or .csv file, got {path.suffix or 'no suffix'!r}")
+    if not path.is_file():
+        raise CLIError(f"{path}: no such file")
+    table = _read_csv(path) if suffix == ".csv" else _read_numpy(path, suffix)
+    if table.values.shape[0] == 0:
+        raise CLIError(f"{path}: no rows")
+    numeric = [j for j in range(table.width) if j not in table.text]
+    bad = ~np.isfinite(table.values[:, numeric])
+    if bad.any():
+        row, k = np.argwhere(bad)[0]
+        raise CLIError(f"{path}: row {row + 1}, column {table.name(numeric[k])}: expected a finite number, "
+                       f"got {table.values[row, numeric[k]]}")
+    return table
+
+
+def _read_numpy(path: Path, suffix: str) -> Table:
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except Exception as err:  # zip, pickle and format errors alike mean "not readable"
+        raise CLIError(f"{path}: not a readable {suffix} file ({one_line(err)})") from None
+    names = None
+    if suffix == ".npz":
+        with loaded:
+            arrays = {k: loaded[k] for k in loaded.files}
+        if "X" in arrays and "Y" in arrays:
+            X, Y = (_as_2d(path, k, arrays[k]) for k in ("X", "Y"))
+            if len(X) != len(Y):
+                raise CLIError(f"{path}: X has {len(X)} rows but Y has {len(Y)}")
+            names = [f"x{i}" for i in range(X.shape[1])] + [f"y{i}" for i in range(Y.shape[1])]
+            loaded = np.hstack([X, Y])
+        elif len(arrays) == 1:
+            loaded = next(iter(arrays.values()))
+        else:
+            raise CLIError(f"{path}: expected arrays named X and Y, or a single array, got {sorted(arrays)}")
+    return Table(path, _as_2d(path, "the array", loaded), names)
+
+
+def _as_2d(path, what, a) -> np.ndarray:
+    if a.dtype.kind not in "biuf":
+        raise CLIError(f"{path}: {what} holds {a.dtype} values, expected numbers")
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2:
+        raise CLIError(f"{path}: {what} has shape {a.shape}, expected a 2-D table (examples, columns)")
+    return a.astype(np.float64, copy=False)
+
+
+def _read_csv(path: Path) -> Table:
+    with open(path, newline="") as f:
+        rows = [row for row in csv.reader(f) if row]
+    if not rows:
+        raise CLIError(f"{path}: empty file")
+    names = None
+    if _has_header(rows):
+        names, rows = [cell.strip() for cell in rows[0]], rows[1:]
+    width = len(names) if names else len(rows[0])
+    first_line = 1 + (names is not None)
+    for i, row in enumerate(rows):
+        if len(row) != width:
+            raise CLIError(f"{path}: line {first_line + i} has {len(row)} columns, expected {width}")
+    cells = np.array(rows, dtype=str).reshape(len(rows), width)
+    values = np.full((len(rows), width), np.nan)
+    text = {}
+    for j in range(width):
+        column = np.char.strip(cells[:, j])
+        if all(_is_number(cell) for cell in column):
+            values[:, j] = [float(cell) for cell in column]
+        else:
+            text[j] = column
+    return Table(path, values, names, text, first_line)
+
+
+def _has_header(rows) -> bool:
+    """Whether the first row names the columns: it holds text, unless it is a row of numbers
+    whose text sits only in columns that hold text (labels) further down as well."""
+    texts = [j for j, cell in enumerate(rows[0]) if not _is_number(cell)]
+    if not texts:
+        return False
+    if len(texts) == len(rows[0]) or len(rows) == 1:
+        return True
+    return not all(any(j < len(row) and not _is_number(row[j]) for row in rows[1:]) for j in texts)
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def write_table(path, Y: np.ndarray, names: list[str], fmt="%.10g") -> None:
+    """Write ``Y`` (m, k) to a .npy or .csv file (with a header of ``names``)."""
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        np.save(path, Y)
+    else:
+        np.savetxt(path, Y, delimiter=",", header=",".join(names), comments="", fmt=fmt)

@@ -1,0 +1,106 @@
+"""Pictures: a training run's loss curve and decision regions, a benchmark's throughput.
+
+matplotlib is optional (``pip install "bpgpu[plot]"``): callers ask :func:`available`
+first. Figures are drawn on ``matplotlib.figure.Figure`` directly, not through pyplot, so
+no GUI backend is chosen and nothing global is left behind.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+
+INSTALL = 'pip install "bpgpu[plot]"'
+
+
+def available() -> bool:
+    """Whether matplotlib is installed and imports (a broken install counts as missing)."""
+    if importlib.util.find_spec("matplotlib") is None:
+        return False
+    try:
+        import matplotlib.figure  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _figure(width: float, height: float, panels: int = 1):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * panels, height), layout="constrained")
+    return fig, fig.subplots(1, panels, squeeze=False)[0]
+
+
+def loss_curve(history: dict, path) -> bool:
+    """Draw ``history["loss"]`` (and ``"val_loss"``, aligned to the last epochs) per epoch to
+    ``path``, on a log scale when every loss is positive; False when there is no loss yet."""
+    loss = list(history["loss"])
+    if not loss:
+        return False
+    val_loss = list(history.get("val_loss") or [])
+    fig, (ax,) = _figure(6, 4)
+    epochs = np.arange(1, len(loss) + 1)
+    ax.plot(epochs, loss, label="training")
+    if val_loss:
+        ax.plot(epochs[-len(val_loss):], val_loss, label="validation")
+    if min(loss + val_loss) > 0:
+        ax.set_yscale("log")
+    ax.set(xlabel="epoch", ylabel="loss")
+    ax.legend()
+    ax.grid(True, alpha=0.3)
+    fig.savefig(path, dpi=100)
+    return True
+
+
+def regions(classify, X: np.ndarray, labels: np.ndarray, path, names=None, features=("feature 0", "feature 1"),
+            resolution: int = 200) -> None:
+    """The plane of two features coloured by the class ``classify`` gives each point, with the
+    examples X (m, 2) over it coloured by their ``labels`` (m,) class indices.
+
+    ``classify`` maps points (g, 2) to class indices (g,); ``names`` labels the classes and
+    ``features`` the axes.
+    """
+    from matplotlib.colors import ListedColormap
+    from matplotlib.lines import Line2D
+
+    low, high = X.min(axis=0), X.max(axis=0)
+    pad = np.where(high > low, 0.05 * (high - low), 1.0)
+    g0, g1 = np.meshgrid(np.linspace(low[0] - pad[0], high[0] + pad[0], resolution),
+                         np.linspace(low[1] - pad[1], high[1] + pad[1], resolution))
+    region = np.asarray(classify(np.column_stack([g0.ravel(), g1.ravel()]))).reshape(g0.shape)
+    n = len(names) if names else int(max(region.max(), labels.max())) + 1
+    colours = ListedColormap([f"C{k % 10}" for k in range(n)])
+    fig, (ax,) = _figure(6, 5)
+    ax.pcolormesh(g0, g1, region, cmap=colours, vmin=-0.5, vmax=n - 0.5, alpha=0.3, shading="auto")
+    ax.scatter(X[:, 0], X[:, 1], c=labels, cmap=colours, vmin=-0.5, vmax=n - 0.5, s=10,
+               edgecolors="black", linewidths=0.2)
+    ax.legend(handles=[Line2D([], [], marker="o", linestyle="", color=f"C{k % 10}", label=str(names[k] if names else k))
+                       for k in range(n)], fontsize="small", title="class")
+    ax.set(xlabel=features[0], ylabel=features[1], title="decision regions and training points")
+    fig.savefig(path, dpi=100)
+
+
+def throughput(results: list[dict], path, peers=("torch", "sklearn")) -> None:
+    """Training samples/s against batch size from ``bpgpu bench`` rows: one panel per workload,
+    one line per backend and dtype of bpgpu, one dashed line per peer in ``peers``."""
+    names = sorted({r["workload"] for r in results if "error" not in r})
+    fig, axes = _figure(5, 4, max(1, len(names)))
+    for ax, name in zip(axes, names):
+        lines: dict[str, list] = {}
+        for r in results:
+            if r["workload"] != name or "error" in r:
+                continue
+            if "fit" in r:
+                lines.setdefault(f"bpgpu {r['backend']} {r['dtype']}", []).append((r["batch"], r["fit"]["samples_per_s"]))
+            for peer, p in r["peers"].items():
+                if "train" in p:
+                    where = "cuda" if r["backend"] == "cupy" else "cpu"
+                    lines.setdefault(f"{peer} {where} {r['dtype']}", []).append((r["batch"], p["train"]["samples_per_s"]))
+        for label, points in sorted(lines.items()):
+            batch, rate = zip(*sorted(points))
+            ax.plot(batch, rate, marker="o", linestyle="--" if label.startswith(tuple(peers)) else "-", label=label)
+        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="training samples/s", title=name)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.savefig(path, dpi=120)
