@@ -21,11 +21,13 @@ GENERATORS = ("xor", "spirals", "blobs", "teacher")
 
 def _setup(m, width, backend, dtype, seed):
     """Checked arguments and the generator; ``width`` numbers per example are about to be
-    drawn (in float64), which must fit in memory before anything is allocated."""
+    drawn, which must fit in the memory available before anything is allocated. Each is
+    counted twice: drawn or computed in float64, then converted or combined into the
+    result's ``dtype``; and one float64 more for the label or corner each row starts from."""
     m = check.number("m", m, low=1, integer=True)
-    check.fits_in_memory("m", m * width, 8, f"{m:,} examples of {width} numbers")
+    itemsize = 4 if check.choice("dtype", dtype, DTYPES) == "float32" else 8
+    check.fits_in_memory("m", m * (width * (8 + itemsize) + 8), f"{m:,} examples of {width} numbers")
     backend = get_backend(backend)
-    check.choice("dtype", dtype, DTYPES)
     return m, backend, backend.random(check.number("seed", seed, low=0, integer=True))
 
 

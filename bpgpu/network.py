@@ -233,6 +233,7 @@ class Network:
     def evaluate(self, X, Y, chunk_size=None) -> float:
         """The regularised loss J on (X, Y), as a Python float, without gradients."""
         X, Y = self._batch(X, Y)
+        chunk_size = check.number("chunk_size", chunk_size, low=1, integer=True, allow_none=True)
         return float(self._loss(X, Y, chunk_size))
 
     def _loss(self, X, Y, chunk_size=None):

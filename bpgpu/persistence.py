@@ -14,8 +14,15 @@ The archive holds plain arrays only (it loads with ``allow_pickle=False``):
 Weights travel through the host, so a model saved from CuPy loads on NumPy and the
 other way round. A file without a scaler or class names is written as format version 1,
 which every bpgpu reads; one with them as version 2, so that a bpgpu too old to apply them
-refuses the file instead of predicting from unscaled inputs. Writes are atomic: a temporary file in the same folder, flushed to
-disk, then renamed over the target, so a crash mid-write leaves the old file whole.
+refuses the file instead of predicting from unscaled inputs. Writes go through
+:func:`bpgpu.atomic.atomic_write`: a crash or a full disk mid-write leaves the old file
+whole, and symlinks, FIFOs and devices are refused.
+
+Reading trusts nothing in the file: only a regular file is opened; every array's
+declared shape is compared with what the metadata's architecture needs, and the
+total checked against available memory, before any array is read or any network
+built; the metadata's fields are type-checked, so a hand-edited file with a valid
+checksum is refused with a ValueError naming the file.
 """
 
 from __future__ import annotations
@@ -23,13 +30,15 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from . import validation as check
+from .atomic import atomic_write, check_target
+from .npz import Archive
+from .training import History
 from .scaling import Standardizer
 
 FORMAT = "bpgpu-model"
@@ -80,7 +89,14 @@ def save(net, path, *, optimizer=None, history=None, epoch=None, extra=None, sca
 
     Returns the path written.
     """
-    path = Path(path)
+    # Everything checked before the weights leave the device, so that load reads back
+    # what save accepts.
+    path = check_target(path)
+    epoch = check.number("epoch", epoch, low=0, integer=True, allow_none=True)
+    if extra is not None and not isinstance(extra, dict):
+        raise TypeError(f"extra: expected a JSON-serialisable dict or None, got {type(extra).__name__}")
+    if history is not None and not isinstance(history, (dict, History)):
+        raise TypeError(f"history: expected a History or a dict of one, got {type(history).__name__}")
     to_host = net.backend.to_host
     arrays = {f"theta.{l}": np.asarray(to_host(t)) for l, t in enumerate(net.thetas)}
     if scaler is not None:
@@ -90,7 +106,7 @@ def save(net, path, *, optimizer=None, history=None, epoch=None, extra=None, sca
             "saved": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "saved_from": net.backend.name, "config": net.config(),
             "theta_shapes": [list(s) for s in net.theta_shapes()],
-            "optimizer": None, "epoch": None if epoch is None else int(epoch),
+            "optimizer": None, "epoch": epoch,
             "history": _history_dict(history), "extra": extra, "classes": classes}
     if optimizer is not None:
         saved = optimizer.state_dict(to_host)
@@ -104,8 +120,7 @@ def save(net, path, *, optimizer=None, history=None, epoch=None, extra=None, sca
         raise TypeError(f"extra: expected a JSON-serialisable dict, got {extra!r} ({err})") from None
     arrays["meta"] = np.frombuffer(meta_bytes, dtype=np.uint8)
     arrays["sha256"] = np.frombuffer(_digest(arrays).encode(), dtype=np.uint8)
-    _write_atomic(path, arrays)
-    return path
+    return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def _scaler_arrays(net, scaler) -> dict:
@@ -128,9 +143,7 @@ def _class_names(net, classes) -> list[str] | None:
 
 
 def _history_dict(history):
-    if history is None or isinstance(history, dict):
-        return history
-    return history.to_dict()
+    return history.to_dict() if isinstance(history, History) else history
 
 
 def _version() -> str:
@@ -149,48 +162,6 @@ def _digest(arrays: dict) -> str:
         h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
         h.update(a.tobytes())
     return h.hexdigest()
-
-
-def _write_atomic(path: Path, arrays: dict) -> None:
-    folder = path.parent
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{path}: cannot save, folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes the file private (0600); give it the mode a plain open() would.
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_folder(folder)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # -- reading ----------------------------------------------------------------------
@@ -216,32 +187,37 @@ def load_checkpoint(path, backend="numpy", dtype=None) -> Checkpoint:
     from .optimizers import make_optimizer
 
     path = Path(path)
-    arrays = _read_arrays(path)
-    meta = _read_meta(path, arrays)
+    arrays = {}
+    with Archive(path) as archive:
+        meta, arrays["meta"], arrays["sha256"] = _read_meta(path, archive)
+        sizes, shapes = _architecture(path, meta)
+        state_counts = _state_counts(path, meta)
+        arrays.update(_read_arrays(path, archive, sizes, shapes, state_counts))
+    stored = arrays["sha256"]
+    if _digest(arrays) != stored.tobytes().decode("ascii", "replace"):
+        raise ValueError(f"{path}: checksum mismatch: the file was altered or corrupted after it was saved")
+    _check_fields(path, meta, shapes)
     try:
         net = Network(**{**meta["config"], "backend": backend, **({"dtype": dtype} if dtype else {})})
     except (TypeError, ValueError) as err:
         raise ValueError(f"{path}: cannot build the saved network: {err}") from None
-    shapes = net.theta_shapes()
-    thetas = [_entry(path, arrays, f"theta.{l}", shape) for l, shape in enumerate(shapes)]
-    extra_thetas = sorted(k for k in arrays if k.startswith("theta.") and k not in {f"theta.{l}" for l in range(len(shapes))})
-    if extra_thetas:
-        raise ValueError(f"{path}: {len(extra_thetas)} more theta entries than the architecture "
-                         f"{net.sizes} has layers: {extra_thetas}")
     try:
-        net.set_thetas(thetas)
+        net.set_thetas([arrays[f"theta.{l}"] for l in range(len(shapes))])
     except ValueError as err:  # NaN/inf weights under a valid checksum: a buggy writer
         raise ValueError(f"{path}: {err}") from None
 
     optimizer = None
-    if meta.get("optimizer"):
+    if meta["optimizer"] is not None:
         saved = meta["optimizer"]
         hyper = dict(saved["hyper"])
-        optimizer = make_optimizer(saved["name"], hyper.pop("lr"), **hyper)
+        try:
+            optimizer = make_optimizer(saved["name"], hyper.pop("lr"), **hyper)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path}: cannot build the saved optimizer: {err}") from None
         # The state mirrors the parameter arrays the optimiser steps, whatever their layout.
         param_shapes = [tuple(p.shape) for p in net._params]
         state = {}
-        for key, count in saved["state"].items():
+        for key, count in state_counts.items():
             if count != len(param_shapes):
                 raise ValueError(f"{path}: optimiser state {key!r} has {count} arrays, the network has "
                                  f"{len(param_shapes)} parameter arrays")
@@ -251,52 +227,178 @@ def load_checkpoint(path, backend="numpy", dtype=None) -> Checkpoint:
     scaler = None
     if "scaler.mean" in arrays:
         try:
-            scaler = Standardizer(*(_entry(path, arrays, f"scaler.{k}", (net.sizes[0],)) for k in ("mean", "std")))
+            scaler = Standardizer(arrays["scaler.mean"], arrays["scaler.std"])
         except ValueError as err:
             raise ValueError(f"{path}: the saved scaler is unusable: {err}") from None
-    return Checkpoint(network=net, optimizer=optimizer, epoch=meta.get("epoch"), history=meta.get("history"),
-                      extra=meta.get("extra"), scaler=scaler, classes=meta.get("classes"), metadata=meta)
+    return Checkpoint(network=net, optimizer=optimizer, epoch=meta["epoch"], history=meta["history"],
+                      extra=meta["extra"], scaler=scaler, classes=meta["classes"], metadata=meta)
 
 
-def _read_arrays(path: Path) -> dict:
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such model file")
-    if path.is_dir():
-        raise ValueError(f"{path}: expected a model file (.npz), got a folder")
-    with open(path, "rb") as f:
-        magic = f.read(4)
-    if magic[:2] != b"PK":  # every zip, hence every .npz, starts so
-        kind = "an empty file" if not magic else "a single .npy array" if magic == b"\x93NUM" else "another kind of file"
-        raise ValueError(f"{path}: not a bpgpu model file (expected a .npz archive, got {kind})")
+# The metadata is JSON (the history grows by a few numbers an epoch); anything far
+# larger is not a model's.
+META_LIMIT = 256 * 2**20
+
+
+def _read_meta(path: Path, archive: Archive) -> tuple[dict, np.ndarray, np.ndarray]:
+    """(the metadata, its entry, the stored digest), bounded in size; format and version checked."""
+    if not {"meta", "sha256"} <= archive.names:
+        raise ValueError(f"{path}: not a bpgpu model file (no 'meta'/'sha256' entries; it holds {sorted(archive.names)[:6]})")
+    for name, limit in (("meta", META_LIMIT), ("sha256", 64)):
+        header = archive.header(name)
+        if header.dtype != np.uint8 or len(header.shape) != 1 or header.nbytes > limit:
+            raise ValueError(f"{path}: entry {name!r} is not a bpgpu model's: expected at most {limit:,} bytes "
+                             f"(uint8), got shape {header.shape} of {header.dtype}")
+    raw, stored = archive.read("meta"), archive.read("sha256")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
-    except Exception as err:  # zip, zlib, pickle and format errors all mean one thing here
-        reason = str(err) or type(err).__name__
-        raise ValueError(f"{path}: not a readable bpgpu model file, truncated or corrupt? ({reason})") from None
-
-
-def _read_meta(path: Path, arrays: dict) -> dict:
-    if "meta" not in arrays or "sha256" not in arrays:
-        raise ValueError(f"{path}: not a bpgpu model file (no 'meta'/'sha256' entries; it holds {sorted(arrays)[:6]})")
-    try:
-        meta = json.loads(arrays["meta"].tobytes().decode())
-        stored = arrays["sha256"].tobytes().decode()
-    except (UnicodeDecodeError, ValueError) as err:
-        raise ValueError(f"{path}: the model's metadata is unreadable ({err})") from None
+        meta = json.loads(raw.tobytes().decode())
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise ValueError(f"{path}: the model's metadata is unreadable ({type(err).__name__}: {err})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{path}: not a bpgpu model file (format {meta.get('format') if isinstance(meta, dict) else None!r})")
-    if _digest(arrays) != stored:
-        raise ValueError(f"{path}: checksum mismatch: the file was altered or corrupted after it was saved")
-    if not isinstance(meta.get("version"), int) or meta["version"] > VERSION:
-        raise ValueError(f"{path}: model format version {meta.get('version')!r} is newer than this bpgpu "
+    version = meta.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version:
+        raise ValueError(f"{path}: model format version {version!r}: expected a positive integer")
+    if version > VERSION:
+        raise ValueError(f"{path}: model format version {version!r} is newer than this bpgpu "
                          f"reads ({VERSION}); upgrade bpgpu")
-    return meta
+    return meta, raw, stored
+
+
+def _architecture(path: Path, meta: dict) -> tuple[list[int], list[tuple[int, int]]]:
+    """(sizes, Theta(l)'s shapes) as the metadata declares them, checked to fit in
+    memory, without building anything."""
+    config = meta.get("config")
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: metadata 'config': expected a dict of the network's arguments, got {_shown(config)}")
+    bias = config.get("bias", True)
+    if not isinstance(bias, bool):
+        raise ValueError(f"{path}: metadata 'config.bias': expected true or false, got {_shown(bias)}")
+    try:
+        sizes = check.sizes(config.get("sizes"))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: metadata 'config': {err}") from None
+    return sizes, [(sizes[l + 1], sizes[l] + bias) for l in range(len(sizes) - 1)]
+
+
+def _state_counts(path: Path, meta: dict) -> dict:
+    """{state key: number of arrays} the metadata declares for the optimiser ({} for none)."""
+    saved = meta.get("optimizer")
+    if saved is None:
+        return {}
+    state = saved.get("state") if isinstance(saved, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and _count(v) for k, v in state.items()):
+        raise ValueError(f"{path}: metadata 'optimizer': expected a dict whose 'state' maps names to array "
+                         f"counts, got {_shown(saved)}")
+    return state
+
+
+def _read_arrays(path: Path, archive: Archive, sizes, shapes, state_counts) -> dict:
+    """Every array but meta/sha256, each header checked against the architecture before
+    anything is read: Theta(l) exactly ``shapes[l]``, each optimiser state as many
+    numbers as the weights (its layout is the optimiser's), nothing else; and all of
+    it, with the network to be built, checked to fit in the memory available."""
+    declared = len(shapes) + sum(state_counts.values())  # (a scaler's 2 entries are optional)
+    if declared > len(archive.names):  # before listing them: the counts may be absurd
+        raise ValueError(f"{path}: the metadata declares {declared:,} arrays, the file holds {len(archive.names)}")
+    exact = {f"theta.{l}": shape for l, shape in enumerate(shapes)}
+    if "scaler.mean" in archive.names or "scaler.std" in archive.names:
+        exact.update({"scaler.mean": (sizes[0],), "scaler.std": (sizes[0],)})
+    state = {key: [f"optimizer.{key}.{i}" for i in range(count)] for key, count in state_counts.items()}
+    wanted = set(exact).union(*state.values())
+    unexpected = sorted(archive.names - wanted - {"meta", "sha256"})
+    if unexpected:
+        raise ValueError(f"{path}: entries that a network of sizes {sizes} does not have: {unexpected[:6]}")
+    missing = sorted(wanted - archive.names)
+    if missing:
+        raise ValueError(f"{path}: missing entry {missing[0]!r} that the architecture needs")
+    total = 0
+    for name, shape in exact.items():
+        header = _float_header(path, archive, name)
+        if header.shape != shape:
+            raise ValueError(f"{path}: entry {name!r} has shape {header.shape}, the architecture needs {shape}")
+        total += header.nbytes
+    weights = sum(a * b for a, b in shapes)
+    for key, names in state.items():
+        numbers = sum(int(np.prod(_float_header(path, archive, name).shape)) for name in names)
+        if numbers != weights:
+            raise ValueError(f"{path}: optimiser state {key!r} holds {numbers:,} numbers, the network has {weights:,} weights")
+        total += numbers * 16  # read, then copied to the device
+    try:
+        check.fits_in_memory("the model", check.network_bytes(sizes) + total,
+                             f"{len(archive.names)} arrays and a network of sizes {sizes}")
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    return {name: archive.read(name) for name in sorted(wanted)}
+
+
+def _float_header(path: Path, archive: Archive, name: str):
+    header = archive.header(name)
+    if header.dtype.kind != "f" or header.dtype.itemsize not in (4, 8):
+        raise ValueError(f"{path}: entry {name!r}: expected float32 or float64 numbers, got {header.dtype}")
+    return header
+
+
+def _check_fields(path: Path, meta: dict, shapes) -> None:
+    """The metadata's other fields have the types :func:`save` writes, so nothing
+    downstream meets a string where it expects an epoch."""
+    declared = meta.get("theta_shapes")
+    if declared is not None and declared != [list(s) for s in shapes]:
+        raise ValueError(f"{path}: metadata 'theta_shapes' {_shown(declared)} disagrees with the architecture's "
+                         f"{[list(s) for s in shapes]}")
+    saved = meta.get("optimizer")
+    if saved is not None:
+        hyper = saved.get("hyper")
+        for key, ok, expected in (
+                ("name", isinstance(saved.get("name"), str), "an optimiser's name"),
+                ("t", _count(saved.get("t")), "a step count, an integer >= 0"),
+                ("hyper", isinstance(hyper, dict) and all(isinstance(v, (int, float)) for v in hyper.values()),
+                 "a dict of numbers"),
+                ("hyper.lr", isinstance(hyper, dict) and _number(hyper.get("lr")), "a number")):
+            if not ok:
+                value = hyper.get("lr") if key == "hyper.lr" else saved.get(key)
+                raise ValueError(f"{path}: metadata 'optimizer.{key}': expected {expected}, got {_shown(value)}")
+    meta.setdefault("optimizer", None)
+    epoch = meta.setdefault("epoch", None)
+    if epoch is not None and not _count(epoch):
+        raise ValueError(f"{path}: metadata 'epoch': expected an integer >= 0 or null, got {_shown(epoch)}")
+    history = meta.setdefault("history", None)
+    if history is not None and not _history_ok(history):
+        raise ValueError(f"{path}: metadata 'history': expected a dict with lists of numbers 'loss'/'val_loss' "
+                         f"and counts 'epochs'/'steps'/'samples', got {_shown(history)}")
+    extra = meta.setdefault("extra", None)
+    if extra is not None and not isinstance(extra, dict):
+        raise ValueError(f"{path}: metadata 'extra': expected a dict or null, got {_shown(extra)}")
+    classes = meta.setdefault("classes", None)
+    if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)
+                                or len(set(classes)) != len(classes)
+                                or len(classes) != max(2, shapes[-1][0])):
+        raise ValueError(f"{path}: metadata 'classes': expected {max(2, shapes[-1][0])} distinct names or null, "
+                         f"got {_shown(classes)}")
+
+
+def _history_ok(history) -> bool:
+    if not isinstance(history, dict):
+        return False
+    lists = all(isinstance(history.get(k, []), list) and all(_number(x) for x in history.get(k, []))
+                for k in ("loss", "val_loss"))
+    counts = all(_count(history.get(k, 0)) for k in ("epochs", "steps", "samples"))
+    return lists and counts and _number(history.get("elapsed", 0.0))
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _shown(value) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _entry(path: Path, arrays: dict, name: str, shape) -> np.ndarray:
-    if name not in arrays:
-        raise ValueError(f"{path}: missing entry {name!r} that the architecture needs")
     a = arrays[name]
     if tuple(a.shape) != tuple(shape):
         raise ValueError(f"{path}: entry {name!r} has shape {tuple(a.shape)}, the architecture needs {tuple(shape)}")

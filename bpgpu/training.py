@@ -92,7 +92,7 @@ class _Interrupt:
 
 
 def _check_options(epochs, batch_size, max_time, target_loss, patience, validation_data,
-                   on_nonfinite, chunk_size, initial_epoch):
+                   on_nonfinite, chunk_size, initial_epoch, callback):
     check.number("epochs", epochs, low=1, integer=True)
     check.number("batch_size", batch_size, low=1, integer=True, allow_none=True)
     check.number("max_time", max_time, low=0.0, low_open=True, allow_none=True)
@@ -101,6 +101,8 @@ def _check_options(epochs, batch_size, max_time, target_loss, patience, validati
     check.number("chunk_size", chunk_size, low=1, integer=True, allow_none=True)
     check.number("initial_epoch", initial_epoch, low=0, integer=True)
     check.choice("on_nonfinite", on_nonfinite, ON_NONFINITE)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback: expected a function callback(epoch, history), got {callback!r}")
     if patience is not None and validation_data is None:
         raise ValueError("patience: early stopping watches the validation loss; pass validation_data=(X_val, Y_val) too")
     if validation_data is not None and (not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2):
@@ -164,7 +166,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
         initial_epoch: the epoch number to start at (for resuming a checkpoint).
     """
     _check_options(epochs, batch_size, max_time, target_loss, patience, validation_data,
-                   on_nonfinite, chunk_size, initial_epoch)
+                   on_nonfinite, chunk_size, initial_epoch, callback)
     xp, backend = net.xp, net.backend
     if memory_budget is not None:
         chunk_size = net.chunk_size_for(memory_budget)

@@ -28,6 +28,8 @@ def _kind(value) -> str:
 
 
 def _bytes(n: float) -> str:
+    if n >= 2**1000:  # a Python int beyond float's range (m=10**400): count its digits instead
+        return f"about 10^{len(str(int(n))) - 1} bytes"
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
         if n < 1024 or unit == "EiB":
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.3g} {unit}"
@@ -50,28 +52,81 @@ def number(name: str, value, *, low=None, low_open=False, integer=False, allow_n
     if isinstance(value, bool) or not isinstance(value, kind):
         what = "an integer" if integer else "a number"
         raise TypeError(f"{name}: expected {what}, got {value!r} ({_kind(value)})")
-    if not math.isfinite(value):
-        raise ValueError(f"{name}: expected a finite number, got {value!r}")
+    if not integer:
+        try:
+            finite_value = math.isfinite(value)
+        except OverflowError:  # an int (or Fraction) beyond float's range, 1e308
+            raise ValueError(f"{name}: expected a finite number, got one too large for a float "
+                             f"({_short(value)})") from None
+        if not finite_value:
+            raise ValueError(f"{name}: expected a finite number, got {value!r}")
     if low is not None and (value <= low if low_open else value < low):
         bound = f"> {low}" if low_open else f">= {low}"
         raise ValueError(f"{name}: expected a number {bound}, got {value!r}")
     return int(value) if integer else float(value)
 
 
-def host_memory() -> int | None:
-    """Bytes of physical memory on this machine, or None where the OS does not say."""
+def _short(value) -> str:
+    text = str(value)
+    return text if len(text) <= 30 else f"{text[:12]}…{text[-6:]}, {len(text)} digits"
+
+
+# Where Linux says how much memory can be allocated now, for this machine and for
+# this process's control group (a container's limit); tests point these elsewhere.
+MEMINFO = "/proc/meminfo"
+CGROUP = "/sys/fs/cgroup"
+
+
+def available_memory() -> int | None:
+    """Bytes that can be allocated now without swapping: Linux's MemAvailable (free
+    memory plus caches it can drop), lowered to what the cgroup limit leaves; elsewhere
+    the physical memory. None where the OS does not say."""
+    have = _meminfo_available()
+    if have is None:
+        try:
+            have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (AttributeError, ValueError, OSError):
+            return None
+    left = _cgroup_left()
+    return have if left is None else min(have, left)
+
+
+def _meminfo_available() -> int | None:
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
+        with open(MEMINFO) as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # the kernel's kB are KiB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _cgroup_left() -> int | None:
+    """The cgroup v2 memory limit less its current use, or None without a limit."""
+    try:
+        with open(os.path.join(CGROUP, "memory.max")) as f:
+            limit = f.read().strip()
+        if limit == "max":
+            return None
+        with open(os.path.join(CGROUP, "memory.current")) as f:
+            return max(0, int(limit) - int(f.read().strip()))
+    except (OSError, ValueError):
         return None
 
 
-def sizes(value) -> list[int]:
-    """Layer sizes s0 … sL, each ≥ 1, whose weights fit in this machine's memory.
+def network_bytes(sizes: list[int]) -> int:
+    """Host bytes a network of ``sizes`` allocates at its peak while it is built: the
+    initial weights drawn in float64, the network's own copy (at most as large), and
+    one more float64 copy of the largest layer while its bias column is joined on."""
+    weights = [(a + 1) * b for a, b in zip(sizes, sizes[1:])]
+    return 16 * sum(weights) + 8 * max(weights)
 
-    The initial weights are drawn on the host in float64, so a network whose weights
-    alone exceed the host's memory fails here, at once, rather than in an allocation
-    that swaps or is killed.
+
+def sizes(value) -> list[int]:
+    """Layer sizes s0 … sL, each ≥ 1, of a network that can be built in the memory
+    available (see :func:`network_bytes`): one that cannot fails here, at once, rather
+    than in an allocation that swaps or is killed.
     """
     if isinstance(value, (str, bytes)):
         raise TypeError(f"sizes: expected a sequence of layer sizes like [3, 2, 1], got {value!r}")
@@ -84,17 +139,18 @@ def sizes(value) -> list[int]:
     for i, s in enumerate(out):
         number(f"sizes[{i}]", s, low=1, integer=True)
     out = [int(s) for s in out]
-    fits_in_memory("sizes", sum((a + 1) * b for a, b in zip(out, out[1:])), 8, f"{out} (its weights, in float64)")
+    weights = sum((a + 1) * b for a, b in zip(out, out[1:]))
+    fits_in_memory("sizes", network_bytes(out), f"{out} ({weights:,} weights)")
     return out
 
 
-def fits_in_memory(name: str, count: int, itemsize: int, got: str) -> None:
-    """Refuse ``count`` numbers of ``itemsize`` bytes that could not fit in this machine's
-    memory, before anything tries to allocate them; ``got`` says what they are."""
-    need, have = count * itemsize, host_memory()
+def fits_in_memory(name: str, need: int, got: str) -> None:
+    """Refuse what needs ``need`` bytes when less memory is available, before anything
+    tries to allocate it; ``got`` says what it is."""
+    have = available_memory()
     if have is not None and need > have:
-        raise ValueError(f"{name}: expected what fits in this machine's memory ({_bytes(have)}), "
-                         f"got {got}: {count:,} numbers, {_bytes(need)}")
+        raise ValueError(f"{name}: expected what fits in the memory available ({_bytes(have)}), "
+                         f"got {got}, needing {_bytes(need)}")
 
 
 def per_hidden_layer(name: str, value, n_hidden: int, options) -> list[str]:
@@ -114,6 +170,8 @@ def host_or_backend_array(name: str, value, backend):
     if isinstance(value, (list, tuple)):
         try:
             return np.asarray(value, dtype=float)
+        except OverflowError:
+            raise ValueError(f"{name}: expected finite numbers, got an integer too large for a float") from None
         except (ValueError, TypeError) as err:
             raise ValueError(f"{name}: expected a rectangular array of numbers, got a ragged or non-numeric list ({err})") from None
     if not (backend.is_native(value) or isinstance(value, np.ndarray)):

@@ -1,6 +1,10 @@
 """Shared test set-up. The parity helper and the backend parametrisation live in
 ``tests/parity.py`` (importable as ``parity``: pytest puts this folder on sys.path)."""
 
+import signal
+
+import pytest
+
 try:
     from hypothesis import settings
 except ImportError:  # hypothesis is a test extra; the tests that need it skip without it
@@ -10,3 +14,19 @@ else:
     # that CI runs the same examples every time.
     settings.register_profile("bpgpu", deadline=None, derandomize=True)
     settings.load_profile("bpgpu")
+
+
+@pytest.fixture
+def no_hang():
+    """Fail in 10 s, rather than hang, if the test blocks (opening a FIFO with no other
+    end does). SIGALRM interrupts the blocked system call and the handler raises."""
+    def blocked(signum, frame):
+        raise TimeoutError("blocked for 10 s (opened a FIFO or a device?)")
+
+    previous = signal.signal(signal.SIGALRM, blocked)
+    signal.alarm(10)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

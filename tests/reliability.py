@@ -28,6 +28,9 @@ CATEGORIES = {
     "fault": ("fault-injection checks", "faults injected"),
     "memory": ("memory-limit checks", "chunked runs compared"),
     "property": ("properties checked (hypothesis)", "examples run"),
+    "files": ("file-safety checks: atomic writes, symlinks, FIFOs, devices, ulimit -f", "hostile writes tried"),
+    "hostile_model": ("hostile model files refused: FIFOs, hand-edited metadata, forged shapes, zip bombs",
+                      "crafted files tried"),
 }
 
 _tallies: Counter = Counter()

@@ -1,0 +1,135 @@
+"""Reading ``.npz`` archives that may be hostile, without blocking or ballooning.
+
+:class:`Archive` opens only regular files (a FIFO or device is refused before it is
+opened, and opened non-blocking in case one is swapped in), and lets the caller look
+at every member's ``.npy`` header — shape and dtype — before any data is read. A
+member is read only when its size in the archive is exactly what its header
+declares, so a compressed member cannot expand beyond the shape the caller agreed
+to, and a header cannot make NumPy allocate an array the data does not fill.
+
+Every problem is a ``ValueError`` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.lib import format as npy
+
+from .atomic import kind_of
+
+@dataclass(frozen=True)
+class Header:
+    """What a member's ``.npy`` header declares."""
+
+    shape: tuple
+    dtype: np.dtype
+    nbytes: int  # of data, after the header
+
+
+def open_regular(path: Path, what: str):
+    """``path`` opened for binary reading, refused at once unless it is a regular file
+    (``what`` names what was expected, for the message)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such {what}") from None
+    _require_regular(path, st.st_mode, what)
+    # O_NONBLOCK: should a FIFO replace the file after the stat, opening it still returns at once.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        _require_regular(path, os.fstat(fd).st_mode, what)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _require_regular(path: Path, mode: int, what: str) -> None:
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{path}: expected a {what}, got {kind_of(mode)}")
+
+
+class Archive:
+    """The arrays of the ``.npz`` at ``path``, read one by one under the caller's checks.
+
+    Use as a context manager. ``names`` are the arrays it holds (members ``<name>.npy``);
+    ``what`` names the kind of file in messages ("model file": "not a bpgpu model file").
+    """
+
+    def __init__(self, path: Path, what: str = "model file"):
+        self.path, self.what = Path(path), what
+        self._file = open_regular(self.path, what)
+        try:
+            magic = self._file.read(4)
+            if magic[:2] != b"PK":  # every zip, hence every .npz, starts so
+                kind = ("an empty file" if not magic else "a single .npy array" if magic == b"\x93NUM"
+                        else "another kind of file")
+                raise ValueError(f"{self.path}: not a bpgpu {what} (expected a .npz archive, got {kind})")
+            self._file.seek(0)
+            self._zip = zipfile.ZipFile(self._file)
+            self._members = {info.filename: info for info in self._zip.infolist()}
+        except ValueError:
+            self._file.close()
+            raise
+        except Exception as err:  # zip, struct and OS errors all mean one thing here
+            self._file.close()
+            raise self.unreadable(err) from None
+        bad = [name for name in self._members if not name.endswith(".npy")]
+        if bad:
+            self.close()
+            raise ValueError(f"{self.path}: not a bpgpu {what} (members that are not arrays: {bad[:3]})")
+        self.names = {name[:-4] for name in self._members}
+
+    def unreadable(self, err: BaseException) -> ValueError:
+        reason = str(err) or type(err).__name__
+        return ValueError(f"{self.path}: not a readable bpgpu {self.what}, truncated or corrupt? ({reason})")
+
+    def header(self, name: str) -> Header:
+        """The shape and dtype array ``name`` declares, read from its header alone;
+        refused unless the member holds exactly that much data."""
+        info = self._members[f"{name}.npy"]
+        try:
+            with self._zip.open(info) as f:
+                version = npy.read_magic(f)
+                # np.save writes 1.0, or 2.0 for huge headers; 3.0 only for structured
+                # dtypes with non-Latin-1 names, never in a model.
+                read = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}.get(version)
+                if read is None:
+                    raise ValueError(f"unsupported .npy format version {version} in entry {name!r}")
+                shape, _, dtype = read(f, max_header_size=10_000)
+                offset = f.tell()
+        except Exception as err:
+            raise self.unreadable(err) from None
+        if dtype.hasobject:
+            raise ValueError(f"{self.path}: entry {name!r} holds Python objects (dtype {dtype}); "
+                             f"a {self.what} holds numbers only")
+        nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if info.file_size != offset + nbytes:
+            raise ValueError(f"{self.path}: entry {name!r} declares shape {shape} of {dtype} ({nbytes:,} bytes) "
+                             f"but holds {info.file_size - offset:,} bytes: truncated or forged")
+        return Header(tuple(shape), dtype, nbytes)
+
+    def read(self, name: str) -> np.ndarray:
+        """Array ``name``; call :meth:`header` first to agree to its size."""
+        try:
+            with self._zip.open(f"{name}.npy") as f:
+                return npy.read_array(f, allow_pickle=False)
+        except Exception as err:
+            raise self.unreadable(err) from None
+
+    def close(self) -> None:
+        self._zip.close()
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
