@@ -15,6 +15,7 @@ numbers on the device. Three exist:
 
 from __future__ import annotations
 
+import functools
 import importlib
 from functools import lru_cache
 
@@ -42,13 +43,26 @@ class Backend:
     xp = np
     out_of_memory: tuple[type[BaseException], ...] = (MemoryError,)
 
+    @property
+    def ops(self):
+        """The namespace for in-place work: ``xp`` itself where its functions take ``out=``
+        (NumPy, CuPy), else an adapter that computes and assigns (see :class:`OutAdapter`)."""
+        return self.xp
+
+    def fuse(self, fn):
+        """``fn(ops, *arrays)`` bound to this backend: one element-wise kernel on CuPy
+        (``cupy.fuse``), the plain function elsewhere, so CI runs the same Python the GPU
+        compiles. ``fn`` writes its results into its array arguments (``out=``, ``+=``)."""
+        return functools.partial(fn, self.ops)
+
     def is_native(self, a) -> bool:
         """True when ``a`` is an array of this backend (no conversion needed)."""
         return isinstance(a, np.ndarray)
 
     def asarray(self, a, dtype: str):
-        """``a`` (host or device array, list) as an array of this backend with ``dtype``."""
-        return self.xp.asarray(a, dtype=getattr(self.xp, dtype))
+        """``a`` (host or device array, list) as a C-ordered array of this backend with
+        ``dtype``: row slices of it (mini-batches) are then contiguous matrices."""
+        return self.xp.asarray(a, dtype=getattr(self.xp, dtype), order="C")
 
     def copy(self, a):
         """A new backend array equal to the backend array ``a``."""
@@ -95,6 +109,10 @@ class CupyBackend(Backend):
     def is_native(self, a) -> bool:
         return isinstance(a, self.xp.ndarray)
 
+    def fuse(self, fn):
+        # One compiled kernel per function (cached by CuPy per argument dtypes and ranks).
+        return self.xp.fuse(kernel_name=fn.__name__)(functools.partial(fn, self.xp))
+
     def copy(self, a):
         return a.copy()
 
@@ -137,14 +155,19 @@ class StrictBackend(Backend):
 
     def __init__(self, module):
         self.xp = module
+        self._ops = OutAdapter(module)
         self._array_type = type(module.asarray(0.0))  # the module does not export its Array class
+
+    @property
+    def ops(self):
+        return self._ops
 
     def is_native(self, a) -> bool:
         return isinstance(a, self._array_type)
 
     def asarray(self, a, dtype: str):
         if not self.is_native(a):
-            a = np.asarray(a)
+            a = np.ascontiguousarray(a)
         return self.xp.asarray(a, dtype=getattr(self.xp, dtype))
 
     def to_host(self, a) -> np.ndarray:
@@ -155,6 +178,33 @@ class StrictBackend(Backend):
 
     def describe(self) -> str:
         return f"array_api_strict {self.xp.__version__} (CPU, tests only)"
+
+
+class OutAdapter:
+    """A namespace whose functions take ``out=`` for one that has none (the array API
+    standard): ``f(*args, out=o)`` computes ``f(*args)`` and assigns it to ``o[...]``.
+
+    Booleans become ``o``'s dtype first, as NumPy's and CuPy's ``out=`` cast them (the
+    standard does not promote bool with float).
+    """
+
+    def __init__(self, xp):
+        self._xp = xp
+
+    def __getattr__(self, name):
+        f = getattr(self._xp, name)
+        if not callable(f):
+            return f
+        xp = self._xp
+
+        def into(*args, out=None, **kwargs):
+            if out is None:
+                return f(*args, **kwargs)
+            args = [xp.astype(a, out.dtype) if getattr(a, "dtype", None) == xp.bool else a for a in args]
+            out[...] = f(*args, **kwargs)
+            return out
+
+        return into
 
 
 class _HostRandom:
@@ -187,7 +237,9 @@ def _cupy_backend() -> CupyBackend:
         count = cupy.cuda.runtime.getDeviceCount()
         if count < 1:
             raise BackendUnavailable("no CUDA device found")
-        cupy.zeros(1).sum().item()  # a real kernel: the driver and the device both work
+        # A real kernel and a real matrix product: the driver, the device and cuBLAS all work.
+        a = cupy.ones((2, 2), dtype=cupy.float32)
+        (a @ a).sum().item()
     except BackendUnavailable as err:
         raise BackendUnavailable(
             f"backend='cupy': CuPy is installed but {err}; use backend='numpy' or 'auto'"
@@ -197,13 +249,13 @@ def _cupy_backend() -> CupyBackend:
             f"backend='cupy': CuPy is installed but no CUDA device works ({err}); "
             "check the driver with nvidia-smi, or use backend='numpy' or 'auto'"
         ) from err
-    return CupyBackend(cupy)
+    return register(CupyBackend(cupy))
 
 
 @lru_cache(maxsize=None)
 def _strict_backend() -> StrictBackend:
     try:
-        return StrictBackend(importlib.import_module("array_api_strict"))
+        return register(StrictBackend(importlib.import_module("array_api_strict")))
     except ImportError as err:
         raise BackendUnavailable(
             "backend='array_api_strict' needs array-api-strict: pip install \"bpgpu[test]\""
@@ -220,6 +272,7 @@ class NumpyBackend(Backend):
 
 
 _NUMPY = NumpyBackend()
+_BY_NAMESPACE: dict[int, Backend] = {id(np): _NUMPY}
 
 
 def get_backend(name: str | Backend = "numpy") -> Backend:
@@ -243,6 +296,21 @@ def get_backend(name: str | Backend = "numpy") -> Backend:
     if name == "array_api_strict":
         return _strict_backend()
     raise ValueError(f"backend: expected one of {BACKENDS}, got {name!r}")
+
+
+def backend_of(xp) -> Backend:
+    """The backend whose array namespace is ``xp`` (one made by :func:`get_backend`, or
+    registered with :func:`register`)."""
+    backend = _BY_NAMESPACE.get(id(xp))
+    if backend is not None:
+        return backend
+    raise ValueError(f"xp: expected the array namespace of a bpgpu backend, got {xp!r}")
+
+
+def register(backend: Backend) -> Backend:
+    """Make ``backend`` known to :func:`backend_of` (a test's instrumented backend)."""
+    _BY_NAMESPACE[id(backend.xp)] = backend
+    return backend
 
 
 def available_backends() -> dict[str, str]:
