@@ -74,6 +74,7 @@ ACTIVATIONS = {name: _value(FORWARD[name]) for name in ("sigmoid", "tanh", "relu
 OUTPUT_ACTIVATIONS = {**ACTIVATIONS, "softmax": _value(softmax)}
 
 # -- backward: d ← d ⊙ g′(z), from a = g(z) -----------------------------------------------
+# Each may overwrite ``a``: the backward pass calls it last for its layer.
 
 
 def sigmoid_prime(xp, d, a):
@@ -85,8 +86,12 @@ def tanh_prime(xp, d, a):
 
 
 def relu_prime(xp, d, a):
-    # A mask: 1 where the unit was active. out= casts the comparison to d's dtype.
-    xp.multiply(d, a > 0.0, out=d)
+    """Overwrites ``a`` with the mask [a > 0] (the backward pass is done with it): a ≥ 0,
+    so ceil(min(a, 1)) is 1 where the unit was active and 0 elsewhere, computed in
+    place, without the boolean array and cast buffer that d·(a > 0) costs NumPy."""
+    xp.minimum(a, 1.0, out=a)
+    xp.ceil(a, out=a)
+    d *= a
 
 
 # None: g′ = 1, nothing to multiply.
