@@ -15,6 +15,7 @@ numbers on the device. Three exist:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 from functools import lru_cache
@@ -36,11 +37,13 @@ class Backend:
     Attributes:
         name: ``"numpy"``, ``"cupy"`` or ``"array_api_strict"``.
         xp: the array namespace the core computes with.
+        device: the GPU index (CuPy), else None.
         out_of_memory: exception types that mean "the device ran out of memory".
     """
 
     name = "numpy"
     xp = np
+    device = None
     out_of_memory: tuple[type[BaseException], ...] = (MemoryError,)
 
     @property
@@ -76,6 +79,10 @@ class Backend:
         """Σ of every entry of every array: a 0-d device array."""
         return sum(self.xp.sum(a) for a in arrays)
 
+    def activate(self):
+        """A context in which new arrays and kernels go to this backend's device."""
+        return contextlib.nullcontext()
+
     def synchronize(self) -> None:
         """Block until the device has finished all queued work (a no-op on the CPU)."""
 
@@ -102,9 +109,12 @@ class Backend:
 class CupyBackend(Backend):
     name = "cupy"
 
-    def __init__(self, cupy):
-        self.xp = cupy
+    def __init__(self, cupy, device: int = 0):
+        self.xp, self.device = cupy, device
         self.out_of_memory = (cupy.cuda.memory.OutOfMemoryError, MemoryError)
+
+    def activate(self):
+        return self.xp.cuda.Device(self.device)
 
     def is_native(self, a) -> bool:
         return isinstance(a, self.xp.ndarray)
@@ -144,8 +154,8 @@ class CupyBackend(Backend):
         return self.xp.random.default_rng(seed)
 
     def describe(self) -> str:
-        props = self.xp.cuda.runtime.getDeviceProperties(self.xp.cuda.Device().id)
-        return f"cupy {self.xp.__version__} on {props['name'].decode()}"
+        props = self.xp.cuda.runtime.getDeviceProperties(self.device)
+        return f"cupy {self.xp.__version__} on {props['name'].decode()} (device {self.device})"
 
 
 class StrictBackend(Backend):
@@ -225,7 +235,7 @@ class _HostRandom:
 
 
 @lru_cache(maxsize=None)
-def _cupy_backend() -> CupyBackend:
+def _cupy_backend(device: int = 0) -> CupyBackend:
     try:
         cupy = importlib.import_module("cupy")
     except ImportError as err:
@@ -233,23 +243,25 @@ def _cupy_backend() -> CupyBackend:
             "backend='cupy' needs CuPy, which is not installed: "
             'pip install "bpgpu[cuda12]" (CUDA 12) or "bpgpu[cuda13]" (CUDA 13)'
         ) from err
+    unavailable = ("backend='cupy': CuPy is installed but {}; check the driver with nvidia-smi, "
+                   "or use backend='numpy' or 'auto'")
     try:
         count = cupy.cuda.runtime.getDeviceCount()
-        if count < 1:
-            raise BackendUnavailable("no CUDA device found")
-        # A real kernel and a real matrix product: the driver, the device and cuBLAS all work.
-        a = cupy.ones((2, 2), dtype=cupy.float32)
-        (a @ a).sum().item()
-    except BackendUnavailable as err:
-        raise BackendUnavailable(
-            f"backend='cupy': CuPy is installed but {err}; use backend='numpy' or 'auto'"
-        ) from None
     except Exception as err:  # CUDARuntimeError, driver and library mismatches
-        raise BackendUnavailable(
-            f"backend='cupy': CuPy is installed but no CUDA device works ({err}); "
-            "check the driver with nvidia-smi, or use backend='numpy' or 'auto'"
-        ) from err
-    return register(CupyBackend(cupy))
+        raise BackendUnavailable(unavailable.format(f"no CUDA device works ({err})")) from err
+    if count < 1:
+        raise BackendUnavailable(unavailable.format("no CUDA device found"))
+    if device >= count:
+        raise ValueError(f"device: expected a GPU index below {count} (the CUDA devices here), got {device}")
+    try:
+        with cupy.cuda.Device(device):
+            # A real kernel and a real matrix product: the driver, the device and cuBLAS all work.
+            a = cupy.ones((2, 2), dtype=cupy.float32)
+            (a @ a).sum().item()
+    except Exception as err:
+        raise BackendUnavailable(unavailable.format(f"device {device} cannot run a kernel and a matrix "
+                                                    f"product ({err})")) from err
+    return register(CupyBackend(cupy, device))
 
 
 @lru_cache(maxsize=None)
@@ -275,22 +287,29 @@ _NUMPY = NumpyBackend()
 _BY_NAMESPACE: dict[int, Backend] = {id(np): _NUMPY}
 
 
-def get_backend(name: str | Backend = "numpy") -> Backend:
-    """The :class:`Backend` called ``name`` (one of ``BACKENDS``), or ``name`` itself.
+def get_backend(name: str | Backend = "numpy", device: int | None = None) -> Backend:
+    """The :class:`Backend` called ``name`` (one of ``BACKENDS``), or ``name`` itself;
+    ``device`` picks the GPU (an index, default 0) for CuPy, and is ignored where "auto"
+    falls back to NumPy.
 
     Raises:
-        ValueError: an unknown name.
+        ValueError: an unknown name, or a device for a backend without one, or past the last GPU.
         BackendUnavailable: CuPy asked for where it is missing or no CUDA device works.
     """
     if isinstance(name, Backend):
+        if device is not None and device != name.device:
+            raise ValueError(f"device: the backend given runs on device {name.device}, got device={device}")
         return name
+    if name in ("numpy", "array_api_strict") and device is not None:
+        raise ValueError(f"device: only backend='cupy' (or 'auto') runs on a GPU, got device={device} "
+                         f"with backend={name!r}")
     if name == "numpy":
         return _NUMPY
     if name == "cupy":
-        return _cupy_backend()
+        return _cupy_backend(device or 0)
     if name == "auto":
         try:
-            return _cupy_backend()
+            return _cupy_backend(device or 0)
         except BackendUnavailable:
             return _NUMPY
     if name == "array_api_strict":

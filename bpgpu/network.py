@@ -18,6 +18,7 @@ per batch size and reused, so a step in steady state allocates no arrays.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -30,6 +31,16 @@ from .losses import CROSS_ENTROPY_OUTPUTS, LOSSES, Head
 # Training steps keep their buffers for this many batch sizes (a mini-batch, the last
 # smaller one, and chunks of each).
 _KEPT_WORKSPACES = 4
+
+
+def _on_device(method):
+    """Run ``method`` with the network's device current (CuPy allocates and launches there)."""
+    @functools.wraps(method)
+    def on_device(self, *args, **kwargs):
+        with self.backend.activate():
+            return method(self, *args, **kwargs)
+
+    return on_device
 
 
 def add_scaled(xp, y, x, c):
@@ -69,10 +80,25 @@ class Network:
             (faster, about 1e-3 relative error per product instead of 1e-7) and False
             forbids it. The setting is process-wide in CuPy; None (the default) leaves it
             as it is (CuPy's own default, or ``CUPY_TF32``).
+        device: the GPU index for backend "cupy" or "auto" (default 0, CuPy's current
+            device); the network's arrays live there and its work runs there.
     """
 
+    @_on_device
+    def _build(self):
+        fuse = self.backend.fuse
+        # Hidden layers: z ← g(z + b) in place; None where there is nothing to do.
+        self._g = [None if g == "identity" and not self.bias else fuse(FORWARD[g]) for g in self.activations]
+        self._g_prime = [DERIVATIVES[g] and fuse(DERIVATIVES[g]) for g in self.activations]
+        self._head = Head(self.loss, self.output, self.backend)
+        self._add_scaled = fuse(add_scaled)
+        self._theta, self._W, self._b = self._flat()
+        self._D, self._DW, self._Db = self._flat()
+        self._D_chunk = None  # a second gradient vector, made for the first chunked step
+        self._workspaces = {}
+
     def __init__(self, sizes, activation="sigmoid", output="sigmoid", loss="mse", lam=0.0,
-                 bias=True, backend="numpy", dtype="float64", seed=0, allow_tf32=None):
+                 bias=True, backend="numpy", dtype="float64", seed=0, allow_tf32=None, device=None):
         self.sizes = check.sizes(sizes)
         self.activations = check.per_hidden_layer("activation", activation, len(self.sizes) - 2, HIDDEN)
         self.output = check.choice("output", output, OUTPUTS)
@@ -86,24 +112,17 @@ class Network:
             raise TypeError(f"bias: expected True or False, got {bias!r}")
         self.bias = bias
         self.dtype = check.choice("dtype", dtype, DTYPES)
-        self.backend = get_backend(check.choice("backend", backend, BACKENDS) if isinstance(backend, str) else backend)
-        self.xp = self.backend.xp
+        device = check.number("device", device, low=0, integer=True, allow_none=True)
+        self.backend = get_backend(check.choice("backend", backend, BACKENDS) if isinstance(backend, str) else backend,
+                                   device)
+        self.xp, self.device = self.backend.xp, self.backend.device
         self.seed = check.number("seed", seed, low=0, integer=True)
         if allow_tf32 is not None and not isinstance(allow_tf32, bool):
             raise TypeError(f"allow_tf32: expected True, False or None, got {allow_tf32!r}")
         self.allow_tf32 = allow_tf32
         if allow_tf32 is not None:
             self.backend.set_tf32(allow_tf32)
-        fuse = self.backend.fuse
-        # Hidden layers: z ← g(z + b) in place; None where there is nothing to do.
-        self._g = [None if g == "identity" and not bias else fuse(FORWARD[g]) for g in self.activations]
-        self._g_prime = [DERIVATIVES[g] and fuse(DERIVATIVES[g]) for g in self.activations]
-        self._head = Head(self.loss, self.output, self.backend)
-        self._add_scaled = fuse(add_scaled)
-        self._theta, self._W, self._b = self._flat()
-        self._D, self._DW, self._Db = self._flat()
-        self._D_chunk = None  # a second gradient vector, made for the first chunked step
-        self._workspaces = {}
+        self._build()
         self.set_thetas(self._initial_thetas())
 
     # -- parameters -------------------------------------------------------------
@@ -157,6 +176,7 @@ class Network:
         row-major, then b(0) … b(L−1). An optimiser updates it in place; copy it to keep."""
         return self._theta
 
+    @_on_device
     def set_params(self, flat) -> None:
         """Copy a flat vector (n_params,) laid out as :attr:`params` into the weights."""
         if tuple(flat.shape) != (self.n_params,):
@@ -191,10 +211,12 @@ class Network:
         return theta
 
     @property
+    @_on_device
     def thetas(self) -> list:
         """Theta(0) … Theta(L−1), new backend arrays: ``thetas[l].shape == (sizes[l+1], sizes[l] + bias)``."""
         return [self._join(W, b) for W, b in zip(self._W, self._b)]
 
+    @_on_device
     def set_thetas(self, thetas) -> None:
         """Replace every Theta(l) (lists, NumPy or backend arrays), checking each shape."""
         thetas = check.thetas(thetas, self.backend, self.dtype, self.theta_shapes())
@@ -294,6 +316,7 @@ class Network:
 
     # -- public -------------------------------------------------------------------
 
+    @_on_device
     def batch(self, X, Y, names=("X", "Y")):
         """(X, Y) checked and staged on the backend, C-ordered: X (m, sizes[0]), Y (m, sizes[-1]).
 
@@ -305,6 +328,7 @@ class Network:
         check.targets(Y, self.loss, self.output, self.xp, name=names[1])
         return X, Y
 
+    @_on_device
     def step(self, X, Y, optimizer, chunk_size=None):
         """One training step on the batch (X, Y): D by backpropagation, then
         ``optimizer.step([params], [D], xp)`` updates the weights in place.
@@ -329,12 +353,14 @@ class Network:
         """a(L) for a batch ``X`` (m, sizes[0]): a new backend array (m, sizes[-1])."""
         return self.output_of(self._inputs(X))
 
+    @_on_device
     def output_of(self, X):
         """a(L) (m, sizes[-1]), a new backend array, for ``X`` as :meth:`batch` returns, unchecked."""
         a = self._forward(X, self._workspace(X.shape[0], keep=False))[-1]
         self._head.activate(a, self._b[-1])
         return a
 
+    @_on_device
     def layers(self, X):
         """(A, z): every activation A = [a(0) = X, a(1), …, a(L)] of a batch ``X`` (m, sizes[0])
         and the output's pre-activation z(L) (m, sizes[-1]), new backend arrays."""
@@ -356,6 +382,7 @@ class Network:
         X, Y = self.batch(X, Y)
         return float(self.loss_of(X, Y, chunk_size))
 
+    @_on_device
     def loss_of(self, X, Y, chunk_size=None):
         """J (0-d backend array, regularised) for (X, Y) as :meth:`batch` returns, unchecked."""
         m = X.shape[0]
@@ -382,6 +409,7 @@ class Network:
         per_row = itemsize * (sum(self.sizes) + 3 * max(self.sizes))
         return max(1, memory_budget // per_row)
 
+    @_on_device
     def loss_and_gradients(self, X, Y, chunk_size=None, memory_budget=None):
         """(J, D): the regularised loss as a Python float and D(l) shaped like ``thetas[l]``.
 
@@ -414,10 +442,12 @@ class Network:
         return dict(sizes=list(self.sizes), activation=list(self.activations), output=self.output, loss=self.loss,
                     lam=self.lam, bias=self.bias, dtype=self.dtype, seed=self.seed, allow_tf32=self.allow_tf32)
 
-    def clone(self, backend=None, dtype=None) -> "Network":
-        """A copy with the same weights, optionally on another backend or dtype."""
+    def clone(self, backend=None, dtype=None, device=None) -> "Network":
+        """A copy with the same weights, optionally on another backend, dtype or GPU."""
         cfg = self.config()
-        cfg.update(backend=backend or self.backend, dtype=dtype or self.dtype)
+        if backend is None and device is None:
+            backend = self.backend
+        cfg.update(backend=backend or self.backend.name, dtype=dtype or self.dtype, device=device)
         twin = Network(**cfg)
         twin.set_thetas([self.backend.to_host(t) for t in self.thetas])
         return twin

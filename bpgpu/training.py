@@ -137,7 +137,8 @@ def _epoch_loss(losses, params, step_sizes, backend):
 def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shuffle=True,
         momentum=0.9, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8,
         max_time=None, target_loss=None, validation_data=None, patience=None,
-        chunk_size=None, memory_budget=None, on_nonfinite="stop", verbose=False, callback=None, initial_epoch=0):
+        chunk_size=None, memory_budget=None, on_nonfinite="stop", verbose=False, callback=None, initial_epoch=0,
+        device=None):
     """Train ``net`` on (X, Y) by backpropagation; returns a :class:`History`.
 
     Args:
@@ -162,9 +163,14 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
         verbose: show a progress bar (tqdm) with the loss and samples/s.
         callback: ``callback(epoch, history)`` after each epoch; returning True stops.
         initial_epoch: the epoch number to start at (for resuming a checkpoint).
+        device: the GPU to train on; it must be the network's (``Network(device=…)``, or
+            ``net.clone(device=…)`` to move it), None: the network's.
     """
     _check_options(epochs, batch_size, max_time, target_loss, patience, validation_data,
                    on_nonfinite, chunk_size, initial_epoch)
+    if device is not None and check.number("device", device, low=0, integer=True) != net.device:
+        raise ValueError(f"device: the network's arrays are on device {net.device}, got device={device}; "
+                         "train a copy there instead: net.clone(device=...)")
     xp, backend = net.xp, net.backend
     if memory_budget is not None:
         chunk_size = net.chunk_size_for(memory_budget)
@@ -187,7 +193,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
     bar = _progress(epochs - initial_epoch) if verbose else None
     t0 = time.perf_counter()
     deadline = None if max_time is None else t0 + max_time
-    with _Interrupt() as interrupt, backend.quiet_float_errors(), _closing(bar):
+    with backend.activate(), _Interrupt() as interrupt, backend.quiet_float_errors(), _closing(bar):
         for epoch in range(initial_epoch, epochs):
             previous_snapshot, snapshot = snapshot, _State.of(net, opt)
             Xe, Ye = X, Y
