@@ -116,11 +116,12 @@ def _cgroup_left() -> int | None:
 
 
 def network_bytes(sizes: list[int]) -> int:
-    """Host bytes a network of ``sizes`` allocates at its peak while it is built: the
-    initial weights drawn in float64, the network's own copy (at most as large), and
-    one more float64 copy of the largest layer while its bias column is joined on."""
+    """Host bytes a network of ``sizes`` allocates at its peak while it is built, counted
+    as float64 (the larger dtype): the initial weights drawn on the host, their checked
+    copy, the network's flat parameter and gradient vectors, and one more copy of the
+    largest layer while its bias column is joined on."""
     weights = [(a + 1) * b for a, b in zip(sizes, sizes[1:])]
-    return 16 * sum(weights) + 8 * max(weights)
+    return 32 * sum(weights) + 8 * max(weights)
 
 
 def sizes(value) -> list[int]:

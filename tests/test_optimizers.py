@@ -167,3 +167,22 @@ def test_fit_resumes_from_optimizer_state(optimizer):
     assert history.epochs == 3 and opt2.t == 6 * math.ceil(20 / 6)
     for got, expected in zip(resumed.thetas, whole.thetas, strict=True):
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_a_pickled_optimizer_continues_exactly(optimizer):
+    """An optimiser that has stepped (its fused kernels cached) pickles, and its copy
+    continues bit-identically to the original (joblib and GridSearchCV pickle them)."""
+    import pickle
+
+    rng = np.random.default_rng(1)
+    X, Y = rng.standard_normal((12, 3)), rng.random((12, 2))
+    net = bpgpu.Network([3, 4, 2], seed=2)
+    opt = make_optimizer(optimizer, 0.05)
+    net.fit(X, Y, epochs=2, optimizer=opt)
+    twin, opt2 = net.clone(), pickle.loads(pickle.dumps(opt))
+    net.fit(X, Y, epochs=2, optimizer=opt)
+    twin.fit(X, Y, epochs=2, optimizer=opt2)
+    assert opt2.t == opt.t == 4
+    for got, expected in zip(twin.thetas, net.thetas, strict=True):
+        np.testing.assert_array_equal(got, expected)
