@@ -84,19 +84,6 @@ class Network:
             device); the network's arrays live there and its work runs there.
     """
 
-    @_on_device
-    def _build(self):
-        fuse = self.backend.fuse
-        # Hidden layers: z ← g(z + b) in place; None where there is nothing to do.
-        self._g = [None if g == "identity" and not self.bias else fuse(FORWARD[g]) for g in self.activations]
-        self._g_prime = [DERIVATIVES[g] and fuse(DERIVATIVES[g]) for g in self.activations]
-        self._head = Head(self.loss, self.output, self.backend)
-        self._add_scaled = fuse(add_scaled)
-        self._theta, self._W, self._b = self._flat()
-        self._D, self._DW, self._Db = self._flat()
-        self._D_chunk = None  # a second gradient vector, made for the first chunked step
-        self._workspaces = {}
-
     def __init__(self, sizes, activation="sigmoid", output="sigmoid", loss="mse", lam=0.0,
                  bias=True, backend="numpy", dtype="float64", seed=0, allow_tf32=None, device=None):
         self.sizes = check.sizes(sizes)
@@ -125,23 +112,33 @@ class Network:
         self._build()
         self.set_thetas(self._initial_thetas())
 
+    @_on_device
+    def _build(self):
+        """The fused kernels, the flat parameter and gradient vectors, on the device."""
+        fuse = self.backend.fuse
+        # Hidden layers: z ← g(z + b) in place; None where there is nothing to do.
+        self._g = [None if g == "identity" and not self.bias else fuse(FORWARD[g]) for g in self.activations]
+        self._g_prime = [DERIVATIVES[g] and fuse(DERIVATIVES[g]) for g in self.activations]
+        self._head = Head(self.loss, self.output, self.backend)
+        self._add_scaled = fuse(add_scaled)
+        self._theta, self._W, self._b = self._flat()
+        self._D, self._DW, self._Db = self._flat()
+        self._D_chunk = None  # a second gradient vector, made for the first chunked step
+        self._workspaces = {}
+
     # -- parameters -------------------------------------------------------------
     #
     # One flat vector holds W(0) … W(L−1) (each row-major) and then b(0) … b(L−1): the
     # weights λ regularises are one contiguous slice, so ‖W‖² is one dot product.
 
     def _flat(self):
-        """A zero flat vector (n,) and its views [W(l)] (s(l+1), s(l)) and [b(l)] (s(l+1),)."""
-        xp = self.xp
-        flat = xp.zeros(self.n_params, dtype=getattr(xp, self.dtype))
-        W, b, at = [], [], 0
-        for n_in, n_out in zip(self.sizes, self.sizes[1:]):
-            W.append(xp.reshape(flat[at:at + n_out * n_in], (n_out, n_in)))
-            at += n_out * n_in
-        for n_out in self.sizes[1:]:
-            b.append(flat[at:at + n_out] if self.bias else None)
-            at += n_out if self.bias else 0
-        return flat, W, b
+        """A zero flat vector (n_params,) and its views [W(l)] (s(l+1), s(l)) and [b(l)]
+        (s(l+1),), or [None] * L without a bias."""
+        flat = self.xp.zeros(self.n_params, dtype=getattr(self.xp, self.dtype))
+        views = self.split(flat)
+        if self.bias:
+            return flat, views[0::2], views[1::2]
+        return flat, views, [None] * len(views)
 
     @property
     def n_weights(self) -> int:
