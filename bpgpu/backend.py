@@ -223,7 +223,7 @@ class _HostRandom:
 
         def on_device(*args, **kwargs):
             host = np.asarray(draw(*args, **kwargs))
-            dtype = "float64" if host.dtype.kind == "f" else "int64"
+            dtype = host.dtype.name if host.dtype.kind == "f" else "int64"
             return self._backend.asarray(host, dtype)
 
         return on_device
