@@ -49,8 +49,9 @@ def add_scaled(xp, y, x, c):
 
 
 class _Workspace:
-    """Buffers for r rows: z(l)/a(l) (r, s(l)) and d(l) (r, s(l)) for l = 1 … L, and a
-    vector of r ones (for the bias gradients 1ᵀ·d). d(L) is also kept flat, for ‖d‖²."""
+    """Buffers for r rows: z(l)/a(l) (r, s(l)) and d(l) (r, s(l)) for l = 1 … L, a vector
+    of r ones (for the bias gradients 1ᵀ·d), and two columns (r, 1) for the loss's row
+    reductions. d(L) is also kept flat (``flat_d``), for ‖d‖²."""
 
     def __init__(self, net, rows: int):
         xp, dtype = net.xp, getattr(net.xp, net.dtype)
@@ -59,6 +60,7 @@ class _Workspace:
         self.flat_d = xp.empty(rows * net.sizes[-1], dtype=dtype)
         self.d.append(xp.reshape(self.flat_d, (rows, net.sizes[-1])))
         self.ones = xp.ones(rows, dtype=dtype) if net.bias else None
+        self.rows = (xp.empty((rows, 1), dtype=dtype), xp.empty((rows, 1), dtype=dtype))
 
 
 class Network:
@@ -244,7 +246,7 @@ class Network:
         every Delta comes out already divided by m."""
         ops = self.backend.ops
         A = self._forward(X, ws)
-        J = self._head(A[-1], self._b[-1], Y, ws.d[-1], ws.flat_d, scale)
+        J = self._head(A[-1], self._b[-1], Y, ws, scale)
         d = ws.d[-1]
         for l in range(len(self._W) - 1, -1, -1):
             ops.matmul(d.T, A[l], out=DW[l])
@@ -389,7 +391,7 @@ class Network:
             stop = min(start + step, m)
             ws = self._workspace(stop - start, keep=False)
             z = self._forward(X[start:stop, :], ws)[-1]
-            share = self._head(z, self._b[-1], Y[start:stop, :], ws.d[-1], ws.flat_d, 1.0 / m)
+            share = self._head(z, self._b[-1], Y[start:stop, :], ws, 1.0 / m)
             total = share if total is None else total + share
         if self.lam:
             W = self._theta[:self.n_weights]
