@@ -72,12 +72,17 @@ class Head:
 
     def __init__(self, loss: str, output: str, backend):
         self.loss, self.output, self.ops = loss, output, backend.ops
-        self.activate = (lambda z, b: softmax(self.ops, z, b)) if output == "softmax" else \
+        self._activate = (lambda z, b: softmax(self.ops, z, b)) if output == "softmax" else \
             backend.fuse(FORWARD[output])
         self._error = backend.fuse(error)
         self._sigmoid_ce = backend.fuse(sigmoid_cross_entropy)
         g_prime = DERIVATIVES.get(output)
         self._prime_and_scale = backend.fuse(_prime_and_scale(g_prime)) if g_prime else None
+
+    def activate(self, z, b):
+        """z ← a(L) = g(z + b), in place (no kernel where there is nothing to do)."""
+        if self.output != "identity" or b is not None:
+            self._activate(z, b)
 
     def __call__(self, z, b, y, ws, scale):
         ops, d, flat_d = self.ops, ws.d[-1], ws.flat_d
