@@ -9,9 +9,7 @@ the per-epoch callback of ``Network.fit``: the trainer itself knows nothing abou
 
 from __future__ import annotations
 
-import math
-
-from .. import SGD, Momentum, Optimizer
+from .. import SGD, Adam, Momentum, Optimizer
 
 
 class _LearningRateName:
@@ -34,42 +32,20 @@ class ScikitMomentum(_LearningRateName, Momentum):
     """scikit-learn's sgd with momentum (and Nesterov): bpgpu's Momentum, same rounding."""
 
 
-class ScikitAdam(_LearningRateName, Optimizer):
+class ScikitAdam(_LearningRateName, Adam):
     """Adam as scikit-learn computes it:
 
         m ← β1·m + (1−β1)·D,   v ← β2·v + (1−β2)·D²
         Theta ← Theta − η·√(1−β2ᵗ)/(1−β1ᵗ) · m / (√v + ε)
 
-    ε sits on the uncorrected √v (``bpgpu.Adam`` puts it on √v̂). State arrays have the
-    shapes of the parameters and live on the network's device.
+    ε sits on the uncorrected √v (``bpgpu.Adam`` puts it on √v̂); otherwise bpgpu's fused
+    update, whose operations come in scikit-learn's order (equal rounding).
     """
 
     name = "sklearn_adam"
 
-    def __init__(self, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
-        super().__init__(lr)
-        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
-
-    def hyperparameters(self) -> dict:
-        return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
-
-    def _moments(self, params, xp):
-        # The one place that knows how the base class keeps per-parameter state: when the
-        # core moves to flat buffers, only this changes.
-        return self._zeros_like("m", params, xp), self._zeros_like("v", params, xp)
-
-    def step(self, params, D, xp) -> None:
-        self.t += 1
-        b1, b2 = self.beta1, self.beta2
-        # The same expression, in the same order, as scikit-learn: equal rounding.
-        lr_t = self.lr * math.sqrt(1.0 - b2**self.t) / (1.0 - b1**self.t)
-        ms, vs = self._moments(params, xp)
-        for p, g, m, v in zip(params, D, ms, vs):
-            m *= b1
-            m += (1.0 - b1) * g
-            v *= b2
-            v += (1.0 - b2) * (g * g)
-            p -= lr_t * m / (xp.sqrt(v) + self.eps)
+    def _eps_hat(self) -> float:
+        return self.eps
 
 
 def make(solver: str, *, learning_rate_init, momentum, nesterovs_momentum, beta_1, beta_2, epsilon) -> Optimizer:
