@@ -1,15 +1,15 @@
-"""scikit-learn's update rules and learning-rate schedules, on bpgpu's Optimizer interface.
+"""scikit-learn's update rules and the choice of learning-rate schedule, on bpgpu's Optimizer interface.
 
 Plain SGD and (Nesterov) momentum are bpgpu's own: the same arithmetic as scikit-learn's,
 rounding included. Adam is not: scikit-learn adds ε to the *uncorrected* √v while
 ``bpgpu.Adam`` adds it to the bias-corrected one, so :class:`ScikitAdam` carries
-scikit-learn's placement. The schedules act between epochs, as scikit-learn's do, through
-the per-epoch callback of ``Network.fit``: the trainer itself knows nothing about them.
+scikit-learn's placement. The schedules (:mod:`bpgpu.schedules`) act between epochs, as scikit-learn's do,
+through the per-epoch callback of ``Network.fit``: the trainer itself knows nothing about them.
 """
 
 from __future__ import annotations
 
-from .. import SGD, Adam, Momentum, Optimizer
+from .. import SGD, Adam, Momentum, Optimizer, schedules
 
 
 class _LearningRateName:
@@ -61,30 +61,10 @@ def make(solver: str, *, learning_rate_init, momentum, nesterovs_momentum, beta_
     return ScikitMomentum(learning_rate_init, momentum=momentum, nesterov=nesterovs_momentum)
 
 
-class Schedule:
-    """scikit-learn's ``learning_rate`` rule ("constant", "invscaling", "adaptive"), applied
-    between epochs. scikit-learn applies it to sgd only; Adam always runs "constant"."""
-
-    def __init__(self, kind: str, learning_rate_init: float, power_t: float):
-        self.kind, self.learning_rate_init, self.power_t = kind, float(learning_rate_init), power_t
-
-    def epoch_ends(self, opt: Optimizer, samples_seen: int) -> None:
-        """invscaling: η = η0 / (t + 1)^power_t, t the training examples seen so far."""
-        if self.kind == "invscaling":
-            opt.lr = self.learning_rate_init / (samples_seen + 1) ** self.power_t
-
-    def plateau(self, opt: Optimizer, msg: str, verbose) -> bool:
-        """The loss (or validation score) stopped improving: True means stop. "adaptive"
-        divides η by 5 instead, until η ≤ 1e-6."""
-        if self.kind != "adaptive":
-            if verbose:
-                print(msg + " Stopping.")
-            return True
-        if opt.lr <= 1e-6:
-            if verbose:
-                print(msg + " Learning rate too small. Stopping.")
-            return True
-        opt.lr /= 5.0
-        if verbose:
-            print(msg + " Setting learning rate to %f" % opt.lr)
-        return False
+def schedule(kind: str, learning_rate_init: float, power_t: float):
+    """scikit-learn's ``learning_rate`` rule ("constant", "invscaling", "adaptive") as a
+    :mod:`bpgpu.schedules` schedule, applied between epochs. scikit-learn applies it to
+    sgd only; Adam always runs "constant"."""
+    if kind == "invscaling":
+        return schedules.InvScaling(learning_rate_init, power_t)
+    return schedules.SCHEDULES[kind]()
