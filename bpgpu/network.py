@@ -109,6 +109,7 @@ class Network:
         if allow_tf32 is not None and not isinstance(allow_tf32, bool):
             raise TypeError(f"allow_tf32: expected True, False or None, got {allow_tf32!r}")
         self.allow_tf32 = allow_tf32
+        self.optimizer = None  # the last fit's, which fit(warm_start=True) continues
         if allow_tf32 is not None:
             self.backend.set_tf32(allow_tf32)
         self._build()
