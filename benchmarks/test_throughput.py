@@ -64,7 +64,7 @@ def test_forward(benchmark, backend, name, dtype):
     passes = (EPOCHS[name] if FULL else 1) * N_BATCHES
 
     def forward():
-        outputs = [bare_forward(net, batches[i % N_BATCHES]) for i in range(passes)]
+        outputs = [net.output_of(batches[i % N_BATCHES]) for i in range(passes)]
         backend.synchronize()
         return outputs[-N_BATCHES:]
 

@@ -1,62 +1,101 @@
-"""Activation functions and their derivatives, as small string-keyed tables.
+"""Activation functions and their derivatives, as small string-keyed tables of in-place
+element-wise operations, one Python definition each.
 
-Each derivative is written in terms of the activation's *output* ``a = g(z)``, so the
-backward pass needs only the activations kept from the forward pass. ``None`` marks
-a derivative that is 1 everywhere (nothing to multiply). Every function takes the
-array namespace ``xp`` and works on arrays of any shape.
+Every function takes the array namespace ``xp`` first and writes into its array
+arguments (``out=``, ``+=``): :meth:`bpgpu.backend.Backend.fuse` binds ``xp`` and, on
+CuPy, compiles the whole function into one kernel; NumPy and array-api-strict run it as
+written. Derivatives are written in terms of the activation's *output* ``a = g(z)``, so
+the backward pass needs only the activations kept from the forward pass.
+
+Shapes: ``z``, ``a``, ``d`` are (m, n); the bias ``b`` is (n,) or None (no bias).
 """
 
 from __future__ import annotations
 
+from .backend import backend_of
 
-def sigmoid(z, xp):
+
+def _add_bias(z, b):
+    if b is not None:
+        z += b
+
+
+# -- forward: z ← g(z + b), in place ---------------------------------------------------
+
+def sigmoid(xp, z, b):
     # 0.5·(1 + tanh(z/2)) equals 1/(1 + e^−z) but never overflows for large |z|.
-    return 0.5 * xp.tanh(0.5 * z) + 0.5
+    _add_bias(z, b)
+    z *= 0.5
+    xp.tanh(z, out=z)
+    z *= 0.5
+    z += 0.5
 
 
-def softmax(z, xp):
-    """Row-wise softmax of ``z`` (m, k); shifting by the row maximum avoids overflow."""
-    e = xp.exp(z - xp.max(z, axis=1, keepdims=True))
-    return e / xp.sum(e, axis=1, keepdims=True)
+def tanh(xp, z, b):
+    _add_bias(z, b)
+    xp.tanh(z, out=z)
 
 
-ACTIVATIONS = {
-    "sigmoid": sigmoid,
-    "tanh": lambda z, xp: xp.tanh(z),
-    "relu": lambda z, xp: xp.maximum(z, 0.0),
-    "identity": lambda z, xp: z,
-}
-
-OUTPUT_ACTIVATIONS = {**ACTIVATIONS, "softmax": softmax}
-
-# g'(z) from a = g(z). relu: sign(a) is 1 where a > 0 and 0 elsewhere, as a float.
-DERIVATIVES = {
-    "sigmoid": lambda a, xp: a * (1.0 - a),
-    "tanh": lambda a, xp: 1.0 - a * a,
-    "relu": lambda a, xp: xp.sign(a),
-    "identity": None,
-}
-
-# NumPy fast paths, measured to pay (bpgpu bench W1): NumPy's maximum and sign are
-# NaN-aware and slow, while a boolean mask multiplies at full speed. Not array-API code
-# (bool·float promotion), so only the "numpy" backend takes them; tests/test_backends.py
-# checks them against the portable versions, which array-api-strict runs.
-FAST = {
-    "numpy": (
-        {"relu": lambda z, xp: z * (z > 0)},
-        {"relu": lambda a, xp: a > 0},
-    ),
-}
+def relu(xp, z, b):
+    _add_bias(z, b)
+    xp.maximum(z, 0.0, out=z)
 
 
-def for_backend(backend_name: str, hidden: list[str], output: str):
-    """(g for every layer, g′ for every hidden layer), fast paths first where the backend has them."""
-    fast_g, fast_g_prime = FAST.get(backend_name, ({}, {}))
-    g = [fast_g.get(name, ACTIVATIONS[name]) for name in hidden]
-    g.append(fast_g.get(output, OUTPUT_ACTIVATIONS[output]))
-    g_prime = [fast_g_prime.get(name, DERIVATIVES[name]) for name in hidden]
-    return g, g_prime
+def identity(xp, z, b):
+    _add_bias(z, b)
 
 
-HIDDEN = tuple(ACTIVATIONS)
+def softmax(xp, z, b):
+    """Row-wise softmax of ``z`` (m, k), in place; shifting by the row maximum avoids
+    overflow. Reductions, so plain array operations rather than one fused kernel."""
+    _add_bias(z, b)
+    z -= xp.max(z, axis=1, keepdims=True)
+    xp.exp(z, out=z)
+    z /= xp.sum(z, axis=1, keepdims=True)
+
+
+# In place: z ← g(z + b).
+FORWARD = {"sigmoid": sigmoid, "tanh": tanh, "relu": relu, "identity": identity, "softmax": softmax}
+
+
+def _value(g):
+    def value(z, xp):
+        """g(z) as a new array (the same definition, run on a copy)."""
+        a = xp.asarray(z, copy=True)
+        g(backend_of(xp).ops, a, None)
+        return a
+
+    value.__name__ = g.__name__
+    return value
+
+
+# As values, a = g(z, xp): for readers and references that want the plain function.
+ACTIVATIONS = {name: _value(FORWARD[name]) for name in ("sigmoid", "tanh", "relu", "identity")}
+OUTPUT_ACTIVATIONS = {**ACTIVATIONS, "softmax": _value(softmax)}
+
+# -- backward: d ← d ⊙ g′(z), from a = g(z) -----------------------------------------------
+# Each may overwrite ``a``: the backward pass calls it last for its layer.
+
+
+def sigmoid_prime(xp, d, a):
+    d *= a * (1.0 - a)
+
+
+def tanh_prime(xp, d, a):
+    d *= 1.0 - a * a
+
+
+def relu_prime(xp, d, a):
+    """Overwrites ``a`` with the mask [a > 0] (the backward pass is done with it): a ≥ 0,
+    so ceil(min(a, 1)) is 1 where the unit was active and 0 elsewhere, computed in
+    place, without the boolean array and cast buffer that d·(a > 0) costs NumPy."""
+    xp.minimum(a, 1.0, out=a)
+    xp.ceil(a, out=a)
+    d *= a
+
+
+# None: g′ = 1, nothing to multiply.
+DERIVATIVES = {"sigmoid": sigmoid_prime, "tanh": tanh_prime, "relu": relu_prime, "identity": None}
+
+HIDDEN = ("sigmoid", "tanh", "relu", "identity")
 OUTPUTS = HIDDEN + ("softmax",)

@@ -15,6 +15,8 @@ numbers on the device. Three exist:
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
 from functools import lru_cache
 
@@ -35,20 +37,35 @@ class Backend:
     Attributes:
         name: ``"numpy"``, ``"cupy"`` or ``"array_api_strict"``.
         xp: the array namespace the core computes with.
+        device: the GPU index (CuPy), else None.
         out_of_memory: exception types that mean "the device ran out of memory".
     """
 
     name = "numpy"
     xp = np
+    device = None
     out_of_memory: tuple[type[BaseException], ...] = (MemoryError,)
+
+    @property
+    def ops(self):
+        """The namespace for in-place work: ``xp`` itself where its functions take ``out=``
+        (NumPy, CuPy), else an adapter that computes and assigns (see :class:`OutAdapter`)."""
+        return self.xp
+
+    def fuse(self, fn):
+        """``fn(ops, *arrays)`` bound to this backend: one element-wise kernel on CuPy
+        (``cupy.fuse``), the plain function elsewhere, so CI runs the same Python the GPU
+        compiles. ``fn`` writes its results into its array arguments (``out=``, ``+=``)."""
+        return functools.partial(fn, self.ops)
 
     def is_native(self, a) -> bool:
         """True when ``a`` is an array of this backend (no conversion needed)."""
         return isinstance(a, np.ndarray)
 
     def asarray(self, a, dtype: str):
-        """``a`` (host or device array, list) as an array of this backend with ``dtype``."""
-        return self.xp.asarray(a, dtype=getattr(self.xp, dtype))
+        """``a`` (host or device array, list) as a C-ordered array of this backend with
+        ``dtype``: row slices of it (mini-batches) are then contiguous matrices."""
+        return self.xp.asarray(a, dtype=getattr(self.xp, dtype), order="C")
 
     def copy(self, a):
         """A new backend array equal to the backend array ``a``."""
@@ -61,6 +78,10 @@ class Backend:
     def total(self, arrays):
         """Σ of every entry of every array: a 0-d device array."""
         return sum(self.xp.sum(a) for a in arrays)
+
+    def activate(self):
+        """A context in which new arrays and kernels go to this backend's device."""
+        return contextlib.nullcontext()
 
     def synchronize(self) -> None:
         """Block until the device has finished all queued work (a no-op on the CPU)."""
@@ -88,12 +109,19 @@ class Backend:
 class CupyBackend(Backend):
     name = "cupy"
 
-    def __init__(self, cupy):
-        self.xp = cupy
+    def __init__(self, cupy, device: int = 0):
+        self.xp, self.device = cupy, device
         self.out_of_memory = (cupy.cuda.memory.OutOfMemoryError, MemoryError)
+
+    def activate(self):
+        return self.xp.cuda.Device(self.device)
 
     def is_native(self, a) -> bool:
         return isinstance(a, self.xp.ndarray)
+
+    def fuse(self, fn):
+        # One compiled kernel per function (cached by CuPy per argument dtypes and ranks).
+        return self.xp.fuse(kernel_name=fn.__name__)(functools.partial(fn, self.xp))
 
     def copy(self, a):
         return a.copy()
@@ -126,8 +154,8 @@ class CupyBackend(Backend):
         return self.xp.random.default_rng(seed)
 
     def describe(self) -> str:
-        props = self.xp.cuda.runtime.getDeviceProperties(self.xp.cuda.Device().id)
-        return f"cupy {self.xp.__version__} on {props['name'].decode()}"
+        props = self.xp.cuda.runtime.getDeviceProperties(self.device)
+        return f"cupy {self.xp.__version__} on {props['name'].decode()} (device {self.device})"
 
 
 class StrictBackend(Backend):
@@ -137,14 +165,19 @@ class StrictBackend(Backend):
 
     def __init__(self, module):
         self.xp = module
+        self._ops = OutAdapter(module)
         self._array_type = type(module.asarray(0.0))  # the module does not export its Array class
+
+    @property
+    def ops(self):
+        return self._ops
 
     def is_native(self, a) -> bool:
         return isinstance(a, self._array_type)
 
     def asarray(self, a, dtype: str):
         if not self.is_native(a):
-            a = np.asarray(a)
+            a = np.ascontiguousarray(a)
         return self.xp.asarray(a, dtype=getattr(self.xp, dtype))
 
     def to_host(self, a) -> np.ndarray:
@@ -155,6 +188,33 @@ class StrictBackend(Backend):
 
     def describe(self) -> str:
         return f"array_api_strict {self.xp.__version__} (CPU, tests only)"
+
+
+class OutAdapter:
+    """A namespace whose functions take ``out=`` for one that has none (the array API
+    standard): ``f(*args, out=o)`` computes ``f(*args)`` and assigns it to ``o[...]``.
+
+    Booleans become ``o``'s dtype first, as NumPy's and CuPy's ``out=`` cast them (the
+    standard does not promote bool with float).
+    """
+
+    def __init__(self, xp):
+        self._xp = xp
+
+    def __getattr__(self, name):
+        f = getattr(self._xp, name)
+        if not callable(f):
+            return f
+        xp = self._xp
+
+        def into(*args, out=None, **kwargs):
+            if out is None:
+                return f(*args, **kwargs)
+            args = [xp.astype(a, out.dtype) if getattr(a, "dtype", None) == xp.bool else a for a in args]
+            out[...] = f(*args, **kwargs)
+            return out
+
+        return into
 
 
 class _HostRandom:
@@ -175,7 +235,7 @@ class _HostRandom:
 
 
 @lru_cache(maxsize=None)
-def _cupy_backend() -> CupyBackend:
+def _cupy_backend(device: int = 0) -> CupyBackend:
     try:
         cupy = importlib.import_module("cupy")
     except ImportError as err:
@@ -183,27 +243,31 @@ def _cupy_backend() -> CupyBackend:
             "backend='cupy' needs CuPy, which is not installed: "
             'pip install "bpgpu[cuda12]" (CUDA 12) or "bpgpu[cuda13]" (CUDA 13)'
         ) from err
+    unavailable = ("backend='cupy': CuPy is installed but {}; check the driver with nvidia-smi, "
+                   "or use backend='numpy' or 'auto'")
     try:
         count = cupy.cuda.runtime.getDeviceCount()
-        if count < 1:
-            raise BackendUnavailable("no CUDA device found")
-        cupy.zeros(1).sum().item()  # a real kernel: the driver and the device both work
-    except BackendUnavailable as err:
-        raise BackendUnavailable(
-            f"backend='cupy': CuPy is installed but {err}; use backend='numpy' or 'auto'"
-        ) from None
     except Exception as err:  # CUDARuntimeError, driver and library mismatches
-        raise BackendUnavailable(
-            f"backend='cupy': CuPy is installed but no CUDA device works ({err}); "
-            "check the driver with nvidia-smi, or use backend='numpy' or 'auto'"
-        ) from err
-    return CupyBackend(cupy)
+        raise BackendUnavailable(unavailable.format(f"no CUDA device works ({err})")) from err
+    if count < 1:
+        raise BackendUnavailable(unavailable.format("no CUDA device found"))
+    if device >= count:
+        raise ValueError(f"device: expected a GPU index below {count} (the CUDA devices here), got {device}")
+    try:
+        with cupy.cuda.Device(device):
+            # A real kernel and a real matrix product: the driver, the device and cuBLAS all work.
+            a = cupy.ones((2, 2), dtype=cupy.float32)
+            (a @ a).sum().item()
+    except Exception as err:
+        raise BackendUnavailable(unavailable.format(f"device {device} cannot run a kernel and a matrix "
+                                                    f"product ({err})")) from err
+    return register(CupyBackend(cupy, device))
 
 
 @lru_cache(maxsize=None)
 def _strict_backend() -> StrictBackend:
     try:
-        return StrictBackend(importlib.import_module("array_api_strict"))
+        return register(StrictBackend(importlib.import_module("array_api_strict")))
     except ImportError as err:
         raise BackendUnavailable(
             "backend='array_api_strict' needs array-api-strict: pip install \"bpgpu[test]\""
@@ -220,29 +284,52 @@ class NumpyBackend(Backend):
 
 
 _NUMPY = NumpyBackend()
+_BY_NAMESPACE: dict[int, Backend] = {id(np): _NUMPY}
 
 
-def get_backend(name: str | Backend = "numpy") -> Backend:
-    """The :class:`Backend` called ``name`` (one of ``BACKENDS``), or ``name`` itself.
+def get_backend(name: str | Backend = "numpy", device: int | None = None) -> Backend:
+    """The :class:`Backend` called ``name`` (one of ``BACKENDS``), or ``name`` itself;
+    ``device`` picks the GPU (an index, default 0) for CuPy, and is ignored where "auto"
+    falls back to NumPy.
 
     Raises:
-        ValueError: an unknown name.
+        ValueError: an unknown name, or a device for a backend without one, or past the last GPU.
         BackendUnavailable: CuPy asked for where it is missing or no CUDA device works.
     """
     if isinstance(name, Backend):
+        if device is not None and device != name.device:
+            raise ValueError(f"device: the backend given runs on device {name.device}, got device={device}")
         return name
+    if name in ("numpy", "array_api_strict") and device is not None:
+        raise ValueError(f"device: only backend='cupy' (or 'auto') runs on a GPU, got device={device} "
+                         f"with backend={name!r}")
     if name == "numpy":
         return _NUMPY
     if name == "cupy":
-        return _cupy_backend()
+        return _cupy_backend(device or 0)
     if name == "auto":
         try:
-            return _cupy_backend()
+            return _cupy_backend(device or 0)
         except BackendUnavailable:
             return _NUMPY
     if name == "array_api_strict":
         return _strict_backend()
     raise ValueError(f"backend: expected one of {BACKENDS}, got {name!r}")
+
+
+def backend_of(xp) -> Backend:
+    """The backend whose array namespace is ``xp`` (one made by :func:`get_backend`, or
+    registered with :func:`register`)."""
+    backend = _BY_NAMESPACE.get(id(xp))
+    if backend is not None:
+        return backend
+    raise ValueError(f"xp: expected the array namespace of a bpgpu backend, got {xp!r}")
+
+
+def register(backend: Backend) -> Backend:
+    """Make ``backend`` known to :func:`backend_of` (a test's instrumented backend)."""
+    _BY_NAMESPACE[id(backend.xp)] = backend
+    return backend
 
 
 def available_backends() -> dict[str, str]:

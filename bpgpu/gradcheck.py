@@ -20,14 +20,14 @@ def gradient_check(net, X, Y, eps: float = 1e-6) -> float:
     """
     eps = check.number("eps", eps, low=0.0, low_open=True)
     twin = net.clone(dtype="float64")
-    X, Y = twin._batch(X, Y)
+    X, Y = twin.batch(X, Y)
     _, D = twin.loss_and_gradients(X, Y)
     D = [twin.backend.to_host(Dl) for Dl in D]
     thetas = [twin.backend.to_host(t).copy() for t in twin.thetas]
 
     def J(host_thetas):
         twin.set_thetas(host_thetas)
-        return float(twin._loss(X, Y))
+        return float(twin.loss_of(X, Y))
 
     worst, scale = 0.0, 0.0
     for l, theta in enumerate(thetas):

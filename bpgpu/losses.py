@@ -1,54 +1,111 @@
-"""Losses: their value summed over examples and the output-layer delta d(L).
+"""Losses: the output layer's delta d(L) and the loss J, computed together in place.
 
-Sums rather than means, so that a batch split into chunks adds up exactly; the
-network divides by the batch size m once. Cross-entropy is computed from the
-output's pre-activation z, never from log(a), so it cannot produce log(0).
+    mse:            J = 1/(2m)·Σ (a − y)²           d(L) = (a − y) ⊙ g′(z(L)) / m
+    cross_entropy:  J = −1/m·Σ y·log a (+ (1−y)·log(1−a) for a sigmoid)    d(L) = (a − y) / m
 
-Shapes: ``z``, ``a``, ``y`` are (m, k); sums are 0-d arrays; deltas are (m, k).
+Per chunk of rows, :func:`head` returns that chunk's share of J, Σ_rows(loss)·scale with
+scale = 1/m for the whole batch's m, so that chunks add up exactly. Cross-entropy is
+computed from the pre-activation z, never from log(a), so it cannot produce log(0).
+
+Element-wise steps are single fused functions (see :mod:`bpgpu.activations`); the row
+reductions of softmax are plain array operations around them.
+
+Shapes: ``z``, ``y``, ``d`` are (r, k) for r rows and k outputs, ``b`` is (k,) or None;
+J shares are 0-d arrays.
 """
 
 from __future__ import annotations
 
-from .activations import DERIVATIVES
+from .activations import DERIVATIVES, FORWARD, softmax
 
 LOSSES = ("mse", "cross_entropy")
 # Cross-entropy is a likelihood of outputs in (0, 1): only these outputs define it.
 CROSS_ENTROPY_OUTPUTS = ("sigmoid", "softmax")
 
 
-def _softplus(z, xp):
-    """log(1 + e^z) without overflow."""
-    return xp.maximum(z, 0.0) + xp.log1p(xp.exp(-xp.abs(z)))
+def error(xp, z, b, y, d, scale):
+    """d ← (z + b − y)·scale: the identity output's whole delta in one pass."""
+    if b is not None:
+        z += b
+    xp.subtract(z, y, out=d)
+    d *= scale
 
 
-def _cross_entropy_sum(output, z, y, xp):
-    if output == "sigmoid":
-        # −[y·log σ(z) + (1−y)·log(1−σ(z))] = softplus(z) − y·z
-        return xp.sum(_softplus(z, xp) - y * z)
-    # −Σ_k y_k·log softmax(z)_k = Σ_k y_k·(logsumexp(z) − z_k)
-    zmax = xp.max(z, axis=1, keepdims=True)
-    lse = zmax + xp.log(xp.sum(xp.exp(z - zmax), axis=1, keepdims=True))
-    return xp.sum(y * (lse - z))
+def sigmoid_cross_entropy(xp, z, b, y, d, scale):
+    """d ← (σ(z + b) − y)·scale and z ← softplus(z + b) − y·(z + b), the loss per entry:
+    −[y·log σ(z) + (1−y)·log(1−σ(z))] = softplus(z) − y·z."""
+    if b is not None:
+        z += b
+    d[...] = z
+    FORWARD["sigmoid"](xp, d, None)
+    d -= y
+    d *= scale
+    yz = y * z
+    positive = xp.maximum(z, 0.0)
+    xp.abs(z, out=z)
+    z *= -1.0
+    xp.exp(z, out=z)
+    xp.log1p(z, out=z)  # softplus(z) = max(z, 0) + log(1 + e^−|z|), without overflow
+    z += positive
+    z -= yz
 
 
-def loss_sum(loss, output, z, a, y, xp):
-    """Σ over examples of the unregularised loss (0-d array)."""
-    if loss == "cross_entropy":
-        return _cross_entropy_sum(output, z, y, xp)
-    e = a - y
-    return 0.5 * xp.sum(e * e)
+def _prime_and_scale(g_prime):
+    def prime_and_scale(xp, d, a, scale):
+        """d ← d ⊙ g′(a)·scale."""
+        g_prime(xp, d, a)
+        d *= scale
+
+    prime_and_scale.__name__ = f"{g_prime.__name__}_and_scale"
+    return prime_and_scale
 
 
-def loss_and_delta(loss, output, z, a, y, xp):
-    """(Σ loss, d(L)) for one batch: d(L) = ∂(Σ loss)/∂z(L), shape (m, k)."""
-    e = a - y
-    if loss == "cross_entropy":
-        # With a sigmoid or softmax output (targets of a softmax row summing to 1) the
-        # output's derivative cancels against the loss's: d = a − y.
-        return _cross_entropy_sum(output, z, y, xp), e
-    J = 0.5 * xp.sum(e * e)
-    if output == "softmax":
-        # softmax's g' is a Jacobian: d = a ⊙ (e − rowsum(e ⊙ a)).
-        return J, a * (e - xp.sum(e * a, axis=1, keepdims=True))
-    g_prime = DERIVATIVES[output]
-    return J, e if g_prime is None else e * g_prime(a, xp)
+class Head:
+    """The output layer's loss and delta for one (loss, output) pair, bound to a backend.
+
+    ``Head(...)(z, b, y, d, flat_d, scale)``: z is the output's pre-activation *without*
+    its bias (overwritten), d receives d(L) (``flat_d`` is d as a vector). Returns the
+    chunk's share of J (0-d). ``activate(z, b)`` turns z into a(L) in place (prediction).
+    """
+
+    def __init__(self, loss: str, output: str, backend):
+        self.loss, self.output, self.ops = loss, output, backend.ops
+        self.activate = (lambda z, b: softmax(self.ops, z, b)) if output == "softmax" else \
+            backend.fuse(FORWARD[output])
+        self._error = backend.fuse(error)
+        self._sigmoid_ce = backend.fuse(sigmoid_cross_entropy)
+        g_prime = DERIVATIVES.get(output)
+        self._prime_and_scale = backend.fuse(_prime_and_scale(g_prime)) if g_prime else None
+
+    def __call__(self, z, b, y, d, flat_d, scale):
+        ops = self.ops
+        if self.loss == "cross_entropy" and self.output == "sigmoid":
+            self._sigmoid_ce(z, b, y, d, scale)
+            return ops.sum(z) * scale
+        if self.loss == "cross_entropy":  # softmax: the row maximum and sum serve a and J
+            if b is not None:
+                z += b
+            zmax = ops.max(z, axis=1, keepdims=True)
+            ops.subtract(z, zmax, out=d)
+            ops.exp(d, out=d)
+            total = ops.sum(d, axis=1, keepdims=True)
+            d /= total
+            # −Σ_k y_k·log softmax(z)_k = Σ_k y_k·(logsumexp(z) − z_k)
+            ops.subtract(zmax + ops.log(total), z, out=z)
+            z *= y
+            self._error(d, None, y, d, scale)
+            return ops.sum(z) * scale
+        if self.output == "identity":
+            self._error(z, b, y, d, scale)
+            # d = e·scale, so ½·Σe²·scale = ½·‖d‖² / scale: one dot product.
+            return ops.matmul(flat_d, flat_d) * (0.5 / scale)
+        self.activate(z, b)
+        self._error(z, None, y, d, 1.0)
+        J = ops.matmul(flat_d, flat_d) * (0.5 * scale)
+        if self.output == "softmax":  # g′ is a Jacobian here: d = a ⊙ (e − rowsum(e ⊙ a))
+            d -= ops.sum(d * z, axis=1, keepdims=True)
+            d *= z
+            d *= scale
+        else:
+            self._prime_and_scale(d, z, scale)
+        return J

@@ -1,8 +1,10 @@
-"""Optimisers: each turns the gradients D into an in-place update of the thetas.
+"""Optimisers: each turns the gradients D into an in-place update of the parameters.
 
-All use the same D from backpropagation. State (velocities, moments) lives on the
-network's device, and ``state_dict``/``load_state_dict`` let a checkpoint resume
-exactly where it stopped.
+All use the same D from backpropagation. :meth:`bpgpu.Network.step` hands an optimiser
+its flat parameter vector and flat D (one array each), so each built-in optimiser
+updates every weight with one fused element-wise function (one kernel on CuPy). State
+(velocities, moments) lives on the network's device in vectors of the same layout, and
+``state_dict``/``load_state_dict`` let a checkpoint resume exactly where it stopped.
 """
 
 from __future__ import annotations
@@ -12,12 +14,18 @@ import math
 import numpy as np
 
 from . import validation as check
+from .backend import backend_of
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 
 
 class Optimizer:
-    """Base: ``step(thetas, D, xp)`` updates each Theta(l) in place (``xp``: the array namespace)."""
+    """Base: ``step(params, D, xp)`` updates each array of the list ``params`` in place
+    from the gradient of the same shape in ``D`` (``xp``: the array namespace).
+
+    A subclass writes its update as a function of the arrays (see :class:`SGD`) and
+    keeps per-parameter state in ``self.state[key]``, a list parallel to ``params``.
+    """
 
     name = ""
 
@@ -25,14 +33,38 @@ class Optimizer:
         self.lr = check.number("lr", lr, low=0.0, low_open=True)
         self.t = 0  # steps taken
         self.state: dict[str, list] = {}
+        self._kernels = {}
+        self._work_key, self._work = None, []
 
-    def step(self, thetas, D, xp) -> None:
+    def step(self, params, D, xp) -> None:
         raise NotImplementedError
 
-    def _zeros_like(self, key, thetas, xp):
+    def __getstate__(self) -> dict:
+        # The fused kernels and scratch vectors are caches, remade at the next step; they
+        # hold modules and closures, which cannot be pickled (joblib, GridSearchCV).
+        return {**self.__dict__, "_kernels": {}, "_work_key": None, "_work": []}
+
+    def _fused(self, fn, xp):
+        """``fn`` as the backend of ``xp`` runs it (one kernel on CuPy), made once."""
+        kernel = self._kernels.get((fn, id(xp)))
+        if kernel is None:
+            kernel = self._kernels[(fn, id(xp))] = backend_of(xp).fuse(fn)
+        return kernel
+
+    def _zeros_like(self, key, params, xp):
         if key not in self.state:
-            self.state[key] = [xp.zeros_like(t) for t in thetas]
+            self.state[key] = [xp.zeros_like(p) for p in params]
         return self.state[key]
+
+    def check_params(self, params, name: str = "optimizer") -> None:
+        """Refuse state made for parameters of other shapes (another architecture), before
+        any weight changes: a ValueError naming ``name``."""
+        want = [tuple(p.shape) for p in params]
+        for key, arrays in self.state.items():
+            got = [tuple(a.shape) for a in arrays]
+            if got != want:
+                raise ValueError(f"{name}: this {type(self).__name__}'s state {key!r} was made for parameters "
+                                 f"of shapes {got}, the network's are {want}; use a new optimiser for this network")
 
     def hyperparameters(self) -> dict:
         return {"lr": self.lr}
@@ -49,16 +81,69 @@ class Optimizer:
         self.t = int(saved["t"])
         self.state = {k: [to_device(np.array(a)) for a in v] for k, v in saved["state"].items()}
 
+    def snapshot(self, copy) -> dict:
+        """The step count and device copies of the state (``copy`` copies one array)."""
+        return {"t": self.t, "state": {k: [copy(a) for a in v] for k, v in self.state.items()}}
+
+    def restore(self, snapshot: dict) -> None:
+        """Return to a :meth:`snapshot` (which stays usable: its arrays are copied in)."""
+        self.t = snapshot["t"]
+        for key, saved in snapshot["state"].items():
+            for a, s in zip(self.state[key], saved):
+                a[...] = s
+        for key in set(self.state) - set(snapshot["state"]):
+            del self.state[key]  # made after the snapshot: as if never made
+
+
+# The updates write through work arrays (``s``, ``t``) rather than into D or into
+# temporaries: NumPy then allocates nothing per step, and D stays the caller's.
+
+def sgd(xp, theta, D, s, lr):
+    """Theta ← Theta − η·D."""
+    xp.multiply(D, lr, out=s)
+    theta -= s
+
+
+def momentum(xp, theta, D, v, s, t, mu, lr):
+    """v ← μ·v − η·D; Theta ← Theta + v, or with ``t`` given (Nesterov)
+    Theta ← Theta + μ·v − η·D."""
+    xp.multiply(D, lr, out=s)
+    v *= mu
+    v -= s
+    if t is None:
+        theta += v
+    else:
+        xp.multiply(v, mu, out=t)
+        t -= s
+        theta += t
+
+
+def adam(xp, theta, D, m, v, s, t, b1, b2, alpha, eps_hat):
+    """m ← β1·m + (1−β1)·D;  v ← β2·v + (1−β2)·D²;  Theta ← Theta − α·m / (√v + ε̂)."""
+    m *= b1
+    xp.multiply(D, 1.0 - b1, out=s)
+    m += s
+    v *= b2
+    xp.multiply(D, D, out=s)
+    s *= 1.0 - b2
+    v += s
+    xp.sqrt(v, out=s)
+    s += eps_hat
+    xp.multiply(m, alpha, out=t)
+    t /= s
+    theta -= t
+
 
 class SGD(Optimizer):
     """Theta ← Theta − η·D."""
 
     name = "sgd"
 
-    def step(self, thetas, D, xp) -> None:
+    def step(self, params, D, xp) -> None:
         self.t += 1
-        for theta, Dl in zip(thetas, D):
-            theta -= self.lr * Dl
+        update = self._fused(sgd, xp)
+        for theta, Dl, (s,) in zip(params, D, _work(self, params, xp, 1)):
+            update(theta, Dl, s, self.lr)
 
 
 class Momentum(Optimizer):
@@ -76,12 +161,13 @@ class Momentum(Optimizer):
     def hyperparameters(self) -> dict:
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov}
 
-    def step(self, thetas, D, xp) -> None:
+    def step(self, params, D, xp) -> None:
         self.t += 1
-        for theta, Dl, v in zip(thetas, D, self._zeros_like("v", thetas, xp)):
-            v *= self.momentum
-            v -= self.lr * Dl
-            theta += self.momentum * v - self.lr * Dl if self.nesterov else v
+        update = self._fused(momentum, xp)
+        for theta, Dl, v, work in zip(params, D, self._zeros_like("v", params, xp),
+                                      _work(self, params, xp, 2 if self.nesterov else 1)):
+            s, t = (*work, None)[:2]
+            update(theta, Dl, v, s, t, self.momentum, self.lr)
 
 
 class Adam(Optimizer):
@@ -100,18 +186,25 @@ class Adam(Optimizer):
     def hyperparameters(self) -> dict:
         return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
-    def step(self, thetas, D, xp) -> None:
+    def step(self, params, D, xp) -> None:
         self.t += 1
         b1, b2 = self.beta1, self.beta2
         # Fold both bias corrections into the step size: one scalar, no extra arrays.
         alpha = self.lr * math.sqrt(1.0 - b2**self.t) / (1.0 - b1**self.t)
         eps_hat = self.eps * math.sqrt(1.0 - b2**self.t)
-        for theta, Dl, m, v in zip(thetas, D, self._zeros_like("m", thetas, xp), self._zeros_like("v", thetas, xp)):
-            m *= b1
-            m += (1.0 - b1) * Dl
-            v *= b2
-            v += (1.0 - b2) * (Dl * Dl)
-            theta -= alpha * m / (xp.sqrt(v) + eps_hat)
+        update = self._fused(adam, xp)
+        for theta, Dl, m, v, (s, t) in zip(params, D, self._zeros_like("m", params, xp),
+                                           self._zeros_like("v", params, xp), _work(self, params, xp, 2)):
+            update(theta, Dl, m, v, s, t, b1, b2, alpha, eps_hat)
+
+
+def _work(opt, params, xp, count: int) -> list:
+    """``count`` work arrays per parameter array, kept while the parameters stay the same
+    arrays (a network's flat vector), never saved."""
+    key = (count, *((id(p), tuple(p.shape)) for p in params))
+    if opt._work_key != key:
+        opt._work_key, opt._work = key, [[xp.empty_like(p) for _ in range(count)] for p in params]
+    return opt._work
 
 
 def make_optimizer(name, lr: float, **options) -> Optimizer:

@@ -110,9 +110,14 @@ def save(net, path, *, optimizer=None, history=None, epoch=None, extra=None, sca
             "history": _history_dict(history), "extra": extra, "classes": classes}
     if optimizer is not None:
         saved = optimizer.state_dict(to_host)
+        # On disk, one array per parameter array [W(0), b(0), …], whatever the layout in memory.
+        state = {k: [p for flat in v for p in net.split(flat)] for k, v in saved["state"].items()}
+        if not all(np.isfinite(a).all() for v in state.values() for a in v):
+            raise ValueError("optimizer: its state holds NaN or inf (a diverged run); save the network alone, "
+                             "or a fresh optimiser")
         meta["optimizer"] = {"name": saved["name"], "t": saved["t"], "hyper": saved["hyper"],
-                             "state": {k: len(v) for k, v in saved["state"].items()}}
-        for key, values in saved["state"].items():
+                             "state": {k: len(v) for k, v in state.items()}}
+        for key, values in state.items():
             arrays.update({f"optimizer.{key}.{i}": np.asarray(a) for i, a in enumerate(values)})
     try:
         meta_bytes = json.dumps(meta, sort_keys=True).encode()
@@ -215,13 +220,16 @@ def load_checkpoint(path, backend="numpy", dtype=None) -> Checkpoint:
         except (TypeError, ValueError) as err:
             raise ValueError(f"{path}: cannot build the saved optimizer: {err}") from None
         # The state mirrors the parameter arrays the optimiser steps, whatever their layout.
-        param_shapes = [tuple(p.shape) for p in net._params]
+        param_shapes = net.param_shapes()
         state = {}
         for key, count in state_counts.items():
             if count != len(param_shapes):
                 raise ValueError(f"{path}: optimiser state {key!r} has {count} arrays, the network has "
                                  f"{len(param_shapes)} parameter arrays")
-            state[key] = [_entry(path, arrays, f"optimizer.{key}.{i}", shape) for i, shape in enumerate(param_shapes)]
+            flat = np.empty(net.n_params)
+            for i, (view, shape) in enumerate(zip(net.split(flat), param_shapes)):
+                view[...] = _entry(path, arrays, f"optimizer.{key}.{i}", shape)
+            state[key] = [flat]
         optimizer.load_state_dict({"t": saved["t"], "state": state},
                                   lambda a: net.backend.asarray(a, net.dtype))
     scaler = None

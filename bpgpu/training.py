@@ -139,7 +139,8 @@ def _epoch_loss(losses, params, step_sizes, backend):
 def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shuffle=True,
         momentum=0.9, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8,
         max_time=None, target_loss=None, validation_data=None, patience=None,
-        chunk_size=None, memory_budget=None, on_nonfinite="stop", verbose=False, callback=None, initial_epoch=0):
+        chunk_size=None, memory_budget=None, on_nonfinite="stop", verbose=False, callback=None, initial_epoch=0,
+        device=None):
     """Train ``net`` on (X, Y) by backpropagation; returns a :class:`History`.
 
     Args:
@@ -164,33 +165,39 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
         verbose: show a progress bar (tqdm) with the loss and samples/s.
         callback: ``callback(epoch, history)`` after each epoch; returning True stops.
         initial_epoch: the epoch number to start at (for resuming a checkpoint).
+        device: the GPU to train on; it must be the network's (``Network(device=…)``, or
+            ``net.clone(device=…)`` to move it), None: the network's.
     """
     _check_options(epochs, batch_size, max_time, target_loss, patience, validation_data,
                    on_nonfinite, chunk_size, initial_epoch, callback)
+    if device is not None and check.number("device", device, low=0, integer=True) != net.device:
+        raise ValueError(f"device: the network's arrays are on device {net.device}, got device={device}; "
+                         "train a copy there instead: net.clone(device=...)")
     xp, backend = net.xp, net.backend
     if memory_budget is not None:
         chunk_size = net.chunk_size_for(memory_budget)
-    X, Y = net._batch(X, Y)
+    X, Y = net.batch(X, Y)
     m = X.shape[0]
     bs = m if batch_size is None else min(int(batch_size), m)
     if validation_data is not None:
-        X_val, Y_val = net._batch(*validation_data, names=("validation_data[0]", "validation_data[1]"))
+        X_val, Y_val = net.batch(*validation_data, names=("validation_data[0]", "validation_data[1]"))
     opt = optimizer_for(optimizer, lr, momentum=momentum, nesterov=nesterov, beta1=beta1, beta2=beta2, eps=eps)
+    opt.check_params([net.params])  # before any weight changes
 
     starts = list(range(0, m, bs))
     step_sizes = [min(bs, m - s) for s in starts]
     history = History()
     watch = _EarlyStopping(patience)
-    # Weights at the start of this epoch and of the one before (each checked finite at
-    # the end of the epoch before it): a non-finite loss at an epoch's first step means
-    # the weights it started with were already bad, if finite.
+    # Weights and optimiser state at the start of this epoch and of the one before (each
+    # checked finite at the end of the epoch before it): a non-finite loss at an epoch's
+    # first step means the weights it started with were already bad, if finite.
     snapshot, previous_snapshot = None, None
     bar = _progress(epochs - initial_epoch) if verbose else None
     t0 = time.perf_counter()
     deadline = None if max_time is None else t0 + max_time
-    with _Interrupt() as interrupt, backend.quiet_float_errors(), _closing(bar):
+    with backend.activate(), _Interrupt() as interrupt, backend.quiet_float_errors(), _closing(bar):
         for epoch in range(initial_epoch, epochs):
-            previous_snapshot, snapshot = snapshot, [backend.copy(t) for t in net._params]
+            previous_snapshot, snapshot = snapshot, _State.of(net, opt)
             Xe, Ye = X, Y
             if shuffle and bs < m:
                 perm = backend.asarray(np.random.default_rng([net.seed, epoch]).permutation(m), "int64")
@@ -198,29 +205,28 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
             losses = []
             for s in starts:
                 xb, yb = (Xe, Ye) if bs == m else (Xe[s:min(s + bs, m), :], Ye[s:min(s + bs, m), :])
-                J, D, chunk_size = _gradients_within_memory(net, xb, yb, chunk_size)
-                opt.step(net._params, D, xp)
+                J, chunk_size = _step_within_memory(net, opt, xb, yb, chunk_size)
                 losses.append(J)
                 if interrupt.requested or (deadline is not None and time.perf_counter() > deadline):
                     break
             done = len(losses)
             history.steps += done
             history.samples += m if done == len(starts) else sum(step_sizes[:done])
-            epoch_loss, bad = _epoch_loss(losses, net._params, step_sizes[:done], backend)
+            epoch_loss, bad = _epoch_loss(losses, [net.params], step_sizes[:done], backend)
             if bad is not None:
                 what, step = bad
                 # A loss already non-finite at the epoch's first step condemns the weights
                 # the epoch started with: go back one more epoch.
                 before_this_epoch = what == "loss" and step == 0 and previous_snapshot is not None
-                net._params = previous_snapshot if before_this_epoch else snapshot
+                (previous_snapshot if before_this_epoch else snapshot).restore(net, opt)
                 history.nonfinite_at = {"epoch": epoch, "step": step}
                 history.stop_reason = "nonfinite"
                 break
             history.loss.append(epoch_loss)
             history.epochs += 1
             if validation_data is not None:
-                history.val_loss.append(float(net._loss(X_val, Y_val, chunk_size)))
-                if watch.improved(history.val_loss[-1], net._params, backend):
+                history.val_loss.append(float(net.loss_of(X_val, Y_val, chunk_size)))
+                if watch.improved(history.val_loss[-1], net, opt):
                     history.best_epoch = epoch
             if bar is not None:
                 bar.update(1)
@@ -234,7 +240,8 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
                 history.stop_reason = "target_loss"
             elif watch.exhausted:
                 history.stop_reason = "early_stopping"
-                net._params = watch.best_params
+                if watch.best is not None:  # None: no validation loss was ever finite; keep these
+                    watch.best.restore(net, opt)
             elif asked:
                 history.stop_reason = "callback"
             if history.stop_reason:
@@ -260,15 +267,34 @@ def optimizer_for(optimizer, lr=None, *, momentum=0.9, nesterov=False, beta1=0.9
     return make_optimizer(optimizer, DEFAULT_LR.get(name, 0.1) if lr is None else lr, **own)
 
 
+class _State:
+    """A copy of the weights and of the optimiser's state (moments, step count), to go back to."""
+
+    def __init__(self, params, optimizer):
+        self.params, self.optimizer = params, optimizer
+
+    @classmethod
+    def of(cls, net, opt) -> "_State":
+        copy = net.backend.copy
+        return cls(copy(net.params), opt.snapshot(copy))
+
+    def restore(self, net, opt) -> None:
+        net.set_params(self.params)
+        opt.restore(self.optimizer)
+
+
 class _EarlyStopping:
-    """Tracks the best validation loss, a copy of its weights, and the epochs since."""
+    """Tracks the best validation loss, a copy of its weights and optimiser state, and
+    the epochs since."""
 
     def __init__(self, patience):
-        self.patience, self.best, self.best_params, self.wait = patience, math.inf, None, 0
+        self.patience, self.best_loss, self.best, self.wait = patience, math.inf, None, 0
 
-    def improved(self, val_loss: float, params, backend) -> bool:
-        if val_loss < self.best:
-            self.best, self.best_params, self.wait = val_loss, [backend.copy(p) for p in params], 0
+    def improved(self, val_loss: float, net, opt) -> bool:
+        if val_loss < self.best_loss:
+            self.wait, self.best_loss = 0, val_loss
+            if self.patience is not None:  # only early stopping goes back to the best epoch
+                self.best = _State.of(net, opt)
             return True
         self.wait += 1
         return False
@@ -278,21 +304,24 @@ class _EarlyStopping:
         return self.patience is not None and self.wait >= self.patience
 
 
-def _gradients_within_memory(net, X, Y, chunk_size):
-    """(J, D, chunk_size): ``net._gradients``, retried in ever smaller chunks if the device
-    runs out of memory; the chunk size that worked is kept for the steps after."""
+def _step_within_memory(net, opt, X, Y, chunk_size):
+    """(J, chunk_size): ``net.step``, retried in ever smaller chunks if the device runs out
+    of memory; the chunk size that worked is kept for the steps after. A step that runs
+    out of memory fails before its update, so the weights are untouched."""
     while True:
         try:
-            return (*net._gradients(X, Y, chunk_size), chunk_size)
+            return net.step(X, Y, opt, chunk_size), chunk_size
         except net.backend.out_of_memory:
             m = X.shape[0]
             smaller = max(1, (chunk_size or m) // 2)
             if smaller == chunk_size or m == 1:
                 raise
-            net.backend.release_memory()
-            warnings.warn(f"out of device memory for a batch of {m}; retrying with chunk_size={smaller} "
-                          "(the same D, computed in parts)", RuntimeWarning, stacklevel=4)
-            chunk_size = smaller
+        # Outside the except block, which still holds the failed attempt's arrays.
+        net.release_buffers()
+        net.backend.release_memory()
+        warnings.warn(f"out of device memory for a batch of {m}; retrying with chunk_size={smaller} "
+                      "(the same D, computed in parts)", RuntimeWarning, stacklevel=4)
+        chunk_size = smaller
 
 
 @contextlib.contextmanager

@@ -116,12 +116,12 @@ def _cgroup_left() -> int | None:
 
 
 def network_bytes(sizes: list[int]) -> int:
-    """Bytes a network of ``sizes`` needs at its peak, from being built to its first
-    training step: the initial weights drawn in float64 on the host, the network's
-    parameters and their gradients D (each at most float64), and two more float64
-    copies of the largest layer while its bias column is joined on and it is converted."""
+    """Host bytes a network of ``sizes`` allocates at its peak while it is built, counted
+    as float64 (the larger dtype): the initial weights drawn on the host, their checked
+    copy, the network's flat parameter and gradient vectors, and one more copy of the
+    largest layer while its bias column is joined on."""
     weights = [(a + 1) * b for a, b in zip(sizes, sizes[1:])]
-    return 24 * sum(weights) + 16 * max(weights)
+    return 32 * sum(weights) + 8 * max(weights)
 
 
 def sizes(value) -> list[int]:

@@ -10,7 +10,8 @@
 #    cuBLAS GEMM ceiling, in one process; float32 at batch sizes 256–16384 (the plot),
 #    then float64 at each workload's own batch size;
 # 4. bpgpu on NumPy, W3, a few steps of fit on the CPU: the GPU/CPU ratio.
-# TF32 is off throughout. The report (report.md), the JSON of each run, the plot and one
+# It stops at once, with cupy.show_config() in the report, if CuPy cannot run a kernel and a
+# matrix product. TF32 is off throughout. The report (report.md), the JSON of each run, the plot and one
 # log go to OUT_DIR, else $OUT, else ./gpu_check_out; the report is written even when a
 # step fails, and the exit status is then 1. It takes about 5–8 minutes on an H100.
 set -uo pipefail
@@ -20,9 +21,21 @@ mkdir -p "$out"
 py="${PYTHON:-$(command -v python || command -v python3)}"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export NVIDIA_TF32_OVERRIDE=0 CUPY_TF32=0  # full float32 matrix products in cuBLAS, for CuPy and torch alike
+# CuPy compiles fused kernels into a cache under $HOME by default, which may be read-only there.
+export CUPY_CACHE_DIR="${CUPY_CACHE_DIR:-$out/cupy_cache}"
+mkdir -p "$CUPY_CACHE_DIR"
 log="$out/log.txt"
 : >"$log"
 failed=()
+
+# Without a working CuPy every later step would fail or skip: stop at once, saying why.
+if ! "$py" -c 'import cupy; cupy.show_config(); a = cupy.ones((2, 2), dtype=cupy.float32); (a @ a).sum().item()' \
+        >"$out/cupy_config.txt" 2>&1; then
+    { echo "# bpgpu GPU check"; echo; echo "CuPy cannot start here (a kernel and a matrix product were tried):"
+      echo; echo '```'; cat "$out/cupy_config.txt"; echo '```'; } >"$out/report.md"
+    echo "CuPy cannot start; see $out/report.md" >&2
+    exit 1
+fi
 
 step() {  # step NAME COMMAND...: run it, its output into the log; remember a failure
     local name=$1

@@ -7,7 +7,7 @@ import pytest
 
 try:
     from hypothesis import settings
-except ImportError:  # the CUDA machine has no hypothesis; the tests that need it skip
+except ImportError:  # hypothesis is a test extra; the tests that need it skip without it
     pass
 else:
     # No per-example deadline: tests must never pass or fail on timing. Derandomised so

@@ -120,7 +120,6 @@ def test_cupy_missing(monkeypatch, fresh_cupy_lookup):
     assert isinstance(err.value.__cause__, ImportError)
     _falls_back_to_numpy()
     assert bpgpu.available_backends()["cupy"].startswith("unavailable: ")
-    assert parity.cupy_unavailable().startswith("CuPy not installed")
 
 
 def test_cupy_without_a_working_device(monkeypatch, fresh_cupy_lookup):
@@ -132,8 +131,6 @@ def test_cupy_without_a_working_device(monkeypatch, fresh_cupy_lookup):
         get_backend("cupy")
     assert "cudaErrorInsufficientDriver" in str(err.value) and "nvidia-smi" in str(err.value)
     _falls_back_to_numpy()
-    reason = parity.cupy_unavailable()
-    assert reason.startswith("no CUDA device: ") and "cudaErrorInsufficientDriver" in reason
 
 
 def test_cupy_with_no_device(monkeypatch, fresh_cupy_lookup):
@@ -141,12 +138,3 @@ def test_cupy_with_no_device(monkeypatch, fresh_cupy_lookup):
     with pytest.raises(BackendUnavailable, match="no CUDA device found"):
         get_backend("cupy")
     _falls_back_to_numpy()
-    assert parity.cupy_unavailable().startswith("no CUDA device: ")
-
-
-def test_cupy_params_are_marked_and_say_why_they_skip():
-    for param in backend_dtype_combinations(["cupy"]):
-        names = [mark.name for mark in param.marks]
-        assert "cupy" in names
-        skip = next(mark for mark in param.marks if mark.name == "skipif" and "reason" in mark.kwargs)
-        assert bool(skip.args[0]) == (parity.cupy_unavailable() is not None)

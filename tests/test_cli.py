@@ -82,8 +82,6 @@ def test_info(tmp_path):
 
 
 def test_example_prints_the_worked_example(tmp_path):
-    if not (ROOT / "bpgpu" / "worked_example.py").exists():
-        pytest.skip("bpgpu/worked_example.py is not there yet")
     out = ok("example", cwd=tmp_path).stdout
     assert "page" in out.splitlines()[0] and "exact" in out.splitlines()[0]
     assert "0.907207" in out  # y of sample 1, exact: sigmoid(2.28)

@@ -41,7 +41,9 @@ class Poison(SGD):
     def step(self, params, D, xp):
         super().step(params, D, xp)
         if self.t - 1 == self.after:
-            params[0][0, :] = self.value
+            # The flat parameter vector starts with W(0) row-major: its first row is the
+            # first 2 entries (every network poisoned here has 2 inputs).
+            params[0][:2] = self.value
 
 
 def regression(m=8, n=2, seed=0):

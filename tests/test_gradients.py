@@ -21,10 +21,6 @@ from bpgpu.activations import HIDDEN, OUTPUT_ACTIVATIONS, OUTPUTS
 from bpgpu.losses import CROSS_ENTROPY_OUTPUTS
 from parity import relative_error, targets
 
-pytest.importorskip("hypothesis")
-from hypothesis import assume, given, settings  # noqa: E402  (after the skip)
-from hypothesis import strategies as st  # noqa: E402
-
 GRADCHECK_TOL = 1e-7
 KINK_MARGIN = 1e-3
 OUTPUT_LOSSES = ([(output, "mse") for output in OUTPUTS]
@@ -66,30 +62,46 @@ def away_from_kinks(config, m):
     raise AssertionError(f"no seed keeps {config} away from relu's kink")
 
 
-@st.composite
-def architectures(draw):
-    """Network arguments: 1–3 layers of 1–4 units, an activation per hidden layer, a valid
-    output/loss pair, bias or not, λ."""
-    depth = draw(st.integers(1, 3))
-    sizes = draw(st.lists(st.integers(1, 4), min_size=depth + 1, max_size=depth + 1))
-    output, loss = draw(st.sampled_from(OUTPUT_LOSSES))
-    if output == "softmax":
-        sizes[-1] = max(sizes[-1], 2)
-    activation = draw(st.lists(st.sampled_from(HIDDEN), min_size=depth - 1, max_size=depth - 1))
-    return dict(sizes=sizes, activation=activation, output=output, loss=loss,
-                bias=draw(st.booleans()), lam=draw(st.sampled_from([0.0, 0.1, 1.0])))
+@pytest.fixture
+def hypothesis():
+    """The hypothesis module, imported by the tests that use it (the others in this file
+    run without it)."""
+    return pytest.importorskip("hypothesis")
 
 
-@settings(max_examples=200)
-@given(config=architectures(), m=st.integers(1, 6), seed=st.integers(0, 2**32 - 1),
-       dtype=st.sampled_from(["float64", "float32"]))
-def test_gradient_check_random_architectures(config, m, seed, dtype):
-    # A float32 network is checked in float64 (gradient_check clones it): its formulas, not its rounding.
-    net, X, Y = random_network(config, m, seed, dtype)
-    assume(kink_distance(net, X) >= KINK_MARGIN)
-    J, D = net.loss_and_gradients(X, Y)
-    assume(max(float(np.max(np.abs(Dl))) for Dl in D) >= 0.01 * J)
-    assert bpgpu.gradient_check(net, X, Y) <= GRADCHECK_TOL
+def architectures(st):
+    """A strategy for Network arguments: 1–3 layers of 1–4 units, an activation per hidden
+    layer, a valid output/loss pair, bias or not, λ (``st``: hypothesis.strategies)."""
+
+    @st.composite
+    def architecture(draw):
+        depth = draw(st.integers(1, 3))
+        sizes = draw(st.lists(st.integers(1, 4), min_size=depth + 1, max_size=depth + 1))
+        output, loss = draw(st.sampled_from(OUTPUT_LOSSES))
+        if output == "softmax":
+            sizes[-1] = max(sizes[-1], 2)
+        activation = draw(st.lists(st.sampled_from(HIDDEN), min_size=depth - 1, max_size=depth - 1))
+        return dict(sizes=sizes, activation=activation, output=output, loss=loss,
+                    bias=draw(st.booleans()), lam=draw(st.sampled_from([0.0, 0.1, 1.0])))
+
+    return architecture()
+
+
+def test_gradient_check_random_architectures(hypothesis):
+    st, assume = hypothesis.strategies, hypothesis.assume
+
+    @hypothesis.settings(max_examples=200)
+    @hypothesis.given(config=architectures(st), m=st.integers(1, 6), seed=st.integers(0, 2**32 - 1),
+                      dtype=st.sampled_from(["float64", "float32"]))
+    def check(config, m, seed, dtype):
+        # A float32 network is checked in float64 (gradient_check clones it): its formulas, not its rounding.
+        net, X, Y = random_network(config, m, seed, dtype)
+        assume(kink_distance(net, X) >= KINK_MARGIN)
+        J, D = net.loss_and_gradients(X, Y)
+        assume(max(float(np.max(np.abs(Dl))) for Dl in D) >= 0.01 * J)
+        assert bpgpu.gradient_check(net, X, Y) <= GRADCHECK_TOL
+
+    check()
 
 
 @pytest.mark.parametrize("lam", [0.0, 0.5])
@@ -108,17 +120,22 @@ def test_cross_entropy_needs_a_sigmoid_or_softmax_output(output):
         bpgpu.Network([2, 3, 2], output=output, loss="cross_entropy")
 
 
-@settings(max_examples=60)
-@given(config=architectures(), m=st.integers(1, 40), chunk_size=st.integers(1, 50),
-       seed=st.integers(0, 2**32 - 1))
-def test_chunked_D_equals_unchunked(config, m, chunk_size, seed):
-    net, X, Y = random_network(config, m, seed)
-    J, D = net.loss_and_gradients(X, Y)
-    Jc, Dc = net.loss_and_gradients(X, Y, chunk_size=chunk_size)
-    assert relative_error(Jc, J) <= 1e-12
-    for Dl, Dcl in zip(D, Dc, strict=True):
-        assert relative_error(Dcl, Dl) <= 1e-12
-    assert relative_error(net.evaluate(X, Y, chunk_size=chunk_size), J) <= 1e-12
+def test_chunked_D_equals_unchunked(hypothesis):
+    st = hypothesis.strategies
+
+    @hypothesis.settings(max_examples=60)
+    @hypothesis.given(config=architectures(st), m=st.integers(1, 40), chunk_size=st.integers(1, 50),
+                      seed=st.integers(0, 2**32 - 1))
+    def check(config, m, chunk_size, seed):
+        net, X, Y = random_network(config, m, seed)
+        J, D = net.loss_and_gradients(X, Y)
+        Jc, Dc = net.loss_and_gradients(X, Y, chunk_size=chunk_size)
+        assert relative_error(Jc, J) <= 1e-12
+        for Dl, Dcl in zip(D, Dc, strict=True):
+            assert relative_error(Dcl, Dl) <= 1e-12
+        assert relative_error(net.evaluate(X, Y, chunk_size=chunk_size), J) <= 1e-12
+
+    check()
 
 
 # -- PyTorch float64 autograd as an independent reference (micrograd's test style) --------
@@ -134,7 +151,7 @@ TORCH_CONFIGS = [
 
 
 def torch_loss(torch, net, thetas, X, Y):
-    """(J, a(L)) written out in PyTorch, from the formulas of DESIGN.md §1."""
+    """(J, a(L)) written out in PyTorch, from the formulation in README.md."""
     act = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu,
            "identity": lambda z: z, "softmax": lambda z: torch.softmax(z, dim=1)}
     m, a = X.shape[0], X

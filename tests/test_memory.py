@@ -88,18 +88,18 @@ class FakeOutOfMemory(Exception):
 
 
 def limit_rows(monkeypatch, net, rows, error=MemoryError):
-    """Make ``net._gradients`` raise ``error`` whenever it would hold more than ``rows``
-    rows at once; returns the list of chunk sizes it was called with."""
+    """Make ``net.step`` raise ``error`` whenever it would hold more than ``rows`` rows at
+    once; returns the list of chunk sizes it was called with."""
     calls = []
-    real = net._gradients
+    real = net.step
 
-    def gradients(X, Y, chunk_size=None):
+    def step(X, Y, optimizer, chunk_size=None):
         calls.append(chunk_size)
         if min(chunk_size or X.shape[0], X.shape[0]) > rows:
             raise error(f"out of memory holding {X.shape[0]} rows")
-        return real(X, Y, chunk_size)
+        return real(X, Y, optimizer, chunk_size)
 
-    monkeypatch.setattr(net, "_gradients", gradients)
+    monkeypatch.setattr(net, "step", step)
     return calls
 
 
@@ -164,9 +164,10 @@ def test_out_of_memory_even_one_row_at_a_time_is_raised(monkeypatch):
     assert all(np.array_equal(a, b) for a, b in zip(before, net.thetas))
 
 
+@pytest.mark.cupy
 def test_a_real_cupy_out_of_memory_is_survived():
     """CuPy: a memory pool capped below one batch's activations; fit falls back to chunks, same weights"""
-    parity = pytest.importorskip("parity")
+    import parity
     reason = parity.cupy_unavailable()
     if reason:
         pytest.skip(f"needs CuPy and a CUDA device: {reason}")
@@ -175,7 +176,7 @@ def test_a_real_cupy_out_of_memory_is_survived():
     net, X, Y = problem(m=16384, sizes=(64, 2048, 2048, 10), backend="cupy", dtype="float32")
     twin = net.clone(backend="numpy", dtype="float64")
     reference = twin.fit(X, Y, epochs=2, lr=0.1)
-    X, Y = net._batch(X, Y)  # staged before the cap
+    X, Y = net.batch(X, Y)  # staged before the cap
     pool = cupy.get_default_memory_pool()
     pool.free_all_blocks()
     weights = sum(t.nbytes for t in net.thetas)

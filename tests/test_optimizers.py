@@ -128,13 +128,9 @@ def test_state_dict_round_trip_continues_identically(problem, make):
         np.testing.assert_array_equal(got, expected)
 
 
-# Core bug, reported to the lead: on the CPU, Backend.to_host is np.asarray (a view) and
-# Backend.asarray keeps a float64 array as it is, so Optimizer.state_dict hands out the
-# live state arrays and load_state_dict adopts the saved ones. A state_dict kept in
-# memory (a "best so far" checkpoint) then changes with every later step of either
-# optimiser. Fix in bpgpu/optimizers.py: copy in state_dict (np.array(to_host(a))) and
-# in load_state_dict (to_device(np.array(a))); cli.py's _optimizer then passes
-# net.backend.to_host rather than `lambda a: a`.
+# On the CPU, Backend.to_host and Backend.asarray may return the very array they are given,
+# so state_dict and load_state_dict must copy: a state_dict kept in memory (a "best so far"
+# checkpoint) must not change with later steps of either optimiser.
 @pytest.mark.parametrize("make", OPTIMIZERS[1:], ids=IDS[1:])
 def test_state_dict_is_a_snapshot(problem, make):
     thetas, Ds = problem
@@ -170,4 +166,23 @@ def test_fit_resumes_from_optimizer_state(optimizer):
     history = resumed.fit(X, Y, epochs=6, initial_epoch=3, optimizer=opt2, **options)
     assert history.epochs == 3 and opt2.t == 6 * math.ceil(20 / 6)
     for got, expected in zip(resumed.thetas, whole.thetas, strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_a_pickled_optimizer_continues_exactly(optimizer):
+    """An optimiser that has stepped (its fused kernels cached) pickles, and its copy
+    continues bit-identically to the original (joblib and GridSearchCV pickle them)."""
+    import pickle
+
+    rng = np.random.default_rng(1)
+    X, Y = rng.standard_normal((12, 3)), rng.random((12, 2))
+    net = bpgpu.Network([3, 4, 2], seed=2)
+    opt = make_optimizer(optimizer, 0.05)
+    net.fit(X, Y, epochs=2, optimizer=opt)
+    twin, opt2 = net.clone(), pickle.loads(pickle.dumps(opt))
+    net.fit(X, Y, epochs=2, optimizer=opt)
+    twin.fit(X, Y, epochs=2, optimizer=opt2)
+    assert opt2.t == opt.t == 4
+    for got, expected in zip(twin.thetas, net.thetas, strict=True):
         np.testing.assert_array_equal(got, expected)

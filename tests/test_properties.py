@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# Every test in this module is a hypothesis property, so skipping the module where
+# hypothesis is missing skips nothing that could run.
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402

@@ -1,7 +1,9 @@
-"""The seeds' worked example (3-2-1, identity hidden layer, sigmoid output, no biases).
+"""The worked example of docs/worked_example.md (3-2-1, identity hidden layer, sigmoid
+output, no biases).
 
 The exact figures are recomputed here independently, one example and one neuron at
-a time as seed 004 writes the recursion, and compared with the vectorised network.
+a time (the per-neuron form of the backward recursion), and compared with the
+vectorised network.
 """
 
 import math
@@ -29,7 +31,7 @@ def per_example_reference():
     dw = [0.0, 0.0]
     for x, t in zip(we.X, we.T):
         h, s, y = forward(V, w, x)
-        v_out = (y - t) * y * (1 - y)  # seed 004: v = te · f'(d) at the output neuron
+        v_out = (y - t) * y * (1 - y)  # v = te · f'(d) at the output neuron
         for j in range(2):
             dw[j] += v_out * h[j] / m
             v_hidden = v_out * w[j]  # identity hidden layer: f' = 1

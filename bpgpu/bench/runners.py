@@ -15,20 +15,15 @@ MEASURES = ("fit", "step", "forward")
 
 
 def bare_step(net, optimizer, X, Y) -> None:
-    """One training step of ``net`` on a device batch X (m, s0), Y (m, sL): the gradients D,
-    then ``optimizer``'s in-place update, as ``fit`` does it but with no input check, no
-    shuffling and no loss brought to the host.
-
-    The only place the benchmark reaches into the network's internals for a step, so that
-    swapping in the library's public single step is a change to this function alone.
-    """
-    _, D = net._gradients(X, Y)
-    optimizer.step(net._params, D, net.xp)
+    """One training step of ``net`` on a device batch X (m, s0), Y (m, sL): the library's
+    public :meth:`~bpgpu.Network.step` (D, then ``optimizer``'s in-place update), as ``fit``
+    runs it but with no input check, no shuffling and no loss brought to the host."""
+    net.step(X, Y, optimizer)
 
 
 def bare_forward(net, X):
     """a(L) (m, sL) for a device batch X (m, s0), without the input check of ``net.forward``."""
-    return net._forward(X)[0][-1]
+    return net.output_of(X)
 
 
 def epochs_and_rows(steps: int, m: int, n_batches: int) -> tuple[int, int]:

@@ -125,7 +125,7 @@ def run(args) -> int:
     else:
         net = Network(o.sizes, activation=o.activation, output=o.output, loss=o.loss, lam=o.lam, bias=o.bias,
                       backend=backend, dtype=o.dtype, seed=o.seed)
-    X, Y = net._batch(X, Y)  # bad targets fail here, in one line, before the progress bar draws
+    X, Y = net.batch(X, Y)  # bad targets fail here, in one line, before the progress bar draws
     validation = None
     if o.validation_split:
         (X, Y), validation = split(X, Y, o.validation_split, o.data_seed, backend)

@@ -1,0 +1,123 @@
+"""Plant known bugs, one at a time, in a scratch copy of the repository and report which
+tests catch each one (a mutation test by hand, for the bugs that once survived the suite).
+
+    python scripts/planted_bugs.py                      # the new effect/reference tests
+    python scripts/planted_bugs.py tests                # the whole suite
+
+Each bug is a text replacement in one file. The replacements are written against the code
+as it is when this script was last updated; a bug whose text is no longer found is reported
+as "not applicable" (update its pattern after a rewrite), never counted as caught.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TESTS = ["tests/test_reference.py", "tests/test_gradcheck_fails.py", "tests/test_fit_effects.py",
+                 "tests/test_cli_effects.py"]
+
+# name: [(file, old, new), ...]: every replacement must apply
+BUGS = {
+    "λ doubled in J and D": [
+        ("bpgpu/network.py", "return 0.5 * self.lam * sum(", "return 1.0 * self.lam * sum("),
+        ("bpgpu/network.py", "gW += (self.lam / m) * W", "gW += (2 * self.lam / m) * W"),
+    ],
+    "bias regularised in J and D": [
+        ("bpgpu/network.py", "sum(xp.sum(W * W) for W, _ in self._layers(self._params))",
+         "sum(xp.sum(W * W) + (0 if b is None else xp.sum(b * b)) for W, b in self._layers(self._params))"),
+        ("bpgpu/network.py", "                gW += (self.lam / m) * W\n",
+         "                gW += (self.lam / m) * W\n"
+         "            for gb, (_, b) in zip(grads[1::2] if self.bias else [], self._layers(self._params)):\n"
+         "                gb += (self.lam / m) * b\n"),
+    ],
+    "λ dropped from D only": [
+        ("bpgpu/network.py", "gW += (self.lam / m) * W", "gW += 0.0 * W"),
+    ],
+    "gradient_check returns 0": [
+        ("bpgpu/gradcheck.py", "return worst / max(scale, 1e-12)", "return 0.0"),
+    ],
+    "fit ignores nesterov=": [
+        ("bpgpu/training.py", "dict(momentum=momentum, nesterov=nesterov)", "dict(momentum=momentum, nesterov=False)"),
+    ],
+    "fit ignores beta2=": [
+        ("bpgpu/training.py", "dict(beta1=beta1, beta2=beta2, eps=eps)", "dict(beta1=beta1, beta2=0.999, eps=eps)"),
+    ],
+    "early stopping keeps the last weights": [
+        ("bpgpu/training.py", "net._params = watch.best_params", "pass"),
+    ],
+    "CLI ignores --patience": [
+        ("bpgpu/cli.py", "patience=o.patience", "patience=None"),
+    ],
+    "CLI ignores --no-shuffle": [
+        ("bpgpu/cli.py", "shuffle=o.shuffle", "shuffle=True"),
+    ],
+    "CLI ignores --nesterov": [
+        ("bpgpu/cli.py", "nesterov=o.nesterov, beta1", "nesterov=False, beta1"),
+    ],
+    "CLI trains on the validation rows": [
+        ("bpgpu/cli.py", "return (take(X, perm[held:]), take(Y, perm[held:])), (",
+         "return (take(X, perm), take(Y, perm)), ("),
+    ],
+    "CLI reads every CSV's first row as a header": [
+        ("bpgpu/cli.py", "if any(not _is_number(cell) for cell in rows[0]):", "if True:"),
+    ],
+    "CLI ignores --data-seed": [
+        ("bpgpu/cli.py", "common = dict(backend=backend, dtype=o.dtype, seed=o.data_seed)",
+         "common = dict(backend=backend, dtype=o.dtype, seed=o.seed)"),
+    ],
+    "CLI ignores --noise": [
+        ("bpgpu/cli.py", 'noise = {} if o.noise is None else {"noise": o.noise}', "noise = {}"),
+    ],
+    "CLI ignores --log-every": [
+        ("bpgpu/cli.py", "every = o.log_every\n", "every = None\n"),
+    ],
+}
+
+
+def plant(root: Path, edits) -> bool:
+    for name, old, new in edits:
+        path = root / name
+        if not path.is_file():
+            return False
+        text = path.read_text()
+        if old not in text:
+            return False
+        path.write_text(text.replace(old, new, 1))
+    return True
+
+
+def main(tests: list[str]) -> int:
+    results = []
+    for bug, edits in BUGS.items():
+        with tempfile.TemporaryDirectory() as scratch:
+            copy = Path(scratch) / "repo"
+            shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", ".ci", "__pycache__", "*.egg-info",
+                                                                       ".hypothesis", ".pytest_cache", "mutants"))
+            if not plant(copy, edits):
+                results.append((bug, "not applicable", []))
+                continue
+            env = {**os.environ, "PYTHONPATH": str(copy)}
+            run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                  *tests], cwd=copy, env=env, capture_output=True, text=True)
+            failed = sorted(set(re.findall(r"^FAILED (\S+?)(?: - |$)", run.stdout, re.M)))
+            results.append((bug, "caught" if run.returncode else "SURVIVED", failed))
+    for bug, verdict, failed in results:
+        print(f"{verdict:>14}  {bug}  ({len(failed)} tests failed)")
+        functions = {}
+        for name in failed:  # one line per test function, its failing parametrisations counted
+            base = name.split("[")[0]
+            functions[base] = functions.get(base, 0) + 1
+        for base, count in functions.items():
+            print(f"{'':16}{base}" + (f" ×{count}" if count > 1 else ""))
+    return 1 if any(v == "SURVIVED" for _, v, _ in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:] or DEFAULT_TESTS))

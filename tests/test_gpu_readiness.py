@@ -1,0 +1,97 @@
+"""GPU readiness that a machine without a GPU can check (issue 11, point 3): the CuPy probe
+needs cuBLAS too, TF32 is left alone unless asked for, data is staged C-ordered, and
+``device=`` is checked where it cannot apply."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import bpgpu
+from bpgpu.backend import BackendUnavailable, NumpyBackend, _cupy_backend, get_backend
+
+
+@pytest.fixture
+def fresh_cupy_lookup():
+    _cupy_backend.cache_clear()
+    yield
+    _cupy_backend.cache_clear()
+
+
+class _Device:
+    def __init__(self, index):
+        self.index = index
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class _NoCublas:
+    """An array whose kernels run but whose matrix product fails, as without cuBLAS."""
+
+    def sum(self):
+        return types.SimpleNamespace(item=lambda: 4.0)
+
+    def __matmul__(self, other):
+        raise RuntimeError("CUBLAS_STATUS_NOT_INITIALIZED")
+
+
+def test_a_cupy_whose_matrix_products_fail_is_unavailable(monkeypatch, fresh_cupy_lookup):
+    """The CuPy probe runs a matrix product: without cuBLAS, backend='cupy' is unavailable and 'auto' is NumPy"""
+    runtime = types.SimpleNamespace(getDeviceCount=lambda: 1)
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime, Device=_Device), float32="float32",
+                                 zeros=lambda *a, **k: _NoCublas(), ones=lambda *a, **k: _NoCublas(),
+                                 __version__="0.fake")
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    with pytest.raises(BackendUnavailable, match="CUBLAS_STATUS_NOT_INITIALIZED"):
+        get_backend("cupy")
+    assert get_backend("auto").name == "numpy"
+
+
+class _Recording(NumpyBackend):
+    def __init__(self):
+        self.calls = []
+
+    def set_tf32(self, allowed):
+        self.calls.append(allowed)
+
+
+def test_tf32_is_left_alone_unless_asked_for(tmp_path):
+    """Network(), clone() and load() leave the process-wide TF32 setting alone; allow_tf32 sets it"""
+    backend = _Recording()
+    net = bpgpu.Network([2, 3, 1], backend=backend)
+    net.clone()
+    bpgpu.persistence.save(net, tmp_path / "m.npz")
+    bpgpu.Network(**bpgpu.load(tmp_path / "m.npz").config(), backend=backend)
+    assert backend.calls == []
+    bpgpu.Network([2, 3, 1], backend=backend, allow_tf32=True).clone()
+    assert backend.calls == [True, True]
+
+
+def test_data_is_staged_in_c_order():
+    """Fortran-ordered inputs are staged C-ordered, so every mini-batch is a contiguous matrix"""
+    net = bpgpu.Network([3, 2, 2])
+    X = np.asfortranarray(np.arange(12.0).reshape(4, 3))
+    Y = np.asfortranarray(np.ones((4, 2)))
+    Xs, Ys = net.batch(X, Y)
+    assert Xs.flags.c_contiguous and Ys.flags.c_contiguous
+    np.testing.assert_array_equal(Xs, X)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array_api_strict"])
+def test_a_device_for_a_backend_without_one_is_refused(backend):
+    """device= on NumPy (or array-api-strict) is a ValueError naming device; fit refuses another device"""
+    pytest.importorskip(backend)
+    with pytest.raises(ValueError, match="^device: "):
+        bpgpu.Network([2, 1], backend=backend, device=1)
+    with pytest.raises(TypeError, match="^device: "):
+        bpgpu.Network([2, 1], device="0")
+    net = bpgpu.Network([2, 1])
+    with pytest.raises(ValueError, match="^device: "):
+        net.fit(np.ones((2, 2)), np.ones((2, 1)), epochs=1, device=1)
