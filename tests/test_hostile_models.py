@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import bpgpu
-from bpgpu import persistence
+from bpgpu import model_file, persistence
 from bpgpu import validation as check
 from reliability import tally
 
@@ -303,7 +303,7 @@ def test_a_zip_bomb_in_an_extra_member_is_never_expanded(saved):
 
 def test_a_zip_bomb_as_metadata_is_never_expanded(saved, monkeypatch):
     """Metadata of 64 MB of zeros compressed to 64 KB, above the metadata limit (made 1 MB here): refused unread"""
-    monkeypatch.setattr(persistence, "META_LIMIT", 2**20)
+    monkeypatch.setattr(model_file, "META_LIMIT", 2**20)
     with np.load(saved) as archive:
         arrays = {name: archive[name] for name in archive.files if name != "meta"}
     write_npz(saved, arrays, zipfile.ZIP_DEFLATED)
