@@ -10,10 +10,13 @@ mpi4py communicator; :class:`SingleProcess` is the trivial one. mpi4py is import
 when an MPI communicator is made, so ``import bpgpu`` never loads it.
 
 Determinism: MPI's Allreduce with SUM on floating point is not promised to give every rank
-the same bits. ``allreduce_sum`` therefore reduces to rank 0 (MPI_Reduce) and broadcasts
-rank 0's result (MPI_Bcast): every rank receives the same bytes, so weights stay identical
-on every rank, bit for bit, whatever algorithm the MPI library picks (docs/scaling.md
-measures what this costs against Allreduce).
+the same bits. ``allreduce_sum`` is therefore a reduce-scatter (MPI_Reduce_scatter_block:
+each rank sums one block of the vector) followed by an all-gather of the blocks: every
+entry is summed on exactly one rank and copied to the others, so every rank holds the same
+bytes and the weights stay identical, bit for bit, whatever algorithm the MPI library
+picks. It moves the bytes of a ring all-reduce, 2·(P−1)/P × the vector per rank, and
+measured as fast as MPI_Allreduce here; reducing to rank 0 and broadcasting took twice as
+long (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -39,10 +42,12 @@ class Communicator:
         """Return once every rank has called it."""
 
     def buffer(self, n: int, dtype) -> np.ndarray:
-        """A host vector (n,) of ``dtype`` kept for reuse by the per-step reduction."""
+        """A host vector of ``dtype`` kept for reuse by the per-step reduction: n entries
+        padded with zeros to a multiple of ``size`` (so it splits into equal blocks)."""
+        padded = -(-n // self.size) * self.size
         kept = getattr(self, "_buffer", None)
-        if kept is None or kept.shape != (n,) or kept.dtype != dtype:
-            kept = self._buffer = np.empty(n, dtype=dtype)
+        if kept is None or kept.shape != (padded,) or kept.dtype != dtype:
+            kept = self._buffer = np.zeros(padded, dtype=dtype)
         return kept
 
     def vote(self, *wishes: bool) -> list[bool]:
@@ -68,19 +73,19 @@ class MPICommunicator(Communicator):
     """An mpi4py communicator (``MPI.COMM_WORLD`` or a sub-communicator)."""
 
     def __init__(self, comm):
-        MPI = _mpi()
-        self.comm, self._sum = comm, MPI.SUM
-        self._in_place = MPI.IN_PLACE
+        self.comm, self._sum = comm, _mpi().SUM
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
 
     def allreduce_sum(self, buf: np.ndarray) -> None:
         if self.size == 1:
             return
-        if self.rank == 0:
-            self.comm.Reduce(self._in_place, buf, op=self._sum, root=0)
-        else:
-            self.comm.Reduce(buf, None, op=self._sum, root=0)
-        self.comm.Bcast(buf, root=0)
+        n = buf.shape[0]
+        whole = buf if n % self.size == 0 else np.concatenate([buf, np.zeros(-n % self.size, buf.dtype)])
+        block = np.empty(whole.shape[0] // self.size, dtype=buf.dtype)
+        self.comm.Reduce_scatter_block(whole, block, op=self._sum)
+        self.comm.Allgather(block, whole)
+        if whole is not buf:
+            buf[...] = whole[:n]
 
     def barrier(self) -> None:
         self.comm.Barrier()
@@ -190,8 +195,8 @@ def sum_over_ranks(comm: Communicator, backend, flat, *numbers) -> list[float]:
     buf = comm.buffer(n + len(numbers), dtype)
     if flat is not None:
         buf[:n] = backend.to_host(flat)
-    buf[n:] = [float(x) for x in numbers]
+    buf[n:n + len(numbers)] = [float(x) for x in numbers]
     comm.allreduce_sum(buf)
     if flat is not None:
         flat[...] = backend.asarray(buf[:n], dtype.name)
-    return buf[n:].tolist()
+    return buf[n:n + len(numbers)].tolist()
