@@ -2,7 +2,6 @@
 (tests/mpi_exactness.py, launched with 2 and 3 ranks)."""
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,8 @@ import pytest
 
 import bpgpu
 from bpgpu import distributed
+
+from mpirun import run_ranks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,29 +93,7 @@ def test_without_mpi4py_comm_says_what_to_install():
     assert out.stdout.strip() == distributed.INSTALL_HINT, out.stderr
 
 
-def mpiexec():
-    """mpiexec beside this Python (a venv with the mpi extra), else on PATH."""
-    beside = Path(sys.executable).with_name("mpiexec")
-    return str(beside) if beside.exists() else shutil.which("mpiexec")
-
-
-def run_ranks(n, *args, timeout=120):
-    """``mpiexec -n n python args…`` with one BLAS thread per rank; skips where MPI cannot start."""
-    pytest.importorskip("mpi4py", reason="the MPI tests need mpi4py: pip install \".[mpi]\"")
-    launcher = mpiexec()
-    if launcher is None:
-        pytest.skip("no mpiexec beside Python or on PATH: pip install \".[mpi]\"")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-           "MKL_NUM_THREADS": "1"}
-    probe = subprocess.run([launcher, "-n", "1", sys.executable, "-c", "from mpi4py import MPI"],
-                           capture_output=True, text=True, env=env, timeout=60)
-    if probe.returncode != 0:
-        pytest.skip(f"MPI cannot start here: {(probe.stderr or probe.stdout).strip()[-300:]}")
-    return subprocess.run([launcher, "-n", str(n), sys.executable, *args], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=timeout)
-
-
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_shards_train_exactly_as_one_process_on_all_rows(ranks):
-    out = run_ranks(ranks, str(ROOT / "tests" / "mpi_exactness.py"))
+    out = run_ranks(ranks, str(ROOT / "tests" / "mpi_exactness.py"), cwd=ROOT)
     assert out.returncode == 0 and f"ok: {ranks} ranks" in out.stdout, out.stdout + out.stderr
