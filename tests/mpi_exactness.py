@@ -3,6 +3,9 @@ one process on all rows. Every rank computes the single-process reference itself
 failed check raises (mpiexec then exits non-zero) and rank 0 prints "ok" at the end.
 tests/test_distributed.py launches it with P = 2 and 3."""
 
+import os
+import signal
+
 import numpy as np
 from mpi4py import MPI
 
@@ -90,6 +93,17 @@ net = network()
 h = net.fit(Xr, Yr, epochs=20, lr=0.1, comm=comm, callback=lambda epoch, _: rank == P - 1 and epoch == 2)
 assert (h.epochs, h.stop_reason) == (3, "callback"), (rank, h.epochs, h.stop_reason)
 same_on_every_rank(net.params, "stopped weights")
+
+# Ctrl-C on one rank (SIGINT to it alone) stops every rank at the end of the same epoch.
+def interrupt_last_rank(epoch, _):
+    if rank == P - 1 and epoch == 1:
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+net = network()
+h = net.fit(Xr, Yr, epochs=20, lr=0.1, comm=comm, callback=interrupt_last_rank)
+assert (h.epochs, h.stop_reason) == (2, "interrupted"), (rank, h.epochs, h.stop_reason)
+same_on_every_rank(net.params, "interrupted weights")
 
 if rank == 0:
     print(f"ok: {P} ranks")
