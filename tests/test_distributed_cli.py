@@ -42,7 +42,10 @@ def test_ranks_train_a_file_as_one_process_and_rank_0_alone_writes(tmp_path):
     one, two = (bpgpu.load(tmp_path / d / "model.npz") for d in ("one", "two"))
     np.testing.assert_allclose(two.params, one.params, rtol=0, atol=1e-12 * float(np.max(np.abs(one.params))))
     history = json.loads((tmp_path / "two" / "history.json").read_text())
+    alone = json.loads((tmp_path / "one" / "history.json").read_text())
     assert history["ranks"] == 2 and history["samples"] == 4 * 53
+    np.testing.assert_allclose(history["r2"], alone["r2"], rtol=1e-9)  # R² over every rank's rows
+    np.testing.assert_allclose(history["loss"], alone["loss"], rtol=1e-12)
 
     # The same checkpoint continues on three ranks, then on one.
     train(tmp_path, 3, "--resume", "two/checkpoint.npz", "--epochs", "6", "--out", "three")
