@@ -97,3 +97,25 @@ def test_without_mpi4py_comm_says_what_to_install():
 def test_shards_train_exactly_as_one_process_on_all_rows(ranks):
     out = run_ranks(ranks, str(ROOT / "tests" / "mpi_exactness.py"), cwd=ROOT)
     assert out.returncode == 0 and f"ok: {ranks} ranks" in out.stdout, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "r2"])
+def test_the_commands_metric_from_sums_equals_the_direct_one(metric):
+    from bpgpu.cli import ranks
+
+    X, labels = bpgpu.data.blobs(50, 3, 4, seed=5)
+    net = bpgpu.Network([4, 6, 3], output="softmax", loss="cross_entropy", seed=1)
+    Y = labels if metric == "accuracy" else net.forward(X) + 0.1 * np.random.default_rng(0).standard_normal((50, 3))
+    # rows=7: the sums are taken over chunks, as over ranks.
+    got = ranks.scorer(distributed.SingleProcess())(net, X, Y, metric, rows=7)
+    assert got == pytest.approx(bpgpu.metrics.score(net, X, Y, metric), rel=1e-12)
+
+
+def test_the_commands_standardizer_from_sums_equals_the_direct_one():
+    from bpgpu.backend import get_backend
+    from bpgpu.cli import ranks
+
+    X = np.random.default_rng(2).standard_normal((40, 3)) * [1.0, 5.0, 0.0] + [0.0, 3.0, 7.0]
+    got, want = ranks.standardizer(distributed.SingleProcess(), X, get_backend("numpy")), bpgpu.Standardizer().fit(X)
+    np.testing.assert_allclose(got.mean, want.mean, rtol=1e-12)
+    np.testing.assert_allclose(got.std, want.std, rtol=1e-12)
