@@ -41,6 +41,11 @@ class Communicator:
     def barrier(self) -> None:
         """Return once every rank has called it."""
 
+    def abort(self, status: int) -> None:
+        """End every rank's process now, with ``status`` (one rank's failure would otherwise
+        leave the others waiting in a collective for ever)."""
+        raise SystemExit(status)
+
     def buffer(self, n: int, dtype) -> np.ndarray:
         """A host vector of ``dtype`` kept for reuse by the per-step reduction: n entries
         padded with zeros to a multiple of ``size`` (so it splits into equal blocks)."""
@@ -89,6 +94,9 @@ class MPICommunicator(Communicator):
 
     def barrier(self) -> None:
         self.comm.Barrier()
+
+    def abort(self, status: int) -> None:
+        self.comm.Abort(status)
 
 
 def _mpi():

@@ -62,3 +62,16 @@ def test_distributed_without_mpi4py_says_what_to_install(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 1 and out.stderr.strip() == f"bpgpu train: error: --distributed: {distributed.INSTALL_HINT}"
+
+
+def test_a_failure_on_one_rank_ends_every_rank_saying_which(tmp_path):
+    table(tmp_path)
+    code = ("import sys\nfrom mpi4py import MPI\nimport bpgpu.cli.train as train\n"
+            "from bpgpu.cli.errors import CLIError\nreal = train.training_data\n"
+            "def failing(o, backend, *rank):\n"
+            "    if MPI.COMM_WORLD.rank == 1:\n        raise CLIError('disk on fire')\n"
+            "    return real(o, backend, *rank)\n"
+            "train.training_data = failing\nfrom bpgpu.cli import main\n"
+            f"sys.exit(main({TRAIN[2:] + ['--epochs', '50']!r}))")
+    out = run_ranks(2, "-c", code, cwd=tmp_path, timeout=60)
+    assert out.returncode != 0 and "bpgpu train: rank 1 of 2: error: disk on fire" in out.stderr, out.stderr

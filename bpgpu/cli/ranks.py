@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 
 import numpy as np
 
@@ -17,7 +18,8 @@ from .. import distributed
 from ..backend import cuda_device_count
 from ..metrics import classes
 from ..scaling import Standardizer
-from .errors import CLIError
+from ..training import DivergenceError
+from .errors import CLIError, one_line
 
 
 def communicator(asked: bool):
@@ -38,6 +40,23 @@ def device(comm, backend: str) -> int | None:
         return None
     count = cuda_device_count()
     return distributed.local_rank(comm) % count if count else None
+
+
+@contextlib.contextmanager
+def abort_on_failure(comm):
+    """A failure on one rank ends every rank (MPI_Abort), saying which rank and why, instead of
+    leaving the others waiting in a collective. A divergence is not a failure of one rank:
+    every rank sees the same losses, and rank 0 must finish saving the last good weights."""
+    try:
+        yield
+    except DivergenceError:
+        raise
+    except BaseException as err:
+        if comm is None:
+            raise
+        why = "interrupted" if isinstance(err, KeyboardInterrupt) else f"error: {one_line(err)}"
+        print(f"bpgpu train: rank {comm.rank} of {comm.size}: {why}", file=sys.stderr, flush=True)
+        comm.abort(130 if isinstance(err, KeyboardInterrupt) else 1)
 
 
 @contextlib.contextmanager

@@ -117,7 +117,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     comm = ranks.communicator(bool(args.distributed))
-    with ranks.first_speaks(comm):
+    with ranks.first_speaks(comm), ranks.abort_on_failure(comm):
         return _train(args, comm)
 
 
