@@ -341,3 +341,12 @@ def available_backends() -> dict[str, str]:
 def array_library(a) -> str:
     """The top-level module of an array's type, e.g. ``"numpy"``, ``"cupy"``, ``"torch"``."""
     return type(a).__module__.split(".")[0]
+
+
+def cuda_device_count() -> int:
+    """CUDA devices this process can see; 0 without CuPy or a working driver. Launches
+    nothing on a device (data-parallel ranks count the GPUs before each picks its own)."""
+    try:
+        return importlib.import_module("cupy").cuda.runtime.getDeviceCount()
+    except Exception:  # ImportError, CUDARuntimeError, driver and library mismatches
+        return 0

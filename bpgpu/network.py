@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 
+from . import distributed
 from . import validation as check
 from .activations import DERIVATIVES, FORWARD, HIDDEN, OUTPUTS
 from .backend import BACKENDS, DTYPES, get_backend
@@ -291,16 +292,22 @@ class Network:
         self._add_scaled(DW, W, self.lam * scale)
         return J + self.backend.ops.matmul(W, W) * (0.5 * self.lam * scale)
 
-    def _gradients(self, X, Y, chunk_size, keep):
+    def _gradients(self, X, Y, chunk_size, keep, comm=None):
         """J (0-d, regularised) with D in the flat gradient vector, for validated (X, Y).
 
         With ``chunk_size`` the batch is processed that many rows at a time and the
         partial Deltas summed: the same D as unchunked, to rounding, in less memory.
+        With ``comm`` (a :class:`~bpgpu.distributed.Communicator`) (X, Y) are this rank's
+        rows of the batch (possibly none): the Delta sums, J's sum and the row count of
+        every rank are added in one all-reduce, and D, J are those of the whole batch.
         """
         m = X.shape[0]
-        scale = 1.0 / m
-        step = m if chunk_size is None else min(chunk_size, m)
-        J = None
+        # Across ranks the batch's m is known only after the reduction: sum first, divide then.
+        scale = 1.0 / m if comm is None else 1.0
+        step = max(m, 1) if chunk_size is None else min(chunk_size, max(m, 1))
+        J = 0.0
+        if m == 0:
+            self._D[...] = 0
         for start in range(0, m, step):
             stop = min(start + step, m)
             ws = self._workspace(stop - start, keep)
@@ -312,6 +319,11 @@ class Network:
             part, part_W, part_b = self._D_chunk
             J = J + self._backprop(X[start:stop, :], Y[start:stop, :], scale, part_W, part_b, ws)
             self._D += part
+        if comm is not None:
+            J, m = distributed.sum_over_ranks(comm, self.backend, self._D, J, m)
+            scale = 1.0 / m
+            self._D *= scale
+            J = self.backend.asarray(J * scale, self.dtype)
         return self._penalty(J, scale) if self.lam else J
 
     # -- public -------------------------------------------------------------------
@@ -329,7 +341,7 @@ class Network:
         return X, Y
 
     @_on_device
-    def step(self, X, Y, optimizer, chunk_size=None):
+    def step(self, X, Y, optimizer, chunk_size=None, comm=None):
         """One training step on the batch (X, Y): D by backpropagation, then
         ``optimizer.step([params], [D], xp)`` updates the weights in place.
 
@@ -338,11 +350,13 @@ class Network:
                 (or row slices of them); not checked again, so no host synchronisation.
             optimizer: an :class:`~bpgpu.optimizers.Optimizer`.
             chunk_size: compute D this many rows at a time (the same D, less memory).
+            comm: a :class:`~bpgpu.distributed.Communicator`; (X, Y) are then this rank's
+                share of the batch, and every rank takes the same step (one all-reduce).
 
         Returns J before the update, regularised, as a 0-d backend array: bring it to the
         host (``float(J)``) only when it is reported.
         """
-        J = self._gradients(X, Y, chunk_size, keep=True)
+        J = self._gradients(X, Y, chunk_size, keep=True, comm=comm)
         optimizer.step([self._theta], [self._D], self.xp)
         return J
 
@@ -377,24 +391,32 @@ class Network:
         """The network's output for ``X`` (m, sizes[0]), as a NumPy array (m, sizes[-1])."""
         return self.backend.to_host(self.forward(X))
 
-    def evaluate(self, X, Y, chunk_size=None) -> float:
-        """The regularised loss J on (X, Y), as a Python float, without gradients."""
+    def evaluate(self, X, Y, chunk_size=None, comm=None) -> float:
+        """The regularised loss J on (X, Y), as a Python float, without gradients; with
+        ``comm`` (an mpi4py communicator), J over every rank's rows (X, Y)."""
         X, Y = self.batch(X, Y)
         chunk_size = check.number("chunk_size", chunk_size, low=1, integer=True, allow_none=True)
-        return float(self.loss_of(X, Y, chunk_size))
+        return float(self.loss_of(X, Y, chunk_size, distributed.communicator(comm)))
 
     @_on_device
-    def loss_of(self, X, Y, chunk_size=None):
-        """J (0-d backend array, regularised) for (X, Y) as :meth:`batch` returns, unchecked."""
+    def loss_of(self, X, Y, chunk_size=None, comm=None):
+        """J (0-d backend array, regularised) for (X, Y) as :meth:`batch` returns, unchecked;
+        with ``comm`` (a :class:`~bpgpu.distributed.Communicator`), over every rank's rows."""
         m = X.shape[0]
-        step = m if chunk_size is None else chunk_size
+        step = max(m, 1) if chunk_size is None else chunk_size
+        scale = 1.0 / m if comm is None else 1.0
         total = None
         for start in range(0, m, step):
             stop = min(start + step, m)
             ws = self._workspace(stop - start, keep=False)
             z = self._forward(X[start:stop, :], ws)[-1]
-            share = self._head(z, self._b[-1], Y[start:stop, :], ws, 1.0 / m)
+            share = self._head(z, self._b[-1], Y[start:stop, :], ws, scale)
             total = share if total is None else total + share
+        if total is None:  # this rank holds no rows
+            total = 0.0
+        if comm is not None:
+            total, m = distributed.sum_over_ranks(comm, self.backend, None, total, m)
+            total = self.backend.asarray(total / m, self.dtype)
         if self.lam:
             W = self._theta[:self.n_weights]
             total = total + self.backend.ops.matmul(W, W) * (0.5 * self.lam / m)
@@ -411,19 +433,22 @@ class Network:
         return max(1, memory_budget // per_row)
 
     @_on_device
-    def loss_and_gradients(self, X, Y, chunk_size=None, memory_budget=None):
+    def loss_and_gradients(self, X, Y, chunk_size=None, memory_budget=None, comm=None):
         """(J, D): the regularised loss as a Python float and D(l) shaped like ``thetas[l]``.
 
         Args:
             X: (m, sizes[0]) inputs.  Y: (m, sizes[-1]) targets (1-D when sizes[-1] == 1).
             chunk_size: process the batch this many rows at a time (same result, less memory).
             memory_budget: bytes of activations allowed at once; sets ``chunk_size``.
+            comm: an mpi4py communicator: (X, Y) are this rank's rows, and (J, D) are
+                those of every rank's rows together (the same on every rank).
         """
+        comm = distributed.communicator(comm)
         X, Y = self.batch(X, Y)
         chunk_size = check.number("chunk_size", chunk_size, low=1, integer=True, allow_none=True)
         if memory_budget is not None:
             chunk_size = self.chunk_size_for(memory_budget)
-        J = self._gradients(X, Y, chunk_size, keep=False)
+        J = self._gradients(X, Y, chunk_size, keep=False, comm=comm)
         return float(J), [self._join(gW, gb) for gW, gb in zip(self._DW, self._Db)]
 
     def fit(self, X, Y, **options):

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from . import distributed
 from . import validation as check
 from .optimizers import make_optimizer
 
@@ -140,7 +141,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
         momentum=0.9, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8,
         max_time=None, target_loss=None, validation_data=None, patience=None,
         chunk_size=None, memory_budget=None, on_nonfinite="stop", verbose=False, callback=None, initial_epoch=0,
-        device=None, warm_start=False):
+        device=None, warm_start=False, comm=None):
     """Train ``net`` on (X, Y) by backpropagation; returns a :class:`History`.
 
     Args:
@@ -170,18 +171,31 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
         warm_start: continue the optimiser of this network's last ``fit`` (``net.optimizer``:
             its velocity or Adam moments and step count) instead of starting a fresh one; it
             must be the optimiser named. An Optimizer instance given always continues itself.
+        comm: an mpi4py communicator (or "world"): data-parallel training. Each rank
+            passes its own rows (X, Y) and validation rows, and the same network;
+            ``batch_size`` is the global batch, step k taking the global rows k·B …
+            (k+1)·B − 1 of :func:`bpgpu.distributed.interleaved_order`; one all-reduce
+            per step. Every rank gets the same weights and History; a reason to stop on
+            any rank (Ctrl-C, ``max_time``, the callback) stops all at the end of the
+            same epoch. ``shuffle`` permutes each rank's rows, seeded by (seed, epoch, rank).
     """
     _check_options(epochs, batch_size, max_time, target_loss, patience, validation_data,
                    on_nonfinite, chunk_size, initial_epoch, callback)
     if device is not None and check.number("device", device, low=0, integer=True) != net.device:
         raise ValueError(f"device: the network's arrays are on device {net.device}, got device={device}; "
                          "train a copy there instead: net.clone(device=...)")
+    comm = distributed.communicator(comm)
     xp, backend = net.xp, net.backend
     if memory_budget is not None:
         chunk_size = net.chunk_size_for(memory_budget)
     X, Y = net.batch(X, Y)
     m = X.shape[0]
-    bs = m if batch_size is None else min(int(batch_size), m)
+    if comm is None:
+        bs = m if batch_size is None else min(int(batch_size), m)
+        slices = [(s, min(s + bs, m)) for s in range(0, m, bs)]
+        step_sizes, m_all = [b - a for a, b in slices], m
+    else:
+        slices, step_sizes, m_all = distributed.step_slices(comm, m, batch_size)
     if validation_data is not None:
         X_val, Y_val = net.batch(*validation_data, names=("validation_data[0]", "validation_data[1]"))
     if not isinstance(warm_start, bool):
@@ -196,8 +210,6 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
     opt.check_params([net.params])  # before any weight changes
     net.optimizer = opt
 
-    starts = list(range(0, m, bs))
-    step_sizes = [min(bs, m - s) for s in starts]
     history = History()
     watch = _EarlyStopping(patience)
     # Weights and optimiser state at the start of this epoch and of the one before (each
@@ -211,19 +223,22 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
         for epoch in range(initial_epoch, epochs):
             previous_snapshot, snapshot = snapshot, _State.of(net, opt)
             Xe, Ye = X, Y
-            if shuffle and bs < m:
-                perm = backend.asarray(np.random.default_rng([net.seed, epoch]).permutation(m), "int64")
+            if shuffle and len(slices) > 1:
+                # Rank 0 draws what a single process draws, so one rank trains as no comm does.
+                seed = [net.seed, epoch] + ([comm.rank] if comm is not None and comm.rank else [])
+                perm = backend.asarray(np.random.default_rng(seed).permutation(m), "int64")
                 Xe, Ye = xp.take(X, perm, axis=0), xp.take(Y, perm, axis=0)
             losses = []
-            for s in starts:
-                xb, yb = (Xe, Ye) if bs == m else (Xe[s:min(s + bs, m), :], Ye[s:min(s + bs, m), :])
-                J, chunk_size = _step_within_memory(net, opt, xb, yb, chunk_size)
+            for a, b in slices:
+                xb, yb = (Xe, Ye) if (a, b) == (0, m) else (Xe[a:b, :], Ye[a:b, :])
+                J, chunk_size = _step_within_memory(net, opt, xb, yb, chunk_size, comm)
                 losses.append(J)
-                if interrupt.requested or (deadline is not None and time.perf_counter() > deadline):
+                # Ranks must take the same steps: across ranks, stopping waits for the epoch's end.
+                if comm is None and (interrupt.requested or (deadline is not None and time.perf_counter() > deadline)):
                     break
             done = len(losses)
             history.steps += done
-            history.samples += m if done == len(starts) else sum(step_sizes[:done])
+            history.samples += m_all if done == len(slices) else sum(step_sizes[:done])
             epoch_loss, bad = _epoch_loss(losses, [net.params], step_sizes[:done], backend)
             if bad is not None:
                 what, step = bad
@@ -237,16 +252,19 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
             history.loss.append(epoch_loss)
             history.epochs += 1
             if validation_data is not None:
-                history.val_loss.append(float(net.loss_of(X_val, Y_val, chunk_size)))
+                history.val_loss.append(float(net.loss_of(X_val, Y_val, chunk_size, comm)))
                 if watch.improved(history.val_loss[-1], net, opt):
                     history.best_epoch = epoch
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{epoch_loss:.4g}", samples_s=f"{history.samples / (time.perf_counter() - t0):.3g}")
             asked = callback is not None and bool(callback(epoch, history))
-            if interrupt.requested:
+            interrupted, late = interrupt.requested, deadline is not None and time.perf_counter() > deadline
+            if comm is not None:
+                interrupted, late, asked = comm.vote(interrupted, late, asked)
+            if interrupted:
                 history.stop_reason = "interrupted"
-            elif deadline is not None and time.perf_counter() > deadline:
+            elif late:
                 history.stop_reason = "max_time"
             elif target_loss is not None and epoch_loss <= target_loss:
                 history.stop_reason = "target_loss"
@@ -316,13 +334,14 @@ class _EarlyStopping:
         return self.patience is not None and self.wait >= self.patience
 
 
-def _step_within_memory(net, opt, X, Y, chunk_size):
+def _step_within_memory(net, opt, X, Y, chunk_size, comm=None):
     """(J, chunk_size): ``net.step``, retried in ever smaller chunks if the device runs out
     of memory; the chunk size that worked is kept for the steps after. A step that runs
-    out of memory fails before its update, so the weights are untouched."""
+    out of memory fails before its update (and before its all-reduce), so the weights are
+    untouched."""
     while True:
         try:
-            return net.step(X, Y, opt, chunk_size), chunk_size
+            return net.step(X, Y, opt, chunk_size, comm), chunk_size
         except net.backend.out_of_memory:
             m = X.shape[0]
             smaller = max(1, (chunk_size or m) // 2)

@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import data
 from ..data import GENERATORS
+from ..distributed import shard as block_of
 from ..losses import CROSS_ENTROPY_OUTPUTS
 from .errors import CLIError, count
 from .columns import for_training, target_rows
@@ -25,14 +26,19 @@ METRIC = {"xor": "accuracy", "spirals": "accuracy", "blobs": "accuracy", "teache
           "one-hot": "accuracy", "labels": "accuracy", "file": "r2"}
 
 
-def training_data(o, backend):
+def training_data(o, backend, rank=0, ranks=1):
     """(X, Y, source, classes): X (m, sizes[0]) and Y (m, sizes[-1]) on ``backend``, checked
     against --sizes; ``source`` describes the data (kept in the model); ``classes`` names the
-    classes of a text label column, else None."""
-    sizes, m = o.sizes, o.samples
+    classes of a text label column, else None.
+
+    Data-parallel ``rank`` of ``ranks`` gets its block of rows (:func:`bpgpu.distributed.shard`
+    of the file's rows, or of --samples) and generates its own, seeded by (--data-seed, rank).
+    """
+    start, stop = block_of(o.samples, rank, ranks)
+    sizes, m = o.sizes, stop - start
     wanted = f"--sizes {','.join(map(str, sizes))}"
     noise = {} if o.noise is None else {"noise": o.noise}
-    common = dict(backend=backend, dtype=o.dtype, seed=o.data_seed)
+    common = dict(backend=backend, dtype=o.dtype, seed=rank_seed(o.data_seed, rank))
     if o.data in GENERATORS:
         if o.data == "xor":
             _fits(sizes, 2, 1, wanted, "xor has 2 inputs and 1 output")
@@ -50,8 +56,14 @@ def training_data(o, backend):
             _fits(sizes, teacher[0], teacher[-1], wanted,
                   f"the teacher {','.join(map(str, teacher))} has {count(teacher[0], 'input')} and {count(teacher[-1], 'output')}")
             X, Y = data.teacher(m, teacher, **noise, **common)
-        return X, Y, {"kind": o.data, "description": f"{m} {o.data} examples"}, None
-    return _file_data(o, backend, wanted)
+        return X, Y, {"kind": o.data, "description": f"{o.samples} {o.data} examples"}, None
+    return _file_data(o, backend, wanted, lambda n: block_of(n, rank, ranks))
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The generator seed of ``rank``: ``seed`` itself on rank 0 (so one rank makes what a
+    single process makes), one derived from (seed, rank) on the others."""
+    return seed if rank == 0 else int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
 
 
 def _fits(sizes, inputs, outputs, wanted, what):
@@ -59,21 +71,30 @@ def _fits(sizes, inputs, outputs, wanted, what):
         raise CLIError(f"incompatible sizes: {what}, but {wanted} has {count(sizes[0], 'input')} and {count(sizes[-1], 'output')}")
 
 
-def _file_data(o, backend, wanted):
+def _file_data(o, backend, wanted, rows):
+    """The file's examples; ``rows(m)`` is the block (start, stop) of its m rows to keep."""
     path = Path(o.data)
     if path.suffix.lower() not in SUFFIXES:
         raise CLIError(f"--data {o.data}: expected one of {', '.join(GENERATORS)} or a .npy/.npz/.csv file")
-    table = read_table(path)
+    csv, rows_in_file = path.suffix.lower() == ".csv", []
+
+    def block(m):
+        rows_in_file.append(m)
+        return rows(m)
+
+    table = read_table(path, rows=None if csv else block)
     xs, ys = for_training(table, o.target, o.columns)
     X = table.numbers(xs)
     Y, kind, classes = target_rows(table, ys, o.sizes[-1], one_hot=o.one_hot)
+    if csv:  # read whole (text labels name their classes from every row): keep this rank's block
+        X, Y = (A[slice(*block(X.shape[0]))] for A in (X, Y))
     if X.shape[1] != o.sizes[0] or Y.shape[1] != o.sizes[-1]:
         raise CLIError(f"incompatible sizes: {path} gives {count(X.shape[1], 'input column')} and "
                        f"{count(Y.shape[1], 'target column')}{' (one-hot)' if kind == 'one-hot' else ''}, but {wanted} "
                        f"has {count(o.sizes[0], 'input')} and {count(o.sizes[-1], 'output')}")
     # Staged on the device once, here, not per step.
     X, Y = backend.asarray(X, o.dtype), backend.asarray(Y, o.dtype)
-    source = {"kind": kind, "path": str(path), "description": f"{X.shape[0]} examples from {path}"}
+    source = {"kind": kind, "path": str(path), "description": f"{rows_in_file[0]} examples from {path}"}
     if table.names:  # predict and evaluate find these columns by name
         source.update(inputs=[table.names[j] for j in xs], targets=[table.names[j] for j in ys])
     return X, Y, source, classes

@@ -115,16 +115,22 @@ class Table:
         return bool(names) and names[-1].startswith("y") and all(re.fullmatch(r"[xy]\d*", n) for n in names)
 
 
-def read_table(path) -> Table:
+def read_table(path, rows=None) -> Table:
     """The table in ``path`` (.csv, .npy or .npz). A .npz holding X and Y comes back as the
-    table [X | Y] with names x0…, y0…; every number must be finite."""
+    table [X | Y] with names x0…, y0…; every number must be finite.
+
+    ``rows``: a function of the file's row count m giving the block (start, stop) to keep
+    (a data-parallel rank's share) of a .npy (memory-mapped: only that block is read) or a
+    .npz (read whole). A CSV is always read whole: text labels name their classes from
+    every row, so the caller takes its block of the targets it makes.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise CLIError(f"{path}: expected a .npy, .npz or .csv file, got {path.suffix or 'no suffix'!r}")
     if not path.is_file():
         raise CLIError(f"{path}: no such file")
-    table = _read_csv(path) if suffix == ".csv" else _read_numpy(path, suffix)
+    table = _read_csv(path) if suffix == ".csv" else _read_numpy(path, suffix, rows)
     if table.values.shape[0] == 0:
         raise CLIError(f"{path}: no rows")
     numeric = [j for j in range(table.width) if j not in table.text]
@@ -136,9 +142,9 @@ def read_table(path) -> Table:
     return table
 
 
-def _read_numpy(path: Path, suffix: str) -> Table:
+def _read_numpy(path: Path, suffix: str, rows=None) -> Table:
     try:
-        loaded = np.load(path, allow_pickle=False)
+        loaded = np.load(path, allow_pickle=False, mmap_mode="r" if rows is not None else None)
     except Exception as err:  # zip, pickle and format errors alike mean "not readable"
         raise CLIError(f"{path}: not a readable {suffix} file ({one_line(err)})") from None
     names = None
@@ -155,6 +161,8 @@ def _read_numpy(path: Path, suffix: str) -> Table:
             loaded = next(iter(arrays.values()))
         else:
             raise CLIError(f"{path}: expected arrays named X and Y, or a single array, got {sorted(arrays)}")
+    if rows is not None and loaded.ndim in (1, 2):
+        loaded = np.array(loaded[slice(*rows(len(loaded)))])  # from a memory map: reads this block only
     return Table(path, _as_2d(path, "the array", loaded), names)
 
 

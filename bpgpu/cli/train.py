@@ -19,6 +19,7 @@ from ..optimizers import OPTIMIZERS
 from ..scaling import Standardizer
 from ..training import DEFAULT_LR, DivergenceError, DivergenceWarning, optimizer_for
 from .argtypes import batch_size, fraction, positive, sizes
+from . import ranks
 from .errors import CLIError
 from .progress import Progress
 from .scores import Scores
@@ -76,6 +77,9 @@ def add_arguments(p) -> None:
     dev.add_argument("--backend", choices=("numpy", "cupy", "auto"), help=f"(default {d['backend']})")
     dev.add_argument("--dtype", choices=DTYPES, help=f"(default {d['dtype']})")
     dev.add_argument("--seed", type=int, help="seeds the initial weights and the shuffling (default 0)")
+    dev.add_argument("--distributed", action="store_const", const=True, help="data-parallel over MPI: one of the "
+                     "ranks mpiexec/srun started (detected without this flag from the launcher's environment); "
+                     "each rank reads its block of rows, rank 0 prints and saves; needs pip install \"bpgpu[mpi]\"")
 
     data = p.add_argument_group("data")
     data.add_argument("--data", metavar="SOURCE", help=f"a generator ({'|'.join(GENERATORS)}), made on the "
@@ -112,13 +116,23 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    comm = ranks.communicator(bool(args.distributed))
+    with ranks.first_speaks(comm), ranks.abort_on_failure(comm):
+        return _train(args, comm)
+
+
+def _train(args, comm) -> int:
     given = {k: getattr(args, k) for k in TRAIN_DEFAULTS if getattr(args, k) is not None}
     # A checkpoint loads on the host; the network moves to this run's backend below.
     checkpoint = persistence.load_checkpoint(args.resume) if args.resume else None
     o = _options(given, checkpoint)
     _check(o, checkpoint)
-    backend = get_backend(o.backend)  # an unusable backend says why before any data is made
-    X, Y, source, classes = training_data(o, backend)
+    first = comm is None or comm.rank == 0
+    if not first:  # rank 0 alone shows progress and writes files
+        o.quiet, o.log_every = True, 0
+    # An unusable backend says why before any data is made.
+    backend = get_backend(o.backend, ranks.device(comm, o.backend))
+    X, Y, source, classes = training_data(o, backend, *((comm.rank, comm.size) if comm else ()))
     o.output, o.loss = heads(o, source)
     if checkpoint:
         net = checkpoint.network.clone(backend=backend)
@@ -130,7 +144,7 @@ def run(args) -> int:
     if o.validation_split:
         (X, Y), validation = split(X, Y, o.validation_split, o.data_seed, backend)
     raw_X = X
-    scaler = _scaler(o, checkpoint, X)
+    scaler = _scaler(o, checkpoint, X, comm, backend)
     if scaler is not None:
         X = scaler.transform(X)
         if validation is not None:
@@ -141,7 +155,7 @@ def run(args) -> int:
     if start >= o.epochs:
         raise CLIError(f"--epochs {o.epochs}: the checkpoint {args.resume} is already at epoch {start}; "
                        "ask for more epochs to continue")
-    out = Path(o.out) if o.out else None
+    out = Path(o.out) if o.out and first else None
     if out is not None:
         if out.exists() and not out.is_dir():
             raise CLIError(f"--out {out}: expected a folder, got an existing file")
@@ -150,9 +164,9 @@ def run(args) -> int:
 
     print(f"training {'-'.join(map(str, net.sizes))} ({'/'.join(net.activations) or '-'} → {net.output}, "
           f"{net.loss}) with {optimizer.name} lr={optimizer.lr:g} on {source['description']}, "
-          f"{net.backend.name} {net.dtype}" + (f", from epoch {start}" if start else ""), flush=True)
+          f"{net.backend.name} {net.dtype}{ranks.announce(comm)}" + (f", from epoch {start}" if start else ""), flush=True)
     progress = Progress(o, start)
-    scores = Scores(METRIC[source["kind"]], net, (X, Y), validation, prior)
+    scores = Scores(METRIC[source["kind"]], net, (X, Y), validation, prior, **({"score": ranks.scorer(comm)} if comm else {}))
     saved_options = dict(vars(o))
 
     def save(path, history, epoch):
@@ -162,7 +176,7 @@ def run(args) -> int:
     def after_epoch(epoch, history):
         scores.update()
         progress.epoch(epoch, history, scores.latest())
-        if o.checkpoint_every and (epoch + 1) % o.checkpoint_every == 0:
+        if out is not None and o.checkpoint_every and (epoch + 1) % o.checkpoint_every == 0:
             save(out / "checkpoint.npz", history, epoch + 1)
         return False
 
@@ -172,12 +186,12 @@ def run(args) -> int:
             history = net.fit(X, Y, epochs=o.epochs, batch_size=o.batch_size or None, optimizer=optimizer,
                               shuffle=o.shuffle, max_time=o.max_time, target_loss=o.target_loss,
                               validation_data=validation, patience=o.patience, chunk_size=o.chunk_size,
-                              on_nonfinite="stop", callback=after_epoch, initial_epoch=start)
+                              on_nonfinite="stop", callback=after_epoch, initial_epoch=start, comm=comm)
     finally:
         progress.close()
     diverged = history.divergence_message() if history.stop_reason == "nonfinite" else ""
     end = start + history.epochs
-    merged = _merge(prior, history, start, scores)
+    merged = {**_merge(prior, history, start, scores), "ranks": comm.size if comm else 1}
     losses = merged["loss"]
     summary = f"epoch {end}/{o.epochs}: loss {losses[-1]:.6g}" if losses else f"epoch {end}/{o.epochs}"
     if len(losses) > 1:
@@ -190,7 +204,8 @@ def run(args) -> int:
     if out is None:
         if diverged:
             raise DivergenceError(f"{diverged} (try a smaller --lr)")
-        print("not saved: give --out DIR to keep the model")
+        if first:
+            print("not saved: give --out DIR to keep the model")
         return 0
     model = save(out / "model.npz", history, end)
     (out / "history.json").write_text(json.dumps(merged, indent=1) + "\n")
@@ -281,11 +296,14 @@ def _merge(prior, history, start, scores) -> dict:
             "elapsed": prior.get("elapsed", 0.0) + now["elapsed"]}
 
 
-def _scaler(o, checkpoint, X):
+def _scaler(o, checkpoint, X, comm, backend):
     """The Standardizer of this run: the checkpoint's on --resume (its network learnt on those
-    scaled inputs), else one fitted to the training split X with --standardize, else None."""
+    scaled inputs), else one fitted to the training split X (every rank's) with --standardize,
+    else None."""
     if checkpoint is None:
-        return Standardizer().fit(X) if o.standardize else None
+        if not o.standardize:
+            return None
+        return Standardizer().fit(X) if comm is None else ranks.standardizer(comm, X, backend)
     if o.standardize != (checkpoint.scaler is not None):
         raise CLIError(f"--standardize: the checkpoint's network was trained on {'un' if o.standardize else ''}"
                        "scaled inputs; a resumed run cannot change how its inputs are scaled")

@@ -1,0 +1,118 @@
+"""``bpgpu train`` as one of several data-parallel ranks (``mpiexec -n 4 bpgpu train …``).
+
+Each rank holds its block of the rows and trains the same network (``fit(comm=…)``); rank 0
+alone prints and writes files. What the command reports over the data must then be over
+every rank's rows: the metric (accuracy, R²) and the Standardizer's mean and deviation
+are summed across ranks here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+import numpy as np
+
+from .. import distributed
+from ..backend import cuda_device_count
+from ..metrics import classes
+from ..scaling import Standardizer
+from ..training import DivergenceError
+from .errors import CLIError, one_line
+
+
+def communicator(asked: bool):
+    """MPI_COMM_WORLD when ``--distributed`` was given or an MPI launcher started several
+    ranks, else None (one process, no MPI)."""
+    if not (asked or distributed.launched_by_mpi()):
+        return None
+    try:
+        comm = distributed.world()
+    except ImportError as err:
+        raise CLIError(f"--distributed: {err}") from None
+    return comm if comm.size > 1 else None
+
+
+def device(comm, backend: str) -> int | None:
+    """The GPU of this rank for CuPy: its rank on this machine modulo the machine's GPUs."""
+    if comm is None or backend == "numpy":
+        return None
+    count = cuda_device_count()
+    return distributed.local_rank(comm) % count if count else None
+
+
+@contextlib.contextmanager
+def abort_on_failure(comm):
+    """A failure on one rank ends every rank (MPI_Abort), saying which rank and why, instead of
+    leaving the others waiting in a collective. A divergence is not a failure of one rank:
+    every rank sees the same losses, and rank 0 must finish saving the last good weights."""
+    try:
+        yield
+    except DivergenceError:
+        raise
+    except BaseException as err:
+        if comm is None:
+            raise
+        why = "interrupted" if isinstance(err, KeyboardInterrupt) else f"error: {one_line(err)}"
+        print(f"bpgpu train: rank {comm.rank} of {comm.size}: {why}", file=sys.stderr, flush=True)
+        comm.abort(130 if isinstance(err, KeyboardInterrupt) else 1)
+
+
+@contextlib.contextmanager
+def first_speaks(comm):
+    """Rank 0's standard output as usual; every other rank's discarded (errors, on stderr, stay)."""
+    if comm is None or comm.rank == 0:
+        yield
+        return
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        yield
+
+
+def standardizer(comm, X, backend) -> Standardizer:
+    """The Standardizer of every rank's rows X (m_r, n) together: the mean, then the deviation."""
+    host = backend.to_host(X).astype(np.float64)
+    total, m = _sum(comm, host.sum(axis=0), host.shape[0])
+    mean = total / m
+    (squares,) = _sum(comm, ((host - mean) ** 2).sum(axis=0))
+    std = np.sqrt(squares / m)
+    return Standardizer(mean, np.where(std > 0, std, 1.0))
+
+
+def scorer(comm):
+    """``score(net, X, Y, metric)`` over every rank's rows: accuracy from the summed count of
+    right answers, R² from per-column sums of (y − a)², y and y² (scikit-learn's rules for
+    constant columns kept)."""
+
+    def score(net, X, Y, metric, rows=65536):
+        xp, host, k = net.xp, net.backend.to_host, Y.shape[1]
+        sums = np.zeros(3 * k if metric == "r2" else 1)
+        for i in range(0, X.shape[0], rows):
+            A, y = net.forward(X[i:i + rows, :]), Y[i:i + rows, :]
+            if metric == "accuracy":
+                sums[0] += int(xp.count_nonzero(classes(y, xp) == classes(A, xp)))
+            else:
+                sums += np.concatenate([host(xp.sum(part, axis=0)) for part in ((y - A) ** 2, y, y * y)])
+        sums, m = _sum(comm, sums, X.shape[0])
+        if metric == "accuracy":
+            return float(sums[0] / m)
+        ss_res, total, squares = sums[:k], sums[k:2 * k], sums[2 * k:]
+        ss_tot = np.maximum(squares - total * total / m, 0.0)
+        constant = ss_tot == 0
+        return float(np.mean(np.where(constant, np.where(ss_res == 0, 1.0, 0.0),
+                                      1.0 - ss_res / np.where(constant, 1.0, ss_tot))))
+
+    return score
+
+
+def _sum(comm, vector, *numbers):
+    """(Σ over ranks of ``vector``, then each of ``numbers`` so summed), in one collective."""
+    packed = np.concatenate([np.asarray(vector, dtype=np.float64), np.asarray(numbers, dtype=np.float64)])
+    comm.allreduce_sum(packed)
+    n = packed.shape[0] - len(numbers)
+    return (packed[:n], *packed[n:])
+
+
+def announce(comm) -> str:
+    """What the first line adds about the ranks ("" for one process)."""
+    return "" if comm is None else f" over {comm.size} ranks"

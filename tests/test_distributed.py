@@ -1,0 +1,121 @@
+"""Data parallelism: the interleaving and the communicator here, exactness under mpiexec
+(tests/mpi_exactness.py, launched with 2 and 3 ranks)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bpgpu
+from bpgpu import distributed
+
+from mpirun import run_ranks
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Ranks(distributed.SingleProcess):
+    """Rank ``rank`` among ranks holding ``counts`` rows, without MPI (for the plan only)."""
+
+    def __init__(self, counts, rank):
+        self._counts, self.rank, self.size = counts, rank, len(counts)
+
+    def counts(self, m):
+        assert m == self._counts[self.rank]
+        return list(self._counts)
+
+
+def test_equal_shards_interleave_round_robin():
+    ranks, local = distributed.interleaved_order([3, 3])
+    assert list(zip(ranks, local)) == [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (1, 2)]
+
+
+def test_each_step_takes_the_global_batch_in_proportion_to_the_ranks_rows():
+    counts, B = [10, 20, 30], 12
+    plans = [distributed.step_slices(Ranks(counts, r), counts[r], B) for r in range(3)]
+    sizes = plans[0][1]
+    assert sizes == [12] * 5 and all(p[1] == sizes and p[2] == 60 for p in plans)
+    for k in range(5):
+        assert [b - a for a, b in (p[0][k] for p in plans)] == [2, 4, 6]
+    for r, p in enumerate(plans):  # consecutive blocks covering each rank's rows once
+        assert p[0][0][0] == 0 and p[0][-1][1] == counts[r]
+        assert all(p[0][k][1] == p[0][k + 1][0] for k in range(4))
+
+
+def test_full_batch_is_one_step_of_every_row():
+    assert distributed.step_slices(Ranks([4, 7], 1), 7, None) == ([(0, 7)], [11], 11)
+
+
+def test_shard_blocks_differ_by_at_most_one_row():
+    blocks = [distributed.shard(10, r, 4) for r in range(4)]
+    assert blocks == [(0, 3), (3, 6), (6, 8), (8, 10)]
+
+
+def test_launcher_detected_from_its_environment():
+    assert distributed.launched_by_mpi({"PMI_SIZE": "4"})
+    assert distributed.launched_by_mpi({"OMPI_COMM_WORLD_SIZE": "2"})
+    assert not distributed.launched_by_mpi({"PMI_SIZE": "1"}) and not distributed.launched_by_mpi({})
+
+
+def test_one_rank_trains_as_no_communicator_does():
+    X, Y = bpgpu.data.spirals(60, classes=3, seed=1)
+    nets = [bpgpu.Network([2, 8, 3], output="softmax", loss="cross_entropy", lam=0.01, seed=2) for _ in range(2)]
+    h0 = nets[0].fit(X, Y, epochs=5, batch_size=16, optimizer="adam", lr=0.01)
+    h1 = nets[1].fit(X, Y, epochs=5, batch_size=16, optimizer="adam", lr=0.01, comm=distributed.SingleProcess())
+    np.testing.assert_allclose(nets[1].params, nets[0].params, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(h1.loss, h0.loss, rtol=1e-12)
+
+
+def test_a_comm_of_the_wrong_kind_is_refused():
+    net = bpgpu.Network([2, 1])
+    with pytest.raises(TypeError, match="comm: expected an mpi4py communicator"):
+        net.fit([[0, 0]], [0], epochs=1, comm=42)
+
+
+def _python(code, **env):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+
+
+def test_import_bpgpu_does_not_import_mpi4py():
+    out = _python("import sys, bpgpu; print('mpi4py' in sys.modules)")
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_without_mpi4py_comm_says_what_to_install():
+    out = _python("import sys; sys.modules['mpi4py'] = None\n"
+                  "import bpgpu\n"
+                  "try:\n bpgpu.Network([2, 1]).fit([[0, 0]], [0], epochs=1, comm='world')\n"
+                  "except ImportError as e:\n print(e)")
+    assert out.stdout.strip() == distributed.INSTALL_HINT, out.stderr
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_shards_train_exactly_as_one_process_on_all_rows(ranks):
+    out = run_ranks(ranks, str(ROOT / "tests" / "mpi_exactness.py"), cwd=ROOT)
+    assert out.returncode == 0 and f"ok: {ranks} ranks" in out.stdout, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "r2"])
+def test_the_commands_metric_from_sums_equals_the_direct_one(metric):
+    from bpgpu.cli import ranks
+
+    X, labels = bpgpu.data.blobs(50, 3, 4, seed=5)
+    net = bpgpu.Network([4, 6, 3], output="softmax", loss="cross_entropy", seed=1)
+    Y = labels if metric == "accuracy" else net.forward(X) + 0.1 * np.random.default_rng(0).standard_normal((50, 3))
+    # rows=7: the sums are taken over chunks, as over ranks.
+    got = ranks.scorer(distributed.SingleProcess())(net, X, Y, metric, rows=7)
+    assert got == pytest.approx(bpgpu.metrics.score(net, X, Y, metric), rel=1e-12)
+
+
+def test_the_commands_standardizer_from_sums_equals_the_direct_one():
+    from bpgpu.backend import get_backend
+    from bpgpu.cli import ranks
+
+    X = np.random.default_rng(2).standard_normal((40, 3)) * [1.0, 5.0, 0.0] + [0.0, 3.0, 7.0]
+    got, want = ranks.standardizer(distributed.SingleProcess(), X, get_backend("numpy")), bpgpu.Standardizer().fit(X)
+    np.testing.assert_allclose(got.mean, want.mean, rtol=1e-12)
+    np.testing.assert_allclose(got.std, want.std, rtol=1e-12)

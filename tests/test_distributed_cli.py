@@ -1,0 +1,77 @@
+"""``mpiexec -n P bpgpu train``: each rank reads its block of the file, rank 0 alone prints
+and writes, the result is one process's, and a checkpoint resumes on another rank count."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import bpgpu
+from bpgpu import distributed
+
+from mpirun import ROOT, run_ranks
+
+TRAIN = ["-m", "bpgpu", "train", "--data", "table.npy", "--target", "-1", "--sizes", "4,6,1", "--lam", "0.01",
+         "--standardize", "--batch-size", "full", "--quiet", "--no-plot"]
+
+
+def table(folder: Path):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((53, 4))
+    np.save(folder / "table.npy", np.hstack([X, np.tanh(X @ [[1.0], [-2.0], [0.5], [0.0]])]))
+
+
+def train(folder, ranks, *more):
+    if ranks == 1:
+        out = subprocess.run([sys.executable, *TRAIN, *more], capture_output=True, text=True, cwd=folder,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    else:
+        out = run_ranks(ranks, *TRAIN, *more, cwd=folder)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+def test_ranks_train_a_file_as_one_process_and_rank_0_alone_writes(tmp_path):
+    table(tmp_path)
+    train(tmp_path, 1, "--epochs", "4", "--out", "one")
+    shown = train(tmp_path, 2, "--epochs", "4", "--out", "two", "--checkpoint-every", "2")
+    assert shown.count("training 4-6-1") == 1 and "over 2 ranks" in shown
+    one, two = (bpgpu.load(tmp_path / d / "model.npz") for d in ("one", "two"))
+    np.testing.assert_allclose(two.params, one.params, rtol=0, atol=1e-12 * float(np.max(np.abs(one.params))))
+    history = json.loads((tmp_path / "two" / "history.json").read_text())
+    alone = json.loads((tmp_path / "one" / "history.json").read_text())
+    assert history["ranks"] == 2 and history["samples"] == 4 * 53
+    np.testing.assert_allclose(history["r2"], alone["r2"], rtol=1e-9)  # R² over every rank's rows
+    np.testing.assert_allclose(history["loss"], alone["loss"], rtol=1e-12)
+
+    # The same checkpoint continues on three ranks, then on one.
+    train(tmp_path, 3, "--resume", "two/checkpoint.npz", "--epochs", "6", "--out", "three")
+    assert json.loads((tmp_path / "three" / "history.json").read_text())["ranks"] == 3
+    train(tmp_path, 1, "--resume", "three/model.npz", "--epochs", "7", "--out", "again")
+    history = json.loads((tmp_path / "again" / "history.json").read_text())
+    assert (history["ranks"], history["epochs"], len(history["loss"])) == (1, 7, 7)
+
+
+def test_distributed_without_mpi4py_says_what_to_install(tmp_path):
+    table(tmp_path)
+    code = ("import sys; sys.modules['mpi4py'] = None\nfrom bpgpu.cli import main\n"
+            f"sys.exit(main({TRAIN[2:] + ['--epochs', '1', '--distributed']!r}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 1 and out.stderr.strip() == f"bpgpu train: error: --distributed: {distributed.INSTALL_HINT}"
+
+
+def test_a_failure_on_one_rank_ends_every_rank_saying_which(tmp_path):
+    table(tmp_path)
+    code = ("import sys\nfrom mpi4py import MPI\nimport bpgpu.cli.train as train\n"
+            "from bpgpu.cli.errors import CLIError\nreal = train.training_data\n"
+            "def failing(o, backend, *rank):\n"
+            "    if MPI.COMM_WORLD.rank == 1:\n        raise CLIError('disk on fire')\n"
+            "    return real(o, backend, *rank)\n"
+            "train.training_data = failing\nfrom bpgpu.cli import main\n"
+            f"sys.exit(main({TRAIN[2:] + ['--epochs', '50']!r}))")
+    out = run_ranks(2, "-c", code, cwd=tmp_path, timeout=60)
+    assert out.returncode != 0 and "bpgpu train: rank 1 of 2: error: disk on fire" in out.stderr, out.stderr
