@@ -18,53 +18,23 @@ per batch size and reused, so a step in steady state allocates no arrays.
 
 from __future__ import annotations
 
-import functools
-import math
-
 import numpy as np
 
 from . import distributed
 from . import validation as check
 from .activations import DERIVATIVES, FORWARD, HIDDEN, OUTPUTS
 from .backend import BACKENDS, DTYPES, get_backend
+from .init import initial_thetas
+from .parameters import Parameters, on_device
 from .losses import CROSS_ENTROPY_OUTPUTS, LOSSES, Head
-
-# Training steps keep their buffers for this many batch sizes (a mini-batch, the last
-# smaller one, and chunks of each).
-_KEPT_WORKSPACES = 4
-
-
-def _on_device(method):
-    """Run ``method`` with the network's device current (CuPy allocates and launches there)."""
-    @functools.wraps(method)
-    def on_device(self, *args, **kwargs):
-        with self.backend.activate():
-            return method(self, *args, **kwargs)
-
-    return on_device
-
+from .workspace import Workspaces
 
 def add_scaled(xp, y, x, c):
     """y ← y + c·x (the L2 term λ/m·W added to D, in place)."""
     y += c * x
 
 
-class _Workspace:
-    """Buffers for r rows: z(l)/a(l) (r, s(l)) and d(l) (r, s(l)) for l = 1 … L, a vector
-    of r ones (for the bias gradients 1ᵀ·d), and two columns (r, 1) for the loss's row
-    reductions. d(L) is also kept flat (``flat_d``), for ‖d‖²."""
-
-    def __init__(self, net, rows: int):
-        xp, dtype = net.xp, getattr(net.xp, net.dtype)
-        self.z = [None] + [xp.empty((rows, s), dtype=dtype) for s in net.sizes[1:]]
-        self.d = [None] + [xp.empty((rows, s), dtype=dtype) for s in net.sizes[1:-1]]
-        self.flat_d = xp.empty(rows * net.sizes[-1], dtype=dtype)
-        self.d.append(xp.reshape(self.flat_d, (rows, net.sizes[-1])))
-        self.ones = xp.ones(rows, dtype=dtype) if net.bias else None
-        self.rows = (xp.empty((rows, 1), dtype=dtype), xp.empty((rows, 1), dtype=dtype))
-
-
-class Network:
+class Network(Parameters):
     """A fully-connected network trained by backpropagation on NumPy or CuPy.
 
     Args:
@@ -114,9 +84,9 @@ class Network:
         if allow_tf32 is not None:
             self.backend.set_tf32(allow_tf32)
         self._build()
-        self.set_thetas(self._initial_thetas())
+        self.set_thetas(initial_thetas(self.sizes, self.activations + [self.output], self.bias, self.seed))
 
-    @_on_device
+    @on_device
     def _build(self):
         """The fused kernels, the flat parameter and gradient vectors, on the device."""
         fuse = self.backend.fuse
@@ -128,103 +98,7 @@ class Network:
         self._theta, self._W, self._b = self._flat()
         self._D, self._DW, self._Db = self._flat()
         self._D_chunk = None  # a second gradient vector, made for the first chunked step
-        self._workspaces = {}
-
-    # -- parameters -------------------------------------------------------------
-    #
-    # One flat vector holds W(0) … W(L−1) (each row-major) and then b(0) … b(L−1): the
-    # weights λ regularises are one contiguous slice, so ‖W‖² is one dot product.
-
-    def _flat(self):
-        """A zero flat vector (n_params,) and its views [W(l)] (s(l+1), s(l)) and [b(l)]
-        (s(l+1),), or [None] * L without a bias."""
-        flat = self.xp.zeros(self.n_params, dtype=getattr(self.xp, self.dtype))
-        views = self.split(flat)
-        if self.bias:
-            return flat, views[0::2], views[1::2]
-        return flat, views, [None] * len(views)
-
-    @property
-    def n_weights(self) -> int:
-        """Entries of all W(l): the regularised front of the flat vector."""
-        return sum(n_in * n_out for n_in, n_out in zip(self.sizes, self.sizes[1:]))
-
-    @property
-    def n_params(self) -> int:
-        """Entries of all Theta(l), biases included: the length of :attr:`params`."""
-        return self.n_weights + (sum(self.sizes[1:]) if self.bias else 0)
-
-    def _initial_thetas(self) -> list[np.ndarray]:
-        """Glorot-uniform weights (He-normal into a relu layer), zero biases, on the host."""
-        rng = np.random.default_rng(self.seed)
-        thetas = []
-        for l, g in enumerate(self.activations + [self.output]):
-            fan_in, fan_out = self.sizes[l], self.sizes[l + 1]
-            if g == "relu":
-                W = rng.standard_normal((fan_out, fan_in)) * math.sqrt(2.0 / fan_in)
-            else:
-                limit = math.sqrt(6.0 / (fan_in + fan_out))
-                W = rng.uniform(-limit, limit, (fan_out, fan_in))
-            thetas.append(np.hstack([np.zeros((fan_out, 1)), W]) if self.bias else W)
-        return thetas
-
-    def theta_shapes(self) -> list[tuple[int, int]]:
-        return [(self.sizes[l + 1], self.sizes[l] + self.bias) for l in range(len(self.sizes) - 1)]
-
-    @property
-    def params(self):
-        """Every weight and bias as one flat backend vector (n_params,), live: W(0) … W(L−1)
-        row-major, then b(0) … b(L−1). An optimiser updates it in place; copy it to keep."""
-        return self._theta
-
-    @_on_device
-    def set_params(self, flat) -> None:
-        """Copy a flat vector (n_params,) laid out as :attr:`params` into the weights."""
-        if tuple(flat.shape) != (self.n_params,):
-            raise ValueError(f"params: expected shape ({self.n_params},), got {tuple(flat.shape)}")
-        self._theta[...] = flat
-
-    def split(self, flat) -> list:
-        """Views [W(0), b(0), W(1), b(1), …] (no b without a bias) of a flat vector laid out
-        as :attr:`params`, host or backend: the per-parameter order of saved optimiser state."""
-        xp = self.xp if self.backend.is_native(flat) else np
-        views, at_b = [], self.n_weights
-        at_W = 0
-        for n_in, n_out in zip(self.sizes, self.sizes[1:]):
-            views.append(xp.reshape(flat[at_W:at_W + n_out * n_in], (n_out, n_in)))
-            at_W += n_out * n_in
-            if self.bias:
-                views.append(flat[at_b:at_b + n_out])
-                at_b += n_out
-        return views
-
-    def param_shapes(self) -> list[tuple]:
-        """The shapes :meth:`split` returns: (s(l+1), s(l)) and (s(l+1),) per layer."""
-        return [tuple(v.shape) for v in self.split(np.empty(self.n_params))]
-
-    def _join(self, W, b):
-        """Theta = [b | W] (s(l+1), s(l) + 1), or a copy of W without a bias: a new array."""
-        if b is None:
-            return self.backend.copy(W)
-        theta = self.xp.empty((W.shape[0], W.shape[1] + 1), dtype=W.dtype)
-        theta[:, 0] = b
-        theta[:, 1:] = W
-        return theta
-
-    @property
-    @_on_device
-    def thetas(self) -> list:
-        """Theta(0) … Theta(L−1), new backend arrays: ``thetas[l].shape == (sizes[l+1], sizes[l] + bias)``."""
-        return [self._join(W, b) for W, b in zip(self._W, self._b)]
-
-    @_on_device
-    def set_thetas(self, thetas) -> None:
-        """Replace every Theta(l) (lists, NumPy or backend arrays), checking each shape."""
-        thetas = check.thetas(thetas, self.backend, self.dtype, self.theta_shapes())
-        for t, W, b in zip(thetas, self._W, self._b):
-            W[...] = t[:, 1:] if self.bias else t
-            if b is not None:
-                b[...] = t[:, 0]
+        self._workspaces = Workspaces(self.xp, self.dtype, self.sizes, self.bias)
 
     # -- forward and backward -----------------------------------------------------
 
@@ -269,18 +143,6 @@ class Network:
                 d = below
         return J
 
-    def _workspace(self, rows: int, keep: bool):
-        """Buffers for ``rows`` rows: kept for reuse (training steps), or new ones for one
-        call (whose results must outlive it, or whose batch may be huge)."""
-        if not keep:
-            return _Workspace(self, rows)
-        ws = self._workspaces.get(rows)
-        if ws is None:
-            if len(self._workspaces) >= _KEPT_WORKSPACES:
-                self._workspaces.pop(next(iter(self._workspaces)))
-            ws = self._workspaces[rows] = _Workspace(self, rows)
-        return ws
-
     def release_buffers(self) -> None:
         """Drop the buffers kept for training steps (they are remade when next needed)."""
         self._workspaces.clear()
@@ -310,7 +172,7 @@ class Network:
             self._D[...] = 0
         for start in range(0, m, step):
             stop = min(start + step, m)
-            ws = self._workspace(stop - start, keep)
+            ws = self._workspaces.get(stop - start, keep)
             if start == 0:
                 J = self._backprop(X[start:stop, :], Y[start:stop, :], scale, self._DW, self._Db, ws)
                 continue
@@ -328,7 +190,7 @@ class Network:
 
     # -- public -------------------------------------------------------------------
 
-    @_on_device
+    @on_device
     def batch(self, X, Y, names=("X", "Y")):
         """(X, Y) checked and staged on the backend, C-ordered: X (m, sizes[0]), Y (m, sizes[-1]).
 
@@ -340,7 +202,7 @@ class Network:
         check.targets(Y, self.loss, self.output, self.xp, name=names[1])
         return X, Y
 
-    @_on_device
+    @on_device
     def step(self, X, Y, optimizer, chunk_size=None, comm=None):
         """One training step on the batch (X, Y): D by backpropagation, then
         ``optimizer.step([params], [D], xp)`` updates the weights in place.
@@ -367,19 +229,19 @@ class Network:
         """a(L) for a batch ``X`` (m, sizes[0]): a new backend array (m, sizes[-1])."""
         return self.output_of(self._inputs(X))
 
-    @_on_device
+    @on_device
     def output_of(self, X):
         """a(L) (m, sizes[-1]), a new backend array, for ``X`` as :meth:`batch` returns, unchecked."""
-        a = self._forward(X, self._workspace(X.shape[0], keep=False))[-1]
+        a = self._forward(X, self._workspaces.get(X.shape[0], keep=False))[-1]
         self._head.activate(a, self._b[-1])
         return a
 
-    @_on_device
+    @on_device
     def layers(self, X):
         """(A, z): every activation A = [a(0) = X, a(1), …, a(L)] of a batch ``X`` (m, sizes[0])
         and the output's pre-activation z(L) (m, sizes[-1]), new backend arrays."""
         X = self._inputs(X)
-        A = self._forward(X, self._workspace(X.shape[0], keep=False))
+        A = self._forward(X, self._workspaces.get(X.shape[0], keep=False))
         z = A[-1]
         if self._b[-1] is not None:
             z += self._b[-1]
@@ -398,7 +260,7 @@ class Network:
         chunk_size = check.number("chunk_size", chunk_size, low=1, integer=True, allow_none=True)
         return float(self.loss_of(X, Y, chunk_size, distributed.communicator(comm)))
 
-    @_on_device
+    @on_device
     def loss_of(self, X, Y, chunk_size=None, comm=None):
         """J (0-d backend array, regularised) for (X, Y) as :meth:`batch` returns, unchecked;
         with ``comm`` (a :class:`~bpgpu.distributed.Communicator`), over every rank's rows."""
@@ -408,7 +270,7 @@ class Network:
         total = None
         for start in range(0, m, step):
             stop = min(start + step, m)
-            ws = self._workspace(stop - start, keep=False)
+            ws = self._workspaces.get(stop - start, keep=False)
             z = self._forward(X[start:stop, :], ws)[-1]
             share = self._head(z, self._b[-1], Y[start:stop, :], ws, scale)
             total = share if total is None else total + share
@@ -432,7 +294,7 @@ class Network:
         per_row = itemsize * (sum(self.sizes) + 3 * max(self.sizes))
         return max(1, memory_budget // per_row)
 
-    @_on_device
+    @on_device
     def loss_and_gradients(self, X, Y, chunk_size=None, memory_budget=None, comm=None):
         """(J, D): the regularised loss as a Python float and D(l) shaped like ``thetas[l]``.
 
