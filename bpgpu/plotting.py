@@ -83,7 +83,8 @@ def regions(classify, X: np.ndarray, labels: np.ndarray, path, names=None, featu
 
 def throughput(results: list[dict], path, peers=("torch", "sklearn")) -> None:
     """Training samples/s against batch size from ``bpgpu bench`` rows: one panel per workload,
-    one line per backend and dtype of bpgpu, one dashed line per peer in ``peers``."""
+    one line per backend, dtype and optimiser of bpgpu, one dashed line per peer in ``peers``
+    (the optimiser named where it is not SGD)."""
     names = sorted({r["workload"] for r in results if "error" not in r})
     fig, axes = _figure(5, 4, max(1, len(names)))
     for ax, name in zip(axes, names):
@@ -91,12 +92,13 @@ def throughput(results: list[dict], path, peers=("torch", "sklearn")) -> None:
         for r in results:
             if r["workload"] != name or "error" in r:
                 continue
+            case = r["dtype"] + ("" if r.get("optimizer", "sgd") == "sgd" else f" {r['optimizer']}")
             if "fit" in r:
-                lines.setdefault(f"bpgpu {r['backend']} {r['dtype']}", []).append((r["batch"], r["fit"]["samples_per_s"]))
+                lines.setdefault(f"bpgpu {r['backend']} {case}", []).append((r["batch"], r["fit"]["samples_per_s"]))
             for peer, p in r["peers"].items():
                 if "train" in p:
                     where = "cuda" if r["backend"] == "cupy" else "cpu"
-                    lines.setdefault(f"{peer} {where} {r['dtype']}", []).append((r["batch"], p["train"]["samples_per_s"]))
+                    lines.setdefault(f"{peer} {where} {case}", []).append((r["batch"], p["train"]["samples_per_s"]))
         for label, points in sorted(lines.items()):
             batch, rate = zip(*sorted(points))
             ax.plot(batch, rate, marker="o", linestyle="--" if label.startswith(tuple(peers)) else "-", label=label)

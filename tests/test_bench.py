@@ -116,6 +116,13 @@ def test_run_case_times_fit_step_forward_and_the_gemm_ceiling(smoke_row):
     assert r["gemm"]["gflops"] == pytest.approx(2 * 16 * 64 * 64 / r["gemm"]["seconds"] / 1e9)
     assert r["ratios"] == {"gemm": pytest.approx(r["fit"]["gflops"] / r["gemm"]["gflops"])}
     assert r["peers"] == {}
+    assert (r["optimizer"], r["lr"]) == ("sgd", bench.WORKLOADS["W1"].lr)
+
+
+def test_each_optimizer_has_a_learning_rate_for_every_workload():
+    assert bench.OPTIMIZERS == ("sgd", "adam")
+    for w in bench.WORKLOADS.values():
+        assert w.lr_for("sgd") == w.lr and 0 < w.lr_for("adam") <= 1e-3
 
 
 def test_markdown_has_one_row_per_case_and_the_plot_is_a_png(smoke_row, tmp_path):
@@ -134,10 +141,10 @@ def test_markdown_has_one_row_per_case_and_the_plot_is_a_png(smoke_row, tmp_path
     assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def _row(name, backend, dtype, samples_per_s, **ratios):
+def _row(name, backend, dtype, samples_per_s, optimizer="sgd", **ratios):
     w = bench.WORKLOADS[name]
     return {"workload": name, "backend": backend, "dtype": dtype, "batch": w.batch, "sizes": list(w.sizes),
-            "fit": {"samples_per_s": samples_per_s}, "ratios": ratios}
+            "optimizer": optimizer, "fit": {"samples_per_s": samples_per_s}, "ratios": ratios}
 
 
 def test_targets_judge_each_measured_case_at_its_own_batch_size():
@@ -156,6 +163,17 @@ def test_targets_judge_each_measured_case_at_its_own_batch_size():
                      ("W3", "cupy", "float32", "numpy"): (200.0, True)}
 
 
+def test_targets_are_per_optimizer_and_rows_without_one_trained_with_sgd():
+    sgd = _row("W1", "numpy", "float32", 1.0, torch=2.5)
+    del sgd["optimizer"]  # a report from before --optimizers
+    results = [sgd, _row("W1", "numpy", "float32", 1.0, "adam", torch=2.5),
+               _row("W2", "numpy", "float32", 1.0, "adam", torch=1.3, gemm=0.5)]  # no SGD target for Adam rows
+    found = {(t["workload"], t["optimizer"], t["against"]): (t["goal"], t["met"]) for t in bench.check_targets(results)}
+    assert found == {("W1", "sgd", "torch"): (1.9, True), ("W1", "sgd", "sklearn"): (2.5, None),
+                     ("W1", "adam", "torch"): (3.0, False), ("W2", "adam", "torch"): (1.2, True)}
+    assert "| W2 numpy float32 adam: ≥ 1.2 × torch | 1.30 | yes |" in bench.targets_markdown(bench.check_targets(results))
+
+
 def test_command_line_smoke_run_writes_json_and_markdown(tmp_path, capsys):
     out = tmp_path / "bench.json"
     code = bench.main(["--smoke", "--workloads", "W0,W2", "--backends", "numpy", "--peers", "none",
@@ -166,6 +184,26 @@ def test_command_line_smoke_run_writes_json_and_markdown(tmp_path, capsys):
     assert all("step" not in r and "fit" in r for r in report["results"])
     assert report["meta"]["smoke"] is True and report["targets"] == []
     assert (tmp_path / "bench.md").read_text() in capsys.readouterr().out
+
+
+def test_smoke_run_with_sgd_and_adam_trains_bpgpu_and_every_installed_peer_with_each(tmp_path, capsys):
+    """CI's pass through the Adam path: bpgpu's fit and step, torch.optim.Adam, scikit-learn's adam."""
+    out = tmp_path / "bench.json"
+    assert bench.main(["--smoke", "--workloads", "W1,W2", "--backends", "numpy", "--optimizers", "sgd,adam",
+                       "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["meta"]["optimizers"] == ["sgd", "adam"]
+    assert [(r["workload"], r["optimizer"]) for r in report["results"]] == \
+        [("W1", "sgd"), ("W1", "adam"), ("W2", "sgd"), ("W2", "adam")]
+    for r in report["results"]:
+        assert r["lr"] == bench.WORKLOADS[r["workload"]].lr_for(r["optimizer"])
+        assert all(name in r for name in bench.MEASURES)
+        for name, peer in r["peers"].items():
+            assert "train" in peer, (name, peer)
+        if "sklearn" in r["peers"]:
+            assert r["peers"]["sklearn"]["solver"] == r["optimizer"]
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| W")]
+    assert [row.split(" | ")[4] for row in rows] == ["sgd", "adam"] * 2
 
 
 def test_unavailable_backend_is_reported_not_fatal(tmp_path, capsys):
@@ -188,6 +226,7 @@ def test_unavailable_backend_is_reported_not_fatal(tmp_path, capsys):
     (["--dtypes", "float16"], "comma-separated list of names from float32, float64"),
     (["--batch-sizes", "0,4"], "comma-separated list of positive integers"),
     (["--peers", "jax"], "comma-separated list of names from torch, sklearn"),
+    (["--optimizers", "rmsprop"], "comma-separated list of names from sgd, adam"),
     (["--repeats", "0"], "expected an integer >= 1, got '0'"),
     (["--min-time", "-1"], "expected a number >= 0.0, got '-1'"),
     (["--threads", "two"], "expected an integer >= 1, got 'two'"),
@@ -199,22 +238,27 @@ def test_bad_options_are_usage_errors(argv, expected, capsys):
     assert expected in capsys.readouterr().err
 
 
-def _two_bpgpu_steps(w, dtype="float64"):
-    """(host thetas before, host thetas after two SGD steps on two batches, X, Y, labels)."""
+def _two_bpgpu_steps(w, optimizer="sgd", dtype="float64"):
+    """(host thetas before, host thetas after two steps of ``optimizer`` on two batches, X, Y, labels).
+
+    ``optimizer``: "sgd" or "adam" at the workload's learning rate for it, or an Optimizer (its own lr)."""
     net = w.network("numpy", dtype)
     before = [t.copy() for t in net.thetas]
     X, Y, labels = bench.make_data(w, w.batch, 2)
-    net.fit(X, Y, epochs=1, lr=w.lr, batch_size=w.batch, shuffle=False)
+    lr = w.lr_for(optimizer) if isinstance(optimizer, str) else None
+    net.fit(X, Y, epochs=1, optimizer=optimizer, lr=lr, batch_size=w.batch, shuffle=False)
     return before, net.thetas, X, Y, labels
 
 
+@pytest.mark.parametrize("optimizer", bench.OPTIMIZERS)
 @pytest.mark.parametrize("name", ["W0", "W1", "W2"])
-def test_torch_peer_trains_the_same_network(name):
+def test_torch_peer_trains_the_same_network(name, optimizer):
+    """bpgpu.Adam puts ε on the bias-corrected √v̂ as torch.optim.Adam does: the same weights."""
     torch = pytest.importorskip("torch")
     w = bench.workload(name, smoke=True)
-    before, after, X, Y, labels = _two_bpgpu_steps(w)
+    before, after, X, Y, labels = _two_bpgpu_steps(w, optimizer)
     model, loss_of = bench.torch_model(w, before, "cpu", "float64")
-    optimizer = torch.optim.SGD(model.parameters(), lr=w.lr)
+    optimizer = bench.torch_optimizer(optimizer, model.parameters(), w.lr_for(optimizer))
     targets = torch.from_numpy(labels) if w.loss == "cross_entropy" else torch.from_numpy(Y)
     for i in range(2):
         rows = slice(i * w.batch, (i + 1) * w.batch)
@@ -229,12 +273,17 @@ def test_torch_peer_trains_the_same_network(name):
             np.testing.assert_allclose(linear.bias.detach().numpy(), theta[:, 0], rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("optimizer", bench.OPTIMIZERS)
 @pytest.mark.parametrize("name", ["W1", "W2"])
-def test_sklearn_peer_trains_the_same_network(name):
+def test_sklearn_peer_trains_the_same_network(name, optimizer):
+    """scikit-learn's adam puts ε on the uncorrected √v: its numbers are bpgpu.sklearn.ScikitAdam's,
+    which is what bpgpu trains with here (bpgpu.Adam's differ by up to about ε/√v)."""
     pytest.importorskip("sklearn")
+    from bpgpu.sklearn import ScikitAdam
+
     w = bench.workload(name, smoke=True)
-    before, after, X, Y, labels = _two_bpgpu_steps(w)
-    model, targets = bench.sklearn_model(w, w.batch)
+    before, after, X, Y, labels = _two_bpgpu_steps(w, ScikitAdam(w.adam_lr) if optimizer == "adam" else optimizer)
+    model, targets = bench.sklearn_model(w, w.batch, optimizer)
     y = labels if targets == "labels" else Y[:, 0]
     bench.sklearn_fit(model, X[:w.batch], y[:w.batch], 1)
     bench.sklearn_set_thetas(model, before, "float64")

@@ -16,9 +16,10 @@ from .workloads import Workload, make_data
 
 
 def run_case(w: Workload, backend, dtype: str, m: int, *, peers=PEERS, measures=MEASURES, n_batches=4,
-             threads=1, min_time=0.2, repeats=5, rounds=1, seed=0) -> dict:
-    """One row of the report: bpgpu on ``backend``, its GEMM ceiling, and each peer in ``peers``
-    (see :func:`bpgpu.bench.timing.measure`)."""
+             threads=1, min_time=0.2, repeats=5, rounds=1, seed=0, optimizer="sgd") -> dict:
+    """One row of the report: bpgpu on ``backend``, its GEMM ceiling, and each peer in ``peers``,
+    bpgpu and the peers training with ``optimizer`` (one of OPTIMIZERS) at the workload's
+    learning rate for it (see :func:`bpgpu.bench.timing.measure`)."""
     backend = get_backend(backend)
     net = w.network(backend, dtype, seed)
     thetas = [backend.to_host(t) for t in net.thetas]  # before any training: the peers' start
@@ -28,12 +29,13 @@ def run_case(w: Workload, backend, dtype: str, m: int, *, peers=PEERS, measures=
     row = {"workload": w.name, "sizes": list(w.sizes), "activation": w.activation, "output": w.output,
            "loss": w.loss, "backend": backend.name,
            "device": backend.describe() if on_gpu else f"{cpu_name()}, {threads} threads",
-           "dtype": dtype, "batch": m, "batches": n_batches, "weights": w.weights, "lr": w.lr, "peers": {}}
-    runs = bpgpu_runners(w, net, backend.asarray(X, dtype), backend.asarray(Y, dtype), m, measures)
+           "dtype": dtype, "batch": m, "optimizer": optimizer, "batches": n_batches, "weights": w.weights,
+           "lr": w.lr_for(optimizer), "peers": {}}
+    runs = bpgpu_runners(w, net, backend.asarray(X, dtype), backend.asarray(Y, dtype), m, measures, optimizer)
     runs["gemm"] = gemm_runner(backend.asarray, backend.synchronize, m, width, dtype, seed)
     for name in peers:
         try:
-            row["peers"][name], peer_runs = RUNNERS[name](w, thetas, X, Y, labels, m, dtype, on_gpu, threads)
+            row["peers"][name], peer_runs = RUNNERS[name](w, thetas, X, Y, labels, m, dtype, on_gpu, threads, optimizer)
         except Skip as why:
             row["peers"][name] = {"skipped": str(why)}
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib.util
+import itertools
 import os
 import platform
 import shlex
@@ -19,7 +20,7 @@ from .peers import PEERS
 from .report import check_targets, write
 from .runners import MEASURES
 from .timing import DISTURBED, thread_limits, undisturbed
-from .workloads import WORKLOADS, workload
+from .workloads import OPTIMIZERS, WORKLOADS, workload
 
 DESCRIPTION = "Throughput of bpgpu's training steps against the GEMM ceiling, PyTorch and scikit-learn."
 EPILOG = ("Measures, each the median of --repeats timings after a warm-up, on the same data and initial "
@@ -47,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="batch sizes for every workload (default: each workload's own)")
     parser.add_argument("--peers", type=names(PEERS, allow_none=True), default=None,
                         help="torch,sklearn or none (default: those installed)")
+    parser.add_argument("--optimizers", type=names(OPTIMIZERS), default=["sgd"],
+                        help="sgd,adam: what bpgpu and the peers train with, default hyper-parameters, each "
+                             "workload's learning rate for it (default: sgd)")
     parser.add_argument("--measures", type=names(MEASURES), default=list(MEASURES),
                         help="what to time of bpgpu: fit,step,forward (default: all; the GEMM ceiling always)")
     parser.add_argument("--repeats", type=at_least(1, int), default=5, help="repeats per timing; the median is reported (default 5)")
@@ -97,23 +101,24 @@ def run(args: argparse.Namespace) -> int:
                 "platform": platform.platform(),
                 "versions": environment.versions(backends), "backends": {b.name: b.describe() for b in backends},
                 "unavailable": unavailable, "smoke": args.smoke, "min_time": min_time, "repeats": repeats, "rounds": rounds,
-                "batches": args.batches, "measures": args.measures,
+                "batches": args.batches, "measures": args.measures, "optimizers": args.optimizers,
                 "tf32": f"off (torch allow_tf32=False; CUPY_TF32={os.environ.get('CUPY_TF32', 'unset')})"}
         for name in args.workloads:
             w = workload(name, args.smoke)
             for backend in backends:
                 for dtype in args.dtypes:
-                    for m in args.batch_sizes or [w.batch]:
-                        print(f"bpgpu bench: {w.name} {backend.name} {dtype} batch {m}", file=sys.stderr, flush=True)
+                    for m, opt in itertools.product(args.batch_sizes or [w.batch], args.optimizers):
+                        print(f"bpgpu bench: {w.name} {backend.name} {dtype} batch {m} {opt}", file=sys.stderr, flush=True)
                         try:
                             results.append(undisturbed(lambda: run_case(
                                 w, backend, dtype, m, peers=peers, measures=args.measures, n_batches=args.batches,
-                                threads=args.threads, min_time=min_time, repeats=repeats, rounds=rounds, seed=args.seed),
-                                args.quiet_retries))
+                                threads=args.threads, min_time=min_time, repeats=repeats, rounds=rounds, seed=args.seed,
+                                optimizer=opt), args.quiet_retries))
                         except Exception as err:  # one failed case must not lose the others' report
                             traceback.print_exc()
                             results.append({"workload": w.name, "backend": backend.name, "dtype": dtype, "batch": m,
-                                            "sizes": list(w.sizes), "error": f"{type(err).__name__}: {err}"})
+                                            "optimizer": opt, "sizes": list(w.sizes),
+                                            "error": f"{type(err).__name__}: {err}"})
         meta["thread_pools"] = environment.thread_pools()  # now that the peers' libraries are loaded too
     report = {"meta": meta, "results": results, "targets": [] if args.smoke else check_targets(results)}
     print(write(report, json_path=args.json, markdown_path=args.markdown, plot_path=args.plot))

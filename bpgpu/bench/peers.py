@@ -1,12 +1,15 @@
 """Peers: the same network, weights, data and device in PyTorch eager and scikit-learn's MLP.
 
-- ``torch``: the initial weights copied in, ``torch.optim.SGD(lr=η)``, the same loss (mean
+- ``torch``: the initial weights copied in, ``torch.optim.SGD(lr=η)`` or
+  ``torch.optim.Adam(lr=η, betas=(0.9, 0.999), eps=1e-8)`` (ε on √v̂, as ``bpgpu.Adam``), the same loss (mean
   squared error as 1/(2m)·Σ(a − y)², or ``F.cross_entropy`` on the logits for softmax +
   cross-entropy), each epoch's losses brought to the host together as fit does; forward
   under ``no_grad``; and PyTorch's own GEMM ceiling.
 - ``sklearn`` (CPU only): ``MLPRegressor``/``MLPClassifier.fit`` with ``warm_start`` from the
-  same weights, ``solver="sgd"``, momentum 0, ``alpha=0``, ``batch_size=m``,
-  ``shuffle=False``, ``max_iter=E`` epochs and a stopping rule that never fires.
+  same weights, ``solver="sgd"`` with momentum 0 or ``solver="adam"`` (its ε sits on the
+  uncorrected √v: :class:`bpgpu.sklearn.ScikitAdam`'s numbers, not ``bpgpu.Adam``'s),
+  ``alpha=0``, ``batch_size=m``, ``shuffle=False``, ``max_iter=E`` epochs and a stopping rule
+  that never fires.
 
 Each peer gives (what to report about it, {measure: runner}), or raises :class:`Skip`
 saying why not.
@@ -57,8 +60,18 @@ def torch_model(w: Workload, thetas, device, dtype: str):
     return torch.nn.Sequential(*layers), lambda a, y: 0.5 * (a - y).pow(2).sum() / a.shape[0]
 
 
-def torch_peer(w, thetas, X, Y, labels, m, dtype, on_gpu, threads):
-    """PyTorch eager on the same network, weights (``thetas`` on the host), data and device."""
+def torch_optimizer(name: str, parameters, lr: float):
+    """PyTorch's optimiser for bpgpu's ``name`` ("sgd" or "adam"), with bpgpu's defaults."""
+    import torch
+
+    if name == "adam":
+        return torch.optim.Adam(parameters, lr=lr, betas=(0.9, 0.999), eps=1e-8)
+    return torch.optim.SGD(parameters, lr=lr)
+
+
+def torch_peer(w, thetas, X, Y, labels, m, dtype, on_gpu, threads, optimizer="sgd"):
+    """PyTorch eager on the same network, weights (``thetas`` on the host), data, device and
+    optimiser (one, kept throughout, as for bpgpu's bare step)."""
     import torch
 
     if on_gpu and not torch.cuda.is_available():
@@ -80,16 +93,16 @@ def torch_peer(w, thetas, X, Y, labels, m, dtype, on_gpu, threads):
     Yt = to_device(labels, "int64") if w.loss == "cross_entropy" else to_device(Y)
     n_batches = X.shape[0] // m
     batches = [(Xt[i * m:(i + 1) * m], Yt[i * m:(i + 1) * m]) for i in range(n_batches)]
-    optimizer = torch.optim.SGD(model.parameters(), lr=w.lr)
+    opt = torch_optimizer(optimizer, model.parameters(), w.lr_for(optimizer))
 
     def train(steps):
         losses = []
         for i in range(steps):
             xb, yb = batches[i % n_batches]
-            optimizer.zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=True)
             loss = loss_of(model(xb), yb)
             loss.backward()
-            optimizer.step()
+            opt.step()
             losses.append(loss.detach())
             if len(losses) == n_batches or i == steps - 1:  # an epoch's losses reach the host together
                 if not math.isfinite(float(torch.stack(losses).sum())):
@@ -110,10 +123,11 @@ def torch_peer(w, thetas, X, Y, labels, m, dtype, on_gpu, threads):
                   "gemm": gemm_runner(to_device, sync, m, max(w.sizes), dtype)}
 
 
-def sklearn_model(w: Workload, m: int):
+def sklearn_model(w: Workload, m: int, optimizer: str = "sgd"):
     """(model, which targets it takes: "labels" or "Y"): scikit-learn's MLP for ``w`` trained
-    by plain SGD on batches of ``m`` rows in order; ``fit`` runs ``max_iter`` epochs, never
-    stopping early, and continues from the weights it has (warm start)."""
+    by plain SGD (or its Adam, default betas and ε) on batches of ``m`` rows in order; ``fit``
+    runs ``max_iter`` epochs, never stopping early, and continues from the weights it has
+    (warm start) with a fresh optimiser."""
     from sklearn.neural_network import MLPClassifier, MLPRegressor
 
     activations = {"relu": "relu", "tanh": "tanh", "sigmoid": "logistic", "identity": "identity"}
@@ -129,8 +143,9 @@ def sklearn_model(w: Workload, m: int):
         cls, targets = MLPRegressor, "Y"
     else:
         raise Skip(f"scikit-learn's MLP has no output={w.output!r} with loss={w.loss!r}")
-    model = cls(hidden_layer_sizes=w.sizes[1:-1], activation=activations[w.activation], solver="sgd",
-                alpha=0.0, batch_size=m, learning_rate="constant", learning_rate_init=w.lr, momentum=0.0,
+    model = cls(hidden_layer_sizes=w.sizes[1:-1], activation=activations[w.activation], solver=optimizer,
+                alpha=0.0, batch_size=m, learning_rate="constant", learning_rate_init=w.lr_for(optimizer),
+                momentum=0.0, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                 nesterovs_momentum=False, shuffle=False, tol=0.0, n_iter_no_change=10**9,
                 early_stopping=False, warm_start=True, max_iter=1, random_state=0)
     return model, targets
@@ -152,11 +167,11 @@ def sklearn_set_thetas(model, thetas, dtype: str) -> None:
     model.intercepts_ = [np.ascontiguousarray(t[:, 0], dtype=dtype) for t in thetas]
 
 
-def sklearn_peer(w, thetas, X, Y, labels, m, dtype, on_gpu, threads):
+def sklearn_peer(w, thetas, X, Y, labels, m, dtype, on_gpu, threads, optimizer="sgd"):
     """scikit-learn's MLP, its own ``fit`` loop, from the same weights on the same batches."""
     if on_gpu:
         raise Skip("scikit-learn runs on the CPU only")
-    model, targets = sklearn_model(w, m)
+    model, targets = sklearn_model(w, m, optimizer)
     X = X.astype(dtype)
     y = labels if targets == "labels" else Y[:, 0].astype(dtype)
     n_batches = X.shape[0] // m
@@ -171,7 +186,10 @@ def sklearn_peer(w, thetas, X, Y, labels, m, dtype, on_gpu, threads):
 
     sklearn_fit(model, X[:m], y[:m], 1)  # builds the model; its weights are then replaced
     sklearn_set_thetas(model, thetas, dtype)
-    return {"device": "cpu", "dtype": str(model.coefs_[0].dtype)}, {"train": (fit, lambda: None, 6 * w.weights * m)}
+    info = {"device": "cpu", "dtype": str(model.coefs_[0].dtype), "solver": optimizer}
+    if optimizer == "adam":
+        info["note"] = "ε on the uncorrected √v (bpgpu.sklearn.ScikitAdam's numbers, not bpgpu.Adam's)"
+    return info, {"train": (fit, lambda: None, 6 * w.weights * m)}
 
 
 RUNNERS = {"torch": torch_peer, "sklearn": sklearn_peer}

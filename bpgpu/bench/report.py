@@ -9,29 +9,31 @@ from .workloads import TARGETS, WORKLOADS
 
 
 def check_targets(results: list[dict]) -> list[dict]:
-    """Each target of ``TARGETS`` that ``results`` can judge, with the measured value and whether it is met."""
-    def find(name, backend, dtype):
+    """Each target of ``TARGETS`` that ``results`` can judge, with the measured value and whether it
+    is met. A row without an optimiser (reports made before there was a choice) trained with SGD."""
+    def find(name, backend, dtype, optimizer):
         batch = WORKLOADS[name].batch
         for r in results:
-            if (r["workload"], r["backend"], r["dtype"], r["batch"], r["sizes"]) == \
-                    (name, backend, dtype, batch, list(WORKLOADS[name].sizes)) and "error" not in r:
+            if (r["workload"], r["backend"], r["dtype"], r["batch"], r["sizes"], r.get("optimizer", "sgd")) == \
+                    (name, backend, dtype, batch, list(WORKLOADS[name].sizes), optimizer) and "error" not in r:
                 return r
         return None
 
     out = []
-    for name, backend, dtypes, against, goal in TARGETS:
+    for name, backend, dtypes, optimizer, against, goal in TARGETS:
         for dtype in dtypes:
-            row = find(name, backend, dtype)
+            row = find(name, backend, dtype, optimizer)
             if row is None:
                 continue
             if against == "numpy":
-                cpu = find(name, "numpy", dtype)
+                cpu = find(name, "numpy", dtype, optimizer)
                 value = row["fit"]["samples_per_s"] / cpu["fit"]["samples_per_s"] \
                     if cpu and "fit" in cpu and "fit" in row else None
             else:
                 value = row["ratios"].get(against)
-            out.append({"workload": name, "backend": backend, "dtype": dtype, "against": against, "goal": goal,
-                        "value": value, "met": None if value is None else value >= goal})
+            out.append({"workload": name, "backend": backend, "dtype": dtype, "optimizer": optimizer,
+                        "against": against, "goal": goal, "value": value,
+                        "met": None if value is None else value >= goal})
     return out
 
 
@@ -59,6 +61,7 @@ COLUMNS = [
     ("backend", lambda r: r["backend"]),
     ("dtype", lambda r: r["dtype"]),
     ("batch", lambda r: str(r["batch"])),
+    ("optimizer", lambda r: r.get("optimizer", "sgd")),
     ("fit µs/step", lambda r: _fmt(_us(r.get("fit")))),
     ("fit samples/s", lambda r: _fmt(_get(r, "fit", "samples_per_s"))),
     ("fit GFLOP/s", lambda r: _fmt(_get(r, "fit", "gflops"))),
@@ -92,7 +95,7 @@ def markdown(report: dict) -> str:
         else ["", "No results."]
     for r in results:
         if "error" in r:
-            cells = [r["workload"], r["backend"], r["dtype"], str(r["batch"]), f"error: {r['error']}"]
+            cells = [cell(r) for _, cell in COLUMNS[:5]] + [f"error: {r['error']}"]
             cells += [""] * (len(COLUMNS) - len(cells))
         else:
             cells = [cell(r) for _, cell in COLUMNS]
@@ -118,7 +121,8 @@ def targets_markdown(targets: list[dict]) -> str:
         value = "–" if t["value"] is None else \
             (f"{100 * t['value']:.0f} %" if t["against"] == "gemm" else f"{t['value']:.2f}")
         met = {True: "yes", False: "**no**", None: "not measured"}[t["met"]]
-        lines.append(f"| {t['workload']} {t['backend']} {t['dtype']}: ≥ {goal} {what} | {value} | {met} |")
+        lines.append(f"| {t['workload']} {t['backend']} {t['dtype']} {t.get('optimizer', 'sgd')}: ≥ {goal} {what} "
+                     f"| {value} | {met} |")
     return "\n".join(lines)
 
 

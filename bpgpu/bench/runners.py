@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..optimizers import SGD
+from ..optimizers import make_optimizer
 
 MEASURES = ("fit", "step", "forward")
 
@@ -33,26 +33,31 @@ def epochs_and_rows(steps: int, m: int, n_batches: int) -> tuple[int, int]:
     return max(1, round(steps / n_batches)), n_batches * m
 
 
-def bpgpu_runners(w, net, X, Y, m, measures=MEASURES) -> dict:
+def bpgpu_runners(w, net, X, Y, m, measures=MEASURES, optimizer="sgd") -> dict:
     """Runners for fit, the bare step and the forward pass of ``net`` on device data X, Y
-    (the workload ``w``'s batches of ``m`` rows, stacked)."""
+    (the workload ``w``'s batches of ``m`` rows, stacked), training with ``optimizer`` ("sgd"
+    or "adam", default hyper-parameters) at the workload's learning rate for it.
+
+    Each fit call starts a fresh optimiser, as a user's ``fit`` does (Adam's moments from
+    zero; scikit-learn's ``fit`` does the same); the bare step keeps one optimiser throughout."""
     n_batches = X.shape[0] // m
     batches = [(X[i * m:(i + 1) * m], Y[i * m:(i + 1) * m]) for i in range(n_batches)]
     sync = net.backend.synchronize
+    lr = w.lr_for(optimizer)
 
     def fit(steps):
         epochs, rows = epochs_and_rows(steps, m, n_batches)
-        history = net.fit(X[:rows], Y[:rows], epochs=epochs, lr=w.lr, batch_size=m, shuffle=False)
+        history = net.fit(X[:rows], Y[:rows], epochs=epochs, optimizer=optimizer, lr=lr, batch_size=m, shuffle=False)
         done = epochs * rows // m
         if history.stop_reason != "epochs" or history.steps != done:
             raise RuntimeError(f"{w.name}: fit stopped ({history.stop_reason}) after {history.steps} of {done} steps")
         return done
 
-    optimizer = SGD(w.lr)
+    stepper = make_optimizer(optimizer, lr)
 
     def step(steps):
         for i in range(steps):
-            bare_step(net, optimizer, *batches[i % n_batches])
+            bare_step(net, stepper, *batches[i % n_batches])
         return steps
 
     def forward(steps):
