@@ -140,7 +140,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
         momentum=0.9, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8,
         max_time=None, target_loss=None, validation_data=None, patience=None,
         chunk_size=None, memory_budget=None, on_nonfinite="stop", verbose=False, callback=None, initial_epoch=0,
-        device=None):
+        device=None, stop=None):
     """Train ``net`` on (X, Y) by backpropagation; returns a :class:`History`.
 
     Args:
@@ -165,11 +165,15 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
         verbose: show a progress bar (tqdm) with the loss and samples/s.
         callback: ``callback(epoch, history)`` after each epoch; returning True stops.
         initial_epoch: the epoch number to start at (for resuming a checkpoint).
+        stop: ``stop()`` after each step; True stops there as Ctrl-C does (stop_reason
+            "interrupted"): how a program that handles its own signals asks fit to stop.
         device: the GPU to train on; it must be the network's (``Network(device=…)``, or
             ``net.clone(device=…)`` to move it), None: the network's.
     """
     _check_options(epochs, batch_size, max_time, target_loss, patience, validation_data,
                    on_nonfinite, chunk_size, initial_epoch, callback)
+    if stop is not None and not callable(stop):
+        raise TypeError(f"stop: expected a function stop() -> bool, got {stop!r}")
     if device is not None and check.number("device", device, low=0, integer=True) != net.device:
         raise ValueError(f"device: the network's arrays are on device {net.device}, got device={device}; "
                          "train a copy there instead: net.clone(device=...)")
@@ -207,6 +211,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
                 xb, yb = (Xe, Ye) if bs == m else (Xe[s:min(s + bs, m), :], Ye[s:min(s + bs, m), :])
                 J, chunk_size = _step_within_memory(net, opt, xb, yb, chunk_size)
                 losses.append(J)
+                interrupt.requested = interrupt.requested or (stop is not None and bool(stop()))
                 if interrupt.requested or (deadline is not None and time.perf_counter() > deadline):
                     break
             done = len(losses)

@@ -170,6 +170,17 @@ def test_callback_sees_each_epoch_and_can_stop():
     assert history.stop_reason == "callback" and history.epochs == 3
 
 
+def test_stop_is_asked_after_every_step_and_stops_as_ctrl_c_does():
+    """The hook a program handling its own signals uses (the CLI's SIGTERM): step-granular, like Ctrl-C."""
+    X, Y = small_problem(10)
+    asked = []
+    history = bpgpu.Network([3, 4, 2], seed=0).fit(X, Y, epochs=100, batch_size=2,
+                                                   stop=lambda: asked.append(1) or len(asked) == 7)
+    assert history.stop_reason == "interrupted" and (history.epochs, history.steps) == (2, 7)
+    with pytest.raises(TypeError, match="stop: expected a function"):
+        bpgpu.Network([3, 4, 2]).fit(X, Y, stop=True)
+
+
 @pytest.mark.parametrize("rule", [dict(target_loss=1e9), dict(epochs=3), dict(max_time=1e-6)])
 def test_callback_also_sees_the_epoch_that_stops_training(rule):
     """The last epoch is reported too, whatever rule ends the run (the CLI's progress and checkpoints rely on it)."""

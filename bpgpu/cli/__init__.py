@@ -6,8 +6,9 @@
 
 Every failure a user can cause (a missing file, a bad column, sizes that do not fit
 the data, an unknown option value) ends as one line on stderr and a non-zero exit:
-1 for errors, 2 for bad usage, 130 for Ctrl-C outside training. Ctrl-C *during*
-training stops after the current step, saves the model and exits 0.
+1 for errors, 2 for bad usage, 130 for Ctrl-C outside training. Ctrl-C, SIGTERM or
+SIGHUP *during* training stops after the current step, saves the run, says so in one
+line on stderr and exits 128 + the signal's number (130, 143, 129): see ``signals``.
 
 One module per subcommand, each with ``add_arguments(parser)`` and ``run(args)``;
 ``tables`` reads and writes the data files they share.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from .argtypes import batch_size, fraction, positive, sizes
 from .errors import CLIError
 from .progress import Progress
 from .scores import Scores
+from .signals import Stop
 from .sources import METRIC, heads, split, training_data
 
 TRAIN_DEFAULTS = dict(
@@ -112,6 +114,12 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    stop = Stop()
+    with stop.catching():  # until the run is saved: see signals.py
+        return _train(args, stop) or stop.status()
+
+
+def _train(args, stop) -> int:
     given = {k: getattr(args, k) for k in TRAIN_DEFAULTS if getattr(args, k) is not None}
     # A checkpoint loads on the host; the network moves to this run's backend below.
     checkpoint = persistence.load_checkpoint(args.resume) if args.resume else None
@@ -166,15 +174,19 @@ def run(args) -> int:
             save(out / "checkpoint.npz", history, epoch + 1)
         return False
 
+    if stop():  # stopped while the data was read: nothing trained, nothing to save
+        print(f"bpgpu train: stopped by {stop.name} before training: nothing saved", file=sys.stderr)
+        return stop.status()
     try:  # a diverging run is reported below, once its last good weights are saved
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DivergenceWarning)
             history = net.fit(X, Y, epochs=o.epochs, batch_size=o.batch_size or None, optimizer=optimizer,
                               shuffle=o.shuffle, max_time=o.max_time, target_loss=o.target_loss,
                               validation_data=validation, patience=o.patience, chunk_size=o.chunk_size,
-                              on_nonfinite="stop", callback=after_epoch, initial_epoch=start)
+                              on_nonfinite="stop", callback=after_epoch, initial_epoch=start, stop=stop)
     finally:
         progress.close()
+    stop.saving(history)
     diverged = history.divergence_message() if history.stop_reason == "nonfinite" else ""
     end = start + history.epochs
     merged = _merge(prior, history, start, scores)
@@ -191,6 +203,8 @@ def run(args) -> int:
         if diverged:
             raise DivergenceError(f"{diverged} (try a smaller --lr)")
         print("not saved: give --out DIR to keep the model")
+        if stop():
+            print(f"bpgpu train: stopped by {stop.name}: nothing saved (no --out)", file=sys.stderr)
         return 0
     model = save(out / "model.npz", history, end)
     (out / "history.json").write_text(json.dumps(merged, indent=1) + "\n")
@@ -204,8 +218,9 @@ def run(args) -> int:
     files = ", ".join(map(str, files))
     if diverged:
         raise DivergenceError(f"{diverged} and saved to {model} (try a smaller --lr)")
-    if history.stop_reason == "interrupted":
-        print(f"interrupted at epoch {end}: model saved to {model} (continue with --resume {model})")
+    if stop():
+        print(f"bpgpu train: stopped by {stop.name} at epoch {end}: saved {files} "
+              f"(continue with --resume {model})", file=sys.stderr)
     else:
         print(f"saved {files}")
     return 0
