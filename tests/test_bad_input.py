@@ -288,6 +288,9 @@ CLI_CASES = [
      ["truncated.npz", "truncated or corrupt"]),
     ("predict inputs of the wrong width", "predict checkpoint.npz --input wide.csv", 1,
      ["incompatible sizes", "expects 2 input columns", "wide.csv has 3"]),
+    ("bench --min-time inf", "bench --min-time inf", 2, ["--min-time", "finite", "'inf'"]),
+    ("bench --json into a missing folder", "bench --smoke --json nowhere/b.json", 1,
+     ["nowhere/b.json", "folder nowhere does not exist"]),
     ("predict to an unknown file kind", "predict checkpoint.npz --input data.csv --columns x0,x1 --output out.txt", 1,
      ["out.txt", ".npy or .csv", "'.txt'"]),
 ]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write
 from .errors import CLIError, one_line
 
 SUFFIXES = (".npy", ".npz", ".csv")
@@ -212,10 +213,11 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def write_table(path, Y: np.ndarray, names: list[str], fmt="%.10g") -> None:
-    """Write ``Y`` (m, k) to a .npy or .csv file (with a header of ``names``)."""
-    path = Path(path)
-    if path.suffix.lower() == ".npy":
-        np.save(path, Y)
-    else:
-        np.savetxt(path, Y, delimiter=",", header=",".join(names), comments="", fmt=fmt)
+def write_table(path, Y: np.ndarray, names: list[str], fmt="%.10g") -> Path:
+    """Write ``Y`` (m, k) atomically to exactly ``path`` (``Y.NPY`` too, which ``np.save``
+    would have made ``Y.NPY.npy``): NPY for a .npy suffix in any case, else CSV with a
+    header of ``names``."""
+    if Path(path).suffix.lower() == ".npy":
+        return atomic_write(path, lambda f: np.save(f, Y, allow_pickle=False))
+    return atomic_write(path, lambda f: np.savetxt(f, Y, delimiter=",", header=",".join(names), comments="",
+                                                   fmt=fmt, encoding="utf-8"))

@@ -6,12 +6,12 @@ import argparse
 import json
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 
 from .. import metrics, persistence, plotting
 from ..activations import HIDDEN, OUTPUTS
+from ..atomic import atomic_write_text
 from ..backend import DTYPES, get_backend
 from ..data import GENERATORS
 from ..losses import LOSSES
@@ -19,6 +19,7 @@ from ..network import Network
 from ..optimizers import OPTIMIZERS
 from ..scaling import Standardizer
 from ..training import DEFAULT_LR, DivergenceError, DivergenceWarning, optimizer_for
+from . import rundir
 from .argtypes import batch_size, fraction, positive, sizes
 from .errors import CLIError
 from .progress import Progress
@@ -123,7 +124,7 @@ def _train(args, stop) -> int:
     given = {k: getattr(args, k) for k in TRAIN_DEFAULTS if getattr(args, k) is not None}
     # A checkpoint loads on the host; the network moves to this run's backend below.
     checkpoint = persistence.load_checkpoint(args.resume) if args.resume else None
-    o = _options(given, checkpoint)
+    o = _options(given, checkpoint, args.resume)
     _check(o, checkpoint)
     backend = get_backend(o.backend)  # an unusable backend says why before any data is made
     X, Y, source, classes = training_data(o, backend)
@@ -149,11 +150,9 @@ def _train(args, stop) -> int:
     if start >= o.epochs:
         raise CLIError(f"--epochs {o.epochs}: the checkpoint {args.resume} is already at epoch {start}; "
                        "ask for more epochs to continue")
-    out = Path(o.out) if o.out else None
-    if out is not None:
-        if out.exists() and not out.is_dir():
-            raise CLIError(f"--out {out}: expected a folder, got an existing file")
-        out.mkdir(parents=True, exist_ok=True)
+    out = rundir.prepare(o.out)
+    if checkpoint:
+        print(rundir.resuming(args.resume, start, o, given))
     prior = checkpoint.history if checkpoint else None
 
     print(f"training {'-'.join(map(str, net.sizes))} ({'/'.join(net.activations) or '-'} → {net.output}, "
@@ -161,7 +160,7 @@ def _train(args, stop) -> int:
           f"{net.backend.name} {net.dtype}" + (f", from epoch {start}" if start else ""), flush=True)
     progress = Progress(o, start)
     scores = Scores(METRIC[source["kind"]], net, (X, Y), validation, prior)
-    saved_options = dict(vars(o))
+    saved_options = rundir.portable(vars(o))
 
     def save(path, history, epoch):
         return persistence.save(net, path, optimizer=optimizer, epoch=epoch, history=_merge(prior, history, start, scores),
@@ -207,7 +206,7 @@ def _train(args, stop) -> int:
             print(f"bpgpu train: stopped by {stop.name}: nothing saved (no --out)", file=sys.stderr)
         return 0
     model = save(out / "model.npz", history, end)
-    (out / "history.json").write_text(json.dumps(merged, indent=1) + "\n")
+    atomic_write_text(out / "history.json", json.dumps(merged, indent=1) + "\n")
     files = [model, out / "history.json"]
     if o.plot and _plotting_available():
         if plotting.loss_curve(merged, out / "loss.png"):
@@ -226,8 +225,9 @@ def _train(args, stop) -> int:
     return 0
 
 
-def _options(given: dict, checkpoint) -> argparse.Namespace:
-    """The options of this run: those given, then (on --resume) the checkpoint's, then defaults."""
+def _options(given: dict, checkpoint, resume) -> argparse.Namespace:
+    """The options of this run: those given, then (on --resume) the checkpoint's with its folder
+    as --out, then defaults."""
     stored = {}
     if checkpoint is not None:
         stored = dict((checkpoint.extra or {}).get("cli", {}))
@@ -238,7 +238,7 @@ def _options(given: dict, checkpoint) -> argparse.Namespace:
                 option = "--no-bias" if key == "bias" else f"--{key}"
                 raise CLIError(f"{option}: the checkpoint's network has {key} {shown}; "
                                "a resumed run cannot change its architecture")
-        stored.update(config)
+        stored.update(config, **rundir.resumed_folder(resume))
         for shown_only in ("log_every", "quiet", "plot"):  # how this run looks is this run's choice
             stored.pop(shown_only, None)
     options = {**TRAIN_DEFAULTS, **stored, **given}
