@@ -11,7 +11,7 @@ from .. import metrics, persistence
 from ..atomic import check_target
 from .columns import class_probabilities, model_inputs
 from .errors import CLIError
-from .tables import read_table, write_table
+from .tables import check_fits, read_table, write_table
 
 
 def add_arguments(p) -> None:
@@ -34,8 +34,9 @@ def run(args) -> int:
         check_target(args.output)  # a symlink, FIFO or folder there is refused before any work
     checkpoint = persistence.load_checkpoint(args.model, backend=args.backend)
     net, classes = checkpoint.network, checkpoint.classes
-    X = model_inputs(read_table(args.input), args.columns, (checkpoint.extra or {}).get("data", {}),
-                     args.model, net.sizes[0])
+    table = read_table(args.input)
+    X = model_inputs(table, args.columns, (checkpoint.extra or {}).get("data", {}), args.model, net.sizes[0])
+    check_fits(table, X, net.dtype, "input")
     if checkpoint.scaler is not None:
         X = checkpoint.scaler.transform(X)
     A = net.predict(X)

@@ -13,7 +13,7 @@ from ..data import GENERATORS
 from ..losses import CROSS_ENTROPY_OUTPUTS
 from .errors import CLIError, count
 from .columns import for_training, target_rows
-from .tables import SUFFIXES, read_table
+from .tables import SUFFIXES, check_fits, read_table
 
 # Output and loss that suit each data source, when --output/--loss are "auto".
 HEADS = {"xor": ("sigmoid", "cross_entropy"), "spirals": ("softmax", "cross_entropy"),
@@ -61,12 +61,16 @@ def _fits(sizes, inputs, outputs, wanted, what):
 
 def _file_data(o, backend, wanted):
     path = Path(o.data)
-    if path.suffix.lower() not in SUFFIXES:
+    # A file without a suffix (a pipe, /dev/stdin) has its format sniffed; a name that is
+    # neither is most likely a mistyped generator.
+    if path.suffix.lower() not in SUFFIXES and (path.suffix or not path.exists()):
         raise CLIError(f"--data {o.data}: expected one of {', '.join(GENERATORS)} or a .npy/.npz/.csv file")
     table = read_table(path)
     xs, ys = for_training(table, o.target, o.columns)
     X = table.numbers(xs)
     Y, kind, classes = target_rows(table, ys, o.sizes[-1], one_hot=o.one_hot)
+    check_fits(table, X, o.dtype, "input")
+    check_fits(table, Y, o.dtype, "target")
     if X.shape[1] != o.sizes[0] or Y.shape[1] != o.sizes[-1]:
         raise CLIError(f"incompatible sizes: {path} gives {count(X.shape[1], 'input column')} and "
                        f"{count(Y.shape[1], 'target column')}{' (one-hot)' if kind == 'one-hot' else ''}, but {wanted} "
