@@ -20,6 +20,7 @@ from ..optimizers import OPTIMIZERS
 from ..scaling import Standardizer
 from ..training import DEFAULT_LR, DivergenceError, DivergenceWarning, optimizer_for
 from . import rundir
+from .applies import refuse_inapplicable
 from .argtypes import batch_size, fraction, positive, sizes
 from .errors import CLIError
 from .progress import Progress
@@ -126,6 +127,7 @@ def _train(args, stop) -> int:
     checkpoint = persistence.load_checkpoint(args.resume) if args.resume else None
     o = _options(given, checkpoint, args.resume)
     _check(o, checkpoint)
+    refuse_inapplicable(given, o)
     backend = get_backend(o.backend)  # an unusable backend says why before any data is made
     X, Y, source, classes = training_data(o, backend)
     o.output, o.loss = heads(o, source)
