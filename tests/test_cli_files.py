@@ -114,7 +114,7 @@ def test_ulimit_f_leaves_the_previous_file(tmp_path, command):
 
 
 def test_pictures_and_reports_are_written_atomically(tmp_path):
-    """loss.png, regions.png, bench's PNG, JSON and Markdown: through bpgpu.atomic (a symlink refused, a PNG written whole)"""
+    """loss.png, regions.png, bench's PNG, JSON and Markdown go through bpgpu.atomic: a symlink refused"""
     pytest.importorskip("matplotlib")
     from bpgpu import plotting
     from bpgpu.bench import report
