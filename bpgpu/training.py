@@ -199,6 +199,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
     bar = _progress(epochs - initial_epoch) if verbose else None
     t0 = time.perf_counter()
     deadline = None if max_time is None else t0 + max_time
+    stopping = False
     with backend.activate(), _Interrupt() as interrupt, backend.quiet_float_errors(), _closing(bar):
         for epoch in range(initial_epoch, epochs):
             previous_snapshot, snapshot = snapshot, _State.of(net, opt)
@@ -211,8 +212,9 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
                 xb, yb = (Xe, Ye) if bs == m else (Xe[s:min(s + bs, m), :], Ye[s:min(s + bs, m), :])
                 J, chunk_size = _step_within_memory(net, opt, xb, yb, chunk_size)
                 losses.append(J)
-                interrupt.requested = interrupt.requested or (stop is not None and bool(stop()))
-                if interrupt.requested or (deadline is not None and time.perf_counter() > deadline):
+                # Kept apart from interrupt.requested, so that a Ctrl-C after stop() is a first one.
+                stopping = stopping or interrupt.requested or (stop is not None and bool(stop()))
+                if stopping or (deadline is not None and time.perf_counter() > deadline):
                     break
             done = len(losses)
             history.steps += done
@@ -237,7 +239,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
                 bar.update(1)
                 bar.set_postfix(loss=f"{epoch_loss:.4g}", samples_s=f"{history.samples / (time.perf_counter() - t0):.3g}")
             asked = callback is not None and bool(callback(epoch, history))
-            if interrupt.requested:
+            if stopping or interrupt.requested:
                 history.stop_reason = "interrupted"
             elif deadline is not None and time.perf_counter() > deadline:
                 history.stop_reason = "max_time"

@@ -20,7 +20,8 @@ from reliability import tally
 RELIABILITY = "files"
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="symlinks, FIFOs and rlimits are POSIX")
-TRAIN = ["train", "--data", "xor", "--sizes", "2,3,1", "--epochs", "2", "--quiet", "--no-plot", "--out", "run"]
+PLOTTING = ["train", "--data", "xor", "--sizes", "2,3,1", "--epochs", "2", "--quiet", "--out", "run"]
+TRAIN = [*PLOTTING, "--no-plot"]
 
 
 def symlink_to_precious(path: Path):
@@ -53,7 +54,7 @@ def test_train_refuses_a_hostile_file_in_its_folder_before_training(tmp_path, mo
     (tmp_path / "run").mkdir()
     make, kind = HOSTILE[hostile]
     make(tmp_path / "run" / name)
-    refused(TRAIN, capsys, Path("run") / name, kind)
+    refused(PLOTTING, capsys, Path("run") / name, kind)
     assert not (tmp_path / "run/model.npz").is_file() or name == "model.npz"
 
 

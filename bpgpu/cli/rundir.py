@@ -15,20 +15,21 @@ from ..atomic import check_target
 from ..data import GENERATORS
 from .errors import CLIError
 
-FILES = ("model.npz", "history.json", "checkpoint.npz", "loss.png", "regions.png")
+FILES = ("model.npz", "history.json", "checkpoint.npz")
+PICTURES = ("loss.png", "regions.png")
 
 
-def prepare(out) -> Path | None:
+def prepare(out, plot: bool) -> Path | None:
     """The ``--out`` folder (made if missing), or None without one. Each file a run may
-    write there is checked first, so a symlink, FIFO or folder in its place is refused
-    now, not after the training."""
+    write there (the pictures only with ``plot``) is checked first, so a symlink, FIFO or
+    folder in its place is refused now, not after the training."""
     if out is None:
         return None
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {out}: expected a folder, got an existing file")
     out.mkdir(parents=True, exist_ok=True)
-    for name in FILES:
+    for name in FILES + (PICTURES if plot else ()):
         check_target(out / name)
     return out
 

@@ -152,7 +152,7 @@ def _train(args, stop) -> int:
     if start >= o.epochs:
         raise CLIError(f"--epochs {o.epochs}: the checkpoint {args.resume} is already at epoch {start}; "
                        "ask for more epochs to continue")
-    out = rundir.prepare(o.out)
+    out = rundir.prepare(o.out, o.plot)
     if checkpoint:
         print(rundir.resuming(args.resume, start, o, given))
     prior = checkpoint.history if checkpoint else None
