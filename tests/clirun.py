@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -29,17 +30,26 @@ def start(args, cwd: Path, **popen) -> subprocess.Popen:
     return subprocess.Popen([*BPGPU, *args], cwd=cwd, env=ENV, text=True, **popen)
 
 
+def readline(process: subprocess.Popen, stream, timeout: float = 60.0) -> str:
+    """The next line of ``stream`` (a pipe from ``process``); the process is killed and the
+    test fails, rather than hangs, when none comes within ``timeout`` seconds."""
+    if not select.select([stream], [], [], timeout)[0]:
+        process.kill()
+        raise AssertionError(f"no output from {process.args} in {timeout} s")
+    return stream.readline()  # a line is written whole, so the rest of it follows at once
+
+
 def wait_for_epoch(process: subprocess.Popen, timeout: float = 60.0) -> None:
     """Read ``process``'s stdout until it logs an epoch: training has begun."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        line = process.stdout.readline()
+        line = readline(process, process.stdout, max(0.0, deadline - time.monotonic()))
         if line.startswith("epoch "):
             return
         if not line and process.poll() is not None:
             break
     process.kill()
-    raise AssertionError(f"no epoch logged by {process.args}: {process.stderr.read()}")
+    raise AssertionError(f"no epoch logged by {process.args}")
 
 
 def assert_one_saved_run(run: Path) -> int:

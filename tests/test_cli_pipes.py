@@ -6,14 +6,16 @@ reader leaves, as a filter killed by SIGPIPE does, with no "Exception ignored" n
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from clirun import BPGPU, ENDLESS, ENV, assert_one_saved_run, start, wait_for_epoch
+from clirun import BPGPU, ENDLESS, ENV, assert_one_saved_run, readline, start, wait_for_epoch
 from reliability import tally
 
 RELIABILITY = "pipes"
@@ -24,19 +26,25 @@ SHORT = ["train", "--data", "spirals", "--sizes", "2,8,3", "--samples", "200", "
 needs_bash = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash to close descriptors")
 
 
+def reader_leaves(args, tmp_path: Path, lines: int = 1) -> tuple[int, str]:
+    """(exit status, stderr) of ``bpgpu args`` whose stdout reader leaves after ``lines`` lines."""
+    with open(tmp_path / "stderr.txt", "w") as stderr:
+        process = start(args, tmp_path, stderr=stderr)
+        try:
+            for _ in range(lines):
+                readline(process, process.stdout)
+            process.stdout.close()  # what `head` does once it has its lines
+            tally()
+            process.wait(timeout=60)
+        finally:
+            process.kill()
+    return process.returncode, (tmp_path / "stderr.txt").read_text()
+
+
 def test_train_piped_into_head_still_trains_and_saves(tmp_path):
     """`bpgpu train … | head -1`: the reader leaves after one line; the run finishes, saves and exits 0"""
-    train = start(SHORT, tmp_path)
-    try:
-        first = train.stdout.readline()
-        train.stdout.close()  # what head does after its line
-        tally()
-        err = train.stderr.read()
-        train.wait(timeout=60)
-    finally:
-        train.kill()
-    assert first.startswith("training 2-8-3")
-    assert train.returncode == 0, err
+    status, err = reader_leaves(SHORT, tmp_path)
+    assert status == 0, err
     assert "Traceback" not in err and "Exception ignored" not in err
     assert assert_one_saved_run(tmp_path / "run") == 30
 
@@ -56,7 +64,7 @@ def test_a_progress_bar_whose_reader_left(tmp_path):
     """stderr (the progress bar) closed by its reader mid-run: the run is not cut short"""
     train = start(SHORT, tmp_path, stdout=subprocess.DEVNULL)
     try:
-        train.stderr.read(10)
+        select.select([train.stderr], [], [], 60)
         train.stderr.close()
         tally()
         train.wait(timeout=60)
@@ -87,13 +95,5 @@ def test_predict_piped_into_head_exits_141_quietly(tmp_path):
     subprocess.run([*BPGPU, "train", "--data", "xor", "--sizes", "2,4,1", "--epochs", "2", "--quiet", "--no-plot",
                     "--out", "run"], cwd=tmp_path, env=ENV, check=True, capture_output=True, timeout=60)
     np.save(tmp_path / "X.npy", np.random.default_rng(0).random((20000, 2)))
-    predict = start(["predict", "run/model.npz", "--input", "X.npy"], tmp_path)
-    try:
-        predict.stdout.readline()
-        predict.stdout.close()
-        tally()
-        err = predict.stderr.read()
-        predict.wait(timeout=60)
-    finally:
-        predict.kill()
-    assert predict.returncode == 141 and err == ""
+    status, err = reader_leaves(["predict", "run/model.npz", "--input", "X.npy"], tmp_path)
+    assert status == 141 and err == ""

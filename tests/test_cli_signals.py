@@ -94,8 +94,9 @@ def test_signals_during_the_saving_wait_for_it(tmp_path, monkeypatch, capsys):
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash for job control")
 def test_ctrl_c_reaches_a_background_job_under_job_control(tmp_path):
     """`set -m`: a background run gets SIGINT as from a terminal, saves and exits 130"""
-    script = ('set -m; "$@" > out.txt 2> err.txt & '
-              'until grep -q "^epoch" out.txt; do sleep 0.02; done; '
+    # Bounded, and the job killed should the shell be: no run outlives the test.
+    script = ('set -m; "$@" > out.txt 2> err.txt & trap "kill -KILL %1 2>/dev/null" EXIT; '
+              'for i in $(seq 1500); do grep -q "^epoch" out.txt && break; sleep 0.02; done; '
               'kill -INT %1; wait %1; echo "status $?"')
     done = subprocess.run(["bash", "-c", script, "bash", *BPGPU, *ENDLESS], cwd=tmp_path, env=ENV,
                           capture_output=True, text=True, timeout=60)
