@@ -6,7 +6,7 @@
     bpgpu.save(net, "model.npz"); net = bpgpu.load("model.npz")
 """
 
-from . import data, metrics
+from . import data, metrics, schedules
 from .backend import BackendUnavailable, available_backends, get_backend
 from .gradcheck import gradient_check
 from .network import Network
@@ -17,6 +17,6 @@ from .training import DivergenceError, DivergenceWarning, History, fit
 
 __version__ = "0.1.0"
 
-__all__ = ["Network", "fit", "History", "gradient_check", "save", "load", "Standardizer", "data", "metrics", "get_backend", "available_backends",
+__all__ = ["Network", "fit", "History", "gradient_check", "save", "load", "Standardizer", "data", "metrics", "schedules", "get_backend", "available_backends",
            "BackendUnavailable", "DivergenceError", "DivergenceWarning", "Optimizer", "SGD", "Momentum", "Adam",
            "__version__"]

@@ -192,11 +192,8 @@ class StrictBackend(Backend):
 
 class OutAdapter:
     """A namespace whose functions take ``out=`` for one that has none (the array API
-    standard): ``f(*args, out=o)`` computes ``f(*args)`` and assigns it to ``o[...]``.
-
-    Booleans become ``o``'s dtype first, as NumPy's and CuPy's ``out=`` cast them (the
-    standard does not promote bool with float).
-    """
+    standard): ``f(*args, out=o)`` computes ``f(*args)`` and assigns it to ``o[...]``, so
+    the portable path runs the very functions the fast paths run."""
 
     def __init__(self, xp):
         self._xp = xp
@@ -205,12 +202,10 @@ class OutAdapter:
         f = getattr(self._xp, name)
         if not callable(f):
             return f
-        xp = self._xp
 
         def into(*args, out=None, **kwargs):
             if out is None:
                 return f(*args, **kwargs)
-            args = [xp.astype(a, out.dtype) if getattr(a, "dtype", None) == xp.bool else a for a in args]
             out[...] = f(*args, **kwargs)
             return out
 
@@ -228,7 +223,7 @@ class _HostRandom:
 
         def on_device(*args, **kwargs):
             host = np.asarray(draw(*args, **kwargs))
-            dtype = "float64" if host.dtype.kind == "f" else "int64"
+            dtype = host.dtype.name if host.dtype.kind == "f" else "int64"
             return self._backend.asarray(host, dtype)
 
         return on_device

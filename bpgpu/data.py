@@ -38,7 +38,8 @@ def _one_hot(labels, classes, backend, dtype):
 
 
 def _normal(rng, shape, backend, dtype):
-    return backend.asarray(rng.standard_normal(shape), dtype)
+    # Drawn in ``dtype`` itself: no float64 array to allocate and convert on the device.
+    return backend.asarray(rng.standard_normal(shape, dtype=dtype), dtype)
 
 
 def xor(m=4, *, noise=0.0, backend="numpy", dtype="float64", seed=0):
@@ -74,7 +75,7 @@ def spirals(m=300, classes=3, *, noise=0.2, turns=0.75, backend="numpy", dtype="
     turns = check.number("turns", turns, low=0.0, low_open=True)
     xp = backend.xp
     labels = xp.arange(m) % classes
-    r = backend.asarray(rng.random((m,)), dtype)
+    r = backend.asarray(rng.random((m,), dtype=dtype), dtype)
     angle = (2 * math.pi * turns) * r + (2 * math.pi / classes) * backend.asarray(labels, dtype)
     if noise:
         angle = angle + noise * _normal(rng, (m,), backend, dtype)

@@ -63,35 +63,45 @@ def _prime_and_scale(g_prime):
 class Head:
     """The output layer's loss and delta for one (loss, output) pair, bound to a backend.
 
-    ``Head(...)(z, b, y, d, flat_d, scale)``: z is the output's pre-activation *without*
-    its bias (overwritten), d receives d(L) (``flat_d`` is d as a vector). Returns the
-    chunk's share of J (0-d). ``activate(z, b)`` turns z into a(L) in place (prediction).
+    ``Head(...)(z, b, y, ws, scale)``: z is the output's pre-activation *without* its
+    bias (overwritten); the workspace ``ws`` gives d(L) its buffer ``ws.d[-1]`` (and
+    ``ws.flat_d``, the same as a vector) and the row reductions two columns ``ws.rows``.
+    Returns the chunk's share of J (0-d). ``activate(z, b)`` turns z into a(L) in place
+    (prediction).
     """
 
     def __init__(self, loss: str, output: str, backend):
         self.loss, self.output, self.ops = loss, output, backend.ops
-        self.activate = (lambda z, b: softmax(self.ops, z, b)) if output == "softmax" else \
+        self._activate = (lambda z, b: softmax(self.ops, z, b)) if output == "softmax" else \
             backend.fuse(FORWARD[output])
         self._error = backend.fuse(error)
         self._sigmoid_ce = backend.fuse(sigmoid_cross_entropy)
         g_prime = DERIVATIVES.get(output)
         self._prime_and_scale = backend.fuse(_prime_and_scale(g_prime)) if g_prime else None
 
-    def __call__(self, z, b, y, d, flat_d, scale):
-        ops = self.ops
+    def activate(self, z, b):
+        """z ← a(L) = g(z + b), in place (no kernel where there is nothing to do)."""
+        if self.output != "identity" or b is not None:
+            self._activate(z, b)
+
+    def __call__(self, z, b, y, ws, scale):
+        ops, d, flat_d = self.ops, ws.d[-1], ws.flat_d
         if self.loss == "cross_entropy" and self.output == "sigmoid":
             self._sigmoid_ce(z, b, y, d, scale)
             return ops.sum(z) * scale
         if self.loss == "cross_entropy":  # softmax: the row maximum and sum serve a and J
             if b is not None:
                 z += b
-            zmax = ops.max(z, axis=1, keepdims=True)
+            zmax, total = ws.rows
+            ops.max(z, axis=1, keepdims=True, out=zmax)
             ops.subtract(z, zmax, out=d)
             ops.exp(d, out=d)
-            total = ops.sum(d, axis=1, keepdims=True)
+            ops.sum(d, axis=1, keepdims=True, out=total)
             d /= total
-            # −Σ_k y_k·log softmax(z)_k = Σ_k y_k·(logsumexp(z) − z_k)
-            ops.subtract(zmax + ops.log(total), z, out=z)
+            # −Σ_k y_k·log softmax(z)_k = Σ_k y_k·(logsumexp(z) − z_k), logsumexp = zmax + log Σ
+            ops.log(total, out=total)
+            total += zmax
+            ops.subtract(total, z, out=z)
             z *= y
             self._error(d, None, y, d, scale)
             return ops.sum(z) * scale

@@ -49,8 +49,9 @@ def add_scaled(xp, y, x, c):
 
 
 class _Workspace:
-    """Buffers for r rows: z(l)/a(l) (r, s(l)) and d(l) (r, s(l)) for l = 1 … L, and a
-    vector of r ones (for the bias gradients 1ᵀ·d). d(L) is also kept flat, for ‖d‖²."""
+    """Buffers for r rows: z(l)/a(l) (r, s(l)) and d(l) (r, s(l)) for l = 1 … L, a vector
+    of r ones (for the bias gradients 1ᵀ·d), and two columns (r, 1) for the loss's row
+    reductions. d(L) is also kept flat (``flat_d``), for ‖d‖²."""
 
     def __init__(self, net, rows: int):
         xp, dtype = net.xp, getattr(net.xp, net.dtype)
@@ -59,6 +60,7 @@ class _Workspace:
         self.flat_d = xp.empty(rows * net.sizes[-1], dtype=dtype)
         self.d.append(xp.reshape(self.flat_d, (rows, net.sizes[-1])))
         self.ones = xp.ones(rows, dtype=dtype) if net.bias else None
+        self.rows = (xp.empty((rows, 1), dtype=dtype), xp.empty((rows, 1), dtype=dtype))
 
 
 class Network:
@@ -84,19 +86,6 @@ class Network:
             device); the network's arrays live there and its work runs there.
     """
 
-    @_on_device
-    def _build(self):
-        fuse = self.backend.fuse
-        # Hidden layers: z ← g(z + b) in place; None where there is nothing to do.
-        self._g = [None if g == "identity" and not self.bias else fuse(FORWARD[g]) for g in self.activations]
-        self._g_prime = [DERIVATIVES[g] and fuse(DERIVATIVES[g]) for g in self.activations]
-        self._head = Head(self.loss, self.output, self.backend)
-        self._add_scaled = fuse(add_scaled)
-        self._theta, self._W, self._b = self._flat()
-        self._D, self._DW, self._Db = self._flat()
-        self._D_chunk = None  # a second gradient vector, made for the first chunked step
-        self._workspaces = {}
-
     def __init__(self, sizes, activation="sigmoid", output="sigmoid", loss="mse", lam=0.0,
                  bias=True, backend="numpy", dtype="float64", seed=0, allow_tf32=None, device=None):
         self.sizes = check.sizes(sizes)
@@ -120,10 +109,25 @@ class Network:
         if allow_tf32 is not None and not isinstance(allow_tf32, bool):
             raise TypeError(f"allow_tf32: expected True, False or None, got {allow_tf32!r}")
         self.allow_tf32 = allow_tf32
+        self.optimizer = None  # the last fit's, which fit(warm_start=True) continues
         if allow_tf32 is not None:
             self.backend.set_tf32(allow_tf32)
         self._build()
         self.set_thetas(self._initial_thetas())
+
+    @_on_device
+    def _build(self):
+        """The fused kernels, the flat parameter and gradient vectors, on the device."""
+        fuse = self.backend.fuse
+        # Hidden layers: z ← g(z + b) in place; None where there is nothing to do.
+        self._g = [None if g == "identity" and not self.bias else fuse(FORWARD[g]) for g in self.activations]
+        self._g_prime = [DERIVATIVES[g] and fuse(DERIVATIVES[g]) for g in self.activations]
+        self._head = Head(self.loss, self.output, self.backend)
+        self._add_scaled = fuse(add_scaled)
+        self._theta, self._W, self._b = self._flat()
+        self._D, self._DW, self._Db = self._flat()
+        self._D_chunk = None  # a second gradient vector, made for the first chunked step
+        self._workspaces = {}
 
     # -- parameters -------------------------------------------------------------
     #
@@ -131,17 +135,13 @@ class Network:
     # weights λ regularises are one contiguous slice, so ‖W‖² is one dot product.
 
     def _flat(self):
-        """A zero flat vector (n,) and its views [W(l)] (s(l+1), s(l)) and [b(l)] (s(l+1),)."""
-        xp = self.xp
-        flat = xp.zeros(self.n_params, dtype=getattr(xp, self.dtype))
-        W, b, at = [], [], 0
-        for n_in, n_out in zip(self.sizes, self.sizes[1:]):
-            W.append(xp.reshape(flat[at:at + n_out * n_in], (n_out, n_in)))
-            at += n_out * n_in
-        for n_out in self.sizes[1:]:
-            b.append(flat[at:at + n_out] if self.bias else None)
-            at += n_out if self.bias else 0
-        return flat, W, b
+        """A zero flat vector (n_params,) and its views [W(l)] (s(l+1), s(l)) and [b(l)]
+        (s(l+1),), or [None] * L without a bias."""
+        flat = self.xp.zeros(self.n_params, dtype=getattr(self.xp, self.dtype))
+        views = self.split(flat)
+        if self.bias:
+            return flat, views[0::2], views[1::2]
+        return flat, views, [None] * len(views)
 
     @property
     def n_weights(self) -> int:
@@ -247,7 +247,7 @@ class Network:
         every Delta comes out already divided by m."""
         ops = self.backend.ops
         A = self._forward(X, ws)
-        J = self._head(A[-1], self._b[-1], Y, ws.d[-1], ws.flat_d, scale)
+        J = self._head(A[-1], self._b[-1], Y, ws, scale)
         d = ws.d[-1]
         for l in range(len(self._W) - 1, -1, -1):
             ops.matmul(d.T, A[l], out=DW[l])
@@ -393,7 +393,7 @@ class Network:
             stop = min(start + step, m)
             ws = self._workspace(stop - start, keep=False)
             z = self._forward(X[start:stop, :], ws)[-1]
-            share = self._head(z, self._b[-1], Y[start:stop, :], ws.d[-1], ws.flat_d, 1.0 / m)
+            share = self._head(z, self._b[-1], Y[start:stop, :], ws, 1.0 / m)
             total = share if total is None else total + share
         if self.lam:
             W = self._theta[:self.n_weights]

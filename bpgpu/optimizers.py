@@ -191,11 +191,17 @@ class Adam(Optimizer):
         b1, b2 = self.beta1, self.beta2
         # Fold both bias corrections into the step size: one scalar, no extra arrays.
         alpha = self.lr * math.sqrt(1.0 - b2**self.t) / (1.0 - b1**self.t)
-        eps_hat = self.eps * math.sqrt(1.0 - b2**self.t)
+        eps_hat = self._eps_hat()
         update = self._fused(adam, xp)
         for theta, Dl, m, v, (s, t) in zip(params, D, self._zeros_like("m", params, xp),
                                            self._zeros_like("v", params, xp), _work(self, params, xp, 2)):
             update(theta, Dl, m, v, s, t, b1, b2, alpha, eps_hat)
+
+
+    def _eps_hat(self) -> float:
+        """ε on the uncorrected √v: ε·√(1−β2ᵗ) puts it on the bias-corrected √v̂, as Kingma
+        and Ba write it (a subclass may place it elsewhere)."""
+        return self.eps * math.sqrt(1.0 - self.beta2**self.t)
 
 
 def _work(opt, params, xp, count: int) -> list:

@@ -140,7 +140,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
         momentum=0.9, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8,
         max_time=None, target_loss=None, validation_data=None, patience=None,
         chunk_size=None, memory_budget=None, on_nonfinite="stop", verbose=False, callback=None, initial_epoch=0,
-        device=None, stop=None):
+        device=None, warm_start=False, stop=None):
     """Train ``net`` on (X, Y) by backpropagation; returns a :class:`History`.
 
     Args:
@@ -165,10 +165,13 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
         verbose: show a progress bar (tqdm) with the loss and samples/s.
         callback: ``callback(epoch, history)`` after each epoch; returning True stops.
         initial_epoch: the epoch number to start at (for resuming a checkpoint).
-        stop: ``stop()`` after each step; True stops there as Ctrl-C does (stop_reason
-            "interrupted"): how a program that handles its own signals asks fit to stop.
         device: the GPU to train on; it must be the network's (``Network(device=…)``, or
             ``net.clone(device=…)`` to move it), None: the network's.
+        warm_start: continue the optimiser of this network's last ``fit`` (``net.optimizer``:
+            its velocity or Adam moments and step count) instead of starting a fresh one; it
+            must be the optimiser named. An Optimizer instance given always continues itself.
+        stop: ``stop()`` after each step; True stops there as Ctrl-C does (stop_reason
+            "interrupted"): how a program that handles its own signals asks fit to stop.
     """
     _check_options(epochs, batch_size, max_time, target_loss, patience, validation_data,
                    on_nonfinite, chunk_size, initial_epoch, callback)
@@ -185,8 +188,17 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
     bs = m if batch_size is None else min(int(batch_size), m)
     if validation_data is not None:
         X_val, Y_val = net.batch(*validation_data, names=("validation_data[0]", "validation_data[1]"))
-    opt = optimizer_for(optimizer, lr, momentum=momentum, nesterov=nesterov, beta1=beta1, beta2=beta2, eps=eps)
+    if not isinstance(warm_start, bool):
+        raise TypeError(f"warm_start: expected True or False, got {warm_start!r}")
+    if warm_start and net.optimizer is not None and isinstance(optimizer, str):
+        if net.optimizer.name != optimizer:
+            raise ValueError(f"warm_start: the last fit used optimizer {net.optimizer.name!r}, got optimizer="
+                             f"{optimizer!r}; pass warm_start=False to start a fresh one")
+        opt = net.optimizer
+    else:
+        opt = optimizer_for(optimizer, lr, momentum=momentum, nesterov=nesterov, beta1=beta1, beta2=beta2, eps=eps)
     opt.check_params([net.params])  # before any weight changes
+    net.optimizer = opt
 
     starts = list(range(0, m, bs))
     step_sizes = [min(bs, m - s) for s in starts]

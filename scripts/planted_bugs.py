@@ -3,6 +3,7 @@ tests catch each one (a mutation test by hand, for the bugs that once survived t
 
     python scripts/planted_bugs.py                      # the new effect/reference tests
     python scripts/planted_bugs.py tests                # the whole suite
+    BUG=CLI python scripts/planted_bugs.py              # only the bugs whose name has "CLI"
 
 Each bug is a text replacement in one file. The replacements are written against the code
 as it is when this script was last updated; a bug whose text is no longer found is reported
@@ -40,6 +41,19 @@ BUGS = {
     "λ dropped from D only": [
         ("bpgpu/network.py", "gW += (self.lam / m) * W", "gW += 0.0 * W"),
     ],
+    # mutmut 3 mutates only inside functions, not the lambdas of these tables:
+    "tanh′ = 1 + a²": [
+        ("bpgpu/activations.py", '"tanh": lambda a, xp: 1.0 - a * a', '"tanh": lambda a, xp: 1.0 + a * a'),
+    ],
+    "sigmoid′ = a(1 + a)": [
+        ("bpgpu/activations.py", '"sigmoid": lambda a, xp: a * (1.0 - a)', '"sigmoid": lambda a, xp: a * (1.0 + a)'),
+    ],
+    "relu′ 1 at dead units (NumPy fast path)": [
+        ("bpgpu/activations.py", '{"relu": lambda a, xp: a > 0}', '{"relu": lambda a, xp: a >= 0}'),
+    ],
+    "relu passes negatives (NumPy fast path)": [
+        ("bpgpu/activations.py", '{"relu": lambda z, xp: z * (z > 0)}', '{"relu": lambda z, xp: z * (z > -0.1)}'),
+    ],
     "gradient_check returns 0": [
         ("bpgpu/gradcheck.py", "return worst / max(scale, 1e-12)", "return 0.0"),
     ],
@@ -75,6 +89,15 @@ BUGS = {
     "CLI ignores --noise": [
         ("bpgpu/cli.py", 'noise = {} if o.noise is None else {"noise": o.noise}', "noise = {}"),
     ],
+    "fit ignores shuffle=False": [
+        ("bpgpu/training.py", "if shuffle and bs < m:", "if bs < m:"),
+    ],
+    "CLI ignores --batch-size full": [
+        ("bpgpu/cli.py", "batch_size=o.batch_size or None", "batch_size=o.batch_size or 64"),
+    ],
+    "CLI ignores --quiet": [
+        ("bpgpu/cli.py", "self.quiet = bool(o.quiet)", "self.quiet = False"),
+    ],
     "CLI ignores --log-every": [
         ("bpgpu/cli.py", "every = o.log_every\n", "every = None\n"),
     ],
@@ -95,7 +118,10 @@ def plant(root: Path, edits) -> bool:
 
 def main(tests: list[str]) -> int:
     results = []
+    only = os.environ.get("BUG", "")  # plant only the bugs whose name contains this
     for bug, edits in BUGS.items():
+        if only not in bug:
+            continue
         with tempfile.TemporaryDirectory() as scratch:
             copy = Path(scratch) / "repo"
             shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", ".ci", "__pycache__", "*.egg-info",

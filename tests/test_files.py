@@ -88,10 +88,17 @@ def make_socket(tmp: Path) -> Path:
     return tmp / "out"
 
 
-def the_null_device(tmp: Path) -> Path:
-    if os.geteuid() == 0:  # root could replace /dev/null itself, were the refusal ever broken
-        pytest.skip("not run as root: a regression would replace /dev/null")
-    return Path(os.devnull)
+def make_null_device(tmp: Path) -> Path:
+    """A character device: as root, a null device made in the test's folder (so a broken
+    refusal could not replace the real /dev/null); otherwise /dev/null itself, which no
+    other user can replace."""
+    if os.geteuid() != 0:
+        return Path(os.devnull)
+    try:
+        os.mknod(tmp / "out", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except OSError as err:  # a container without CAP_MKNOD
+        pytest.skip(f"cannot make a device node here: {err}")
+    return tmp / "out"
 
 
 TARGETS = {
@@ -101,7 +108,7 @@ TARGETS = {
     "a FIFO": (make_fifo, "FIFO"),
     "a folder": (make_folder, "folder"),
     "a socket": (make_socket, "socket"),
-    "the null device": (the_null_device, "character device"),
+    "a null device": (make_null_device, "character device"),
 }
 
 

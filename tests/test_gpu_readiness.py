@@ -95,3 +95,12 @@ def test_a_device_for_a_backend_without_one_is_refused(backend):
     net = bpgpu.Network([2, 1])
     with pytest.raises(ValueError, match="^device: "):
         net.fit(np.ones((2, 2)), np.ones((2, 1)), epochs=1, device=1)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array_api_strict"])
+def test_generators_draw_float32_directly(backend):
+    """A float32 generator draws float32 numbers (no float64 array made and converted)"""
+    pytest.importorskip(backend)
+    X, _ = bpgpu.data.teacher(m=7, sizes=[4, 6, 2], backend=backend, dtype="float32", seed=3)
+    want = np.random.default_rng(3).standard_normal((7, 4), dtype=np.float32)
+    np.testing.assert_array_equal(get_backend(backend).to_host(X), want)

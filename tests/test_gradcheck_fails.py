@@ -94,3 +94,19 @@ def test_float32_network_checked_with_the_same_mistake(monkeypatch):
     net, X, Y = problem(dtype="float32")
     perturb(monkeypatch, lambda self, m, D: D[1].__setitem__((0, 0), D[1][0, 0] + 1e-4))
     assert bpgpu.gradient_check(net, X, Y) > 100 * CORRECT_TOL
+
+
+@pytest.mark.parametrize("eps, error", [(0, ValueError), (-1e-6, ValueError), (float("nan"), ValueError),
+                                        ("1e-6", TypeError)])
+def test_eps_must_be_a_positive_number_and_the_message_names_it(eps, error):
+    net, X, Y = problem()
+    with pytest.raises(error, match=r"^eps: expected a "):
+        bpgpu.gradient_check(net, X, Y, eps=eps)
+
+
+def test_eps_sets_the_central_difference_step():
+    """A huge step makes the central differences of a tanh/sigmoid network visibly wrong:
+    the error gradient_check reports must grow with eps (it is not ignored)."""
+    net, X, Y = problem()
+    assert bpgpu.gradient_check(net, X, Y, eps=1e-6) <= CORRECT_TOL
+    assert bpgpu.gradient_check(net, X, Y, eps=0.5) > 1e-3

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import bpgpu
-from bpgpu import persistence
+from bpgpu import model_file, persistence
 from bpgpu import validation as check
 from reliability import tally
 
@@ -188,6 +188,10 @@ EDITS = [
     ("history loss holding strings", put_history("loss", ["0.5"]), ["'history'"]),
     ("history steps negative", put_history("steps", -1), ["'history'"]),
     ("extra a list", put("extra", ["cli"]), ["'extra'", "a dict or null"]),
+    ("classes a string", put("classes", "abc"), ["'classes'", "3 distinct names", '"abc"']),
+    ("classes repeated", put("classes", ["a", "a", "b"]), ["'classes'", "distinct"]),
+    ("classes one short", put("classes", ["a", "b"]), ["'classes'", "3 distinct names"]),
+    ("classes not names", put("classes", [0, 1, 2]), ["'classes'", "[0, 1, 2]"]),
     ("theta_shapes disagreeing", put("theta_shapes", [[8, 3], [3, 8]]), ["'theta_shapes'", "[[8, 3], [3, 9]]"]),
 ]
 
@@ -221,6 +225,11 @@ ARRAYS = [
     ("an entry nobody asked for", replace_array("junk", np.ones(10)), ["does not have", "junk"]),
     ("optimizer state of the wrong size", replace_array("optimizer.m.0", np.ones((80, 20))),
      ["optimiser state 'm'", "1,635 numbers", "51 weights"]),
+    ("a scaler of the wrong width", lambda meta, arrays: arrays.update({"scaler.mean": np.zeros(5), "scaler.std": np.ones(5)}),
+     ["'scaler.mean'", "(5,)", "(2,)"]),
+    ("half a scaler", replace_array("scaler.mean", np.zeros(2)), ["missing entry 'scaler.std'"]),
+    ("a scaler of strings", lambda meta, arrays: arrays.update({"scaler.mean": np.array(["0", "0"]), "scaler.std": np.ones(2)}),
+     ["'scaler.mean'", "float32 or float64"]),
     ("a missing optimizer state", lambda meta, arrays: arrays.pop("optimizer.v.3"), ["missing entry 'optimizer.v.3'"]),
 ]
 
@@ -294,7 +303,7 @@ def test_a_zip_bomb_in_an_extra_member_is_never_expanded(saved):
 
 def test_a_zip_bomb_as_metadata_is_never_expanded(saved, monkeypatch):
     """Metadata of 64 MB of zeros compressed to 64 KB, above the metadata limit (made 1 MB here): refused unread"""
-    monkeypatch.setattr(persistence, "META_LIMIT", 2**20)
+    monkeypatch.setattr(model_file, "META_LIMIT", 2**20)
     with np.load(saved) as archive:
         arrays = {name: archive[name] for name in archive.files if name != "meta"}
     write_npz(saved, arrays, zipfile.ZIP_DEFLATED)

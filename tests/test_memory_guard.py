@@ -41,13 +41,16 @@ def peak_bytes(build) -> int:
 
 @pytest.mark.parametrize("build", BUILDS)
 def test_the_guard_counts_what_is_really_allocated(monkeypatch, build):
-    """With a byte less available than a build's measured peak it is refused; with 2.5 times the peak it runs"""
+    """With a byte less available than a build's measured peak it is refused; with 3 times the peak it runs"""
     peak = peak_bytes(BUILDS[build])
     monkeypatch.setattr(check, "available_memory", lambda: peak - 1)
     with pytest.raises(ValueError, match="fits in the memory available"):
         BUILDS[build]()
-    monkeypatch.setattr(check, "available_memory", lambda: int(2.5 * peak))
-    BUILDS[build]()  # counted, and not overcounted by more than 2.5× (float32 data: 2×)
+    # Not overcounted by more than 3×: a network is counted with its gradients D (made by
+    # its first step, or with the network where they are kept in a flat vector) and at
+    # float64, so a float32 one built without its gradients is counted 2.6× its peak.
+    monkeypatch.setattr(check, "available_memory", lambda: 3 * peak)
+    BUILDS[build]()
 
 
 def fake_system(tmp_path, monkeypatch, *, total_kib, available_kib, cgroup=None):

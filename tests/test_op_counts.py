@@ -108,3 +108,19 @@ def test_the_counter_counts_operators_calls_and_fused_functions():
         fused(a)                           # one, whatever it does inside
     assert (tally.ops, tally.allocations) == (3, 1)
     assert tally.names["fused:twice"] == 1
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_a_softmax_cross_entropy_step_allocates_nothing(name):
+    """W2-like (softmax + cross-entropy): the row maximum and sum reuse their columns; no new arrays"""
+    backend = CountingBackend()
+    net = bpgpu.Network([20, 32, 32, 10], activation="relu", output="softmax", loss="cross_entropy",
+                        backend=backend, dtype="float32")
+    rng = np.random.default_rng(0)
+    X, Y = net.batch(rng.standard_normal((64, 20)), np.eye(10)[rng.integers(0, 10, 64)])
+    opt = OPTIMIZERS[name][0]()
+    for _ in range(2):
+        net.step(X, Y, opt)
+    with backend.counting() as tally:
+        net.step(X, Y, opt)
+    assert tally.ops <= 30 and tally.allocations == 0, dict(tally.names)

@@ -186,3 +186,30 @@ def test_a_pickled_optimizer_continues_exactly(optimizer):
     assert opt2.t == opt.t == 4
     for got, expected in zip(twin.thetas, net.thetas, strict=True):
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_warm_start_continues_the_last_fits_optimizer(optimizer):
+    """Two full-batch fits of 3 epochs with warm_start=True equal one fit of 6 epochs
+    bit for bit (velocity, Adam moments and step count carried over); without it the
+    second fit restarts its optimiser and ends elsewhere."""
+    rng = np.random.default_rng(3)
+    X, Y = rng.standard_normal((10, 3)), rng.random((10, 2))
+    whole, warm, cold = (bpgpu.Network([3, 4, 2], seed=5) for _ in range(3))
+    whole.fit(X, Y, epochs=6, optimizer=optimizer, lr=0.05)
+    for net, again in ((warm, True), (cold, False)):
+        net.fit(X, Y, epochs=3, optimizer=optimizer, lr=0.05)
+        net.fit(X, Y, epochs=3, optimizer=optimizer, lr=0.05, warm_start=again)
+    assert warm.optimizer.t == 6 and cold.optimizer.t == 3
+    for got, expected, restarted in zip(warm.thetas, whole.thetas, cold.thetas, strict=True):
+        np.testing.assert_array_equal(got, expected)
+        assert np.abs(restarted - expected).max() > 1e-6
+
+
+def test_warm_start_refuses_another_optimizer():
+    net = bpgpu.Network([2, 3, 1])
+    net.fit([[0.0, 1.0]], [[0.5]], epochs=1, optimizer="adam")
+    with pytest.raises(ValueError, match="warm_start: the last fit used optimizer 'adam', got optimizer='sgd'"):
+        net.fit([[0.0, 1.0]], [[0.5]], epochs=1, optimizer="sgd", warm_start=True)
+    with pytest.raises(TypeError, match="warm_start"):
+        net.fit([[0.0, 1.0]], [[0.5]], epochs=1, warm_start="yes")

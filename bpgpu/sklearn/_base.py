@@ -145,7 +145,7 @@ class BaseMLP(BaseEstimator):
         X, y, validation = self._split_validation(net, X, y) if self.early_stopping else (X, y, None)
         n_samples = X.shape[0]
         batch_size = self._batch_size(n_samples)
-        schedule = _optimizers.Schedule(self.learning_rate if self.solver == "sgd" else "constant",
+        schedule = _optimizers.schedule(self.learning_rate if self.solver == "sgd" else "constant",
                                         self.learning_rate_init, self.power_t)
         rules = EpochRules(self, net, self._optimizer, schedule, n_samples, validation, incremental)
         # bpgpu shuffles with (seed, epoch): draw the seed from random_state, so a fixed

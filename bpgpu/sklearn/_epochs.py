@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from .. import schedules
 from . import _layout
 
 
@@ -25,7 +26,7 @@ class EpochRules:
         est: the estimator whose fitted attributes are updated.
         net: the bpgpu Network being trained.
         opt: its optimiser (the schedule changes its ``lr``).
-        schedule: a :class:`~bpgpu.sklearn._optimizers.Schedule`.
+        schedule: a :mod:`bpgpu.schedules` schedule.
         n_samples: training examples per epoch (for ``t_``).
         validation: None, or (X_val on the device (m, s0), y_val as the estimator scores it).
         incremental: True for ``partial_fit`` (one epoch, no ConvergenceWarning).
@@ -64,7 +65,16 @@ class EpochRules:
             watched = "Validation score" if self.validation is not None else "Training loss"
             msg = (f"{watched} did not improve more than tol={est.tol:f} "
                    f"for {est.n_iter_no_change} consecutive epochs.")
-            if self.schedule.plateau(self.opt, msg, est.verbose):
+            stop = self.schedule.plateau(self.opt)
+            if est.verbose:
+                if not stop:
+                    msg += " Setting learning rate to %f" % self.opt.lr
+                elif isinstance(self.schedule, schedules.Adaptive):
+                    msg += " Learning rate too small. Stopping."
+                else:
+                    msg += " Stopping."
+                print(msg)
+            if stop:
                 return True
             est._no_improvement_count = 0
         if self.incremental:

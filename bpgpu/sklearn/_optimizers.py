@@ -1,17 +1,15 @@
-"""scikit-learn's update rules and learning-rate schedules, on bpgpu's Optimizer interface.
+"""scikit-learn's update rules and the choice of learning-rate schedule, on bpgpu's Optimizer interface.
 
 Plain SGD and (Nesterov) momentum are bpgpu's own: the same arithmetic as scikit-learn's,
 rounding included. Adam is not: scikit-learn adds ε to the *uncorrected* √v while
 ``bpgpu.Adam`` adds it to the bias-corrected one, so :class:`ScikitAdam` carries
-scikit-learn's placement. The schedules act between epochs, as scikit-learn's do, through
-the per-epoch callback of ``Network.fit``: the trainer itself knows nothing about them.
+scikit-learn's placement. The schedules (:mod:`bpgpu.schedules`) act between epochs, as scikit-learn's do,
+through the per-epoch callback of ``Network.fit``: the trainer itself knows nothing about them.
 """
 
 from __future__ import annotations
 
-import math
-
-from .. import SGD, Momentum, Optimizer
+from .. import SGD, Adam, Momentum, Optimizer, schedules
 
 
 class _LearningRateName:
@@ -34,42 +32,20 @@ class ScikitMomentum(_LearningRateName, Momentum):
     """scikit-learn's sgd with momentum (and Nesterov): bpgpu's Momentum, same rounding."""
 
 
-class ScikitAdam(_LearningRateName, Optimizer):
+class ScikitAdam(_LearningRateName, Adam):
     """Adam as scikit-learn computes it:
 
         m ← β1·m + (1−β1)·D,   v ← β2·v + (1−β2)·D²
         Theta ← Theta − η·√(1−β2ᵗ)/(1−β1ᵗ) · m / (√v + ε)
 
-    ε sits on the uncorrected √v (``bpgpu.Adam`` puts it on √v̂). State arrays have the
-    shapes of the parameters and live on the network's device.
+    ε sits on the uncorrected √v (``bpgpu.Adam`` puts it on √v̂); otherwise bpgpu's fused
+    update, whose operations come in scikit-learn's order (equal rounding).
     """
 
     name = "sklearn_adam"
 
-    def __init__(self, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
-        super().__init__(lr)
-        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
-
-    def hyperparameters(self) -> dict:
-        return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
-
-    def _moments(self, params, xp):
-        # The one place that knows how the base class keeps per-parameter state: when the
-        # core moves to flat buffers, only this changes.
-        return self._zeros_like("m", params, xp), self._zeros_like("v", params, xp)
-
-    def step(self, params, D, xp) -> None:
-        self.t += 1
-        b1, b2 = self.beta1, self.beta2
-        # The same expression, in the same order, as scikit-learn: equal rounding.
-        lr_t = self.lr * math.sqrt(1.0 - b2**self.t) / (1.0 - b1**self.t)
-        ms, vs = self._moments(params, xp)
-        for p, g, m, v in zip(params, D, ms, vs):
-            m *= b1
-            m += (1.0 - b1) * g
-            v *= b2
-            v += (1.0 - b2) * (g * g)
-            p -= lr_t * m / (xp.sqrt(v) + self.eps)
+    def _eps_hat(self) -> float:
+        return self.eps
 
 
 def make(solver: str, *, learning_rate_init, momentum, nesterovs_momentum, beta_1, beta_2, epsilon) -> Optimizer:
@@ -85,30 +61,10 @@ def make(solver: str, *, learning_rate_init, momentum, nesterovs_momentum, beta_
     return ScikitMomentum(learning_rate_init, momentum=momentum, nesterov=nesterovs_momentum)
 
 
-class Schedule:
-    """scikit-learn's ``learning_rate`` rule ("constant", "invscaling", "adaptive"), applied
-    between epochs. scikit-learn applies it to sgd only; Adam always runs "constant"."""
-
-    def __init__(self, kind: str, learning_rate_init: float, power_t: float):
-        self.kind, self.learning_rate_init, self.power_t = kind, float(learning_rate_init), power_t
-
-    def epoch_ends(self, opt: Optimizer, samples_seen: int) -> None:
-        """invscaling: η = η0 / (t + 1)^power_t, t the training examples seen so far."""
-        if self.kind == "invscaling":
-            opt.lr = self.learning_rate_init / (samples_seen + 1) ** self.power_t
-
-    def plateau(self, opt: Optimizer, msg: str, verbose) -> bool:
-        """The loss (or validation score) stopped improving: True means stop. "adaptive"
-        divides η by 5 instead, until η ≤ 1e-6."""
-        if self.kind != "adaptive":
-            if verbose:
-                print(msg + " Stopping.")
-            return True
-        if opt.lr <= 1e-6:
-            if verbose:
-                print(msg + " Learning rate too small. Stopping.")
-            return True
-        opt.lr /= 5.0
-        if verbose:
-            print(msg + " Setting learning rate to %f" % opt.lr)
-        return False
+def schedule(kind: str, learning_rate_init: float, power_t: float):
+    """scikit-learn's ``learning_rate`` rule ("constant", "invscaling", "adaptive") as a
+    :mod:`bpgpu.schedules` schedule, applied between epochs. scikit-learn applies it to
+    sgd only; Adam always runs "constant"."""
+    if kind == "invscaling":
+        return schedules.InvScaling(learning_rate_init, power_t)
+    return schedules.SCHEDULES[kind]()
