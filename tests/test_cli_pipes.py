@@ -97,3 +97,17 @@ def test_predict_piped_into_head_exits_141_quietly(tmp_path):
     np.save(tmp_path / "X.npy", np.random.default_rng(0).random((20000, 2)))
     status, err = reader_leaves(["predict", "run/model.npz", "--input", "X.npy"], tmp_path)
     assert status == 141 and err == ""
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_output_to_a_full_disk_is_an_error_not_a_sigpipe(tmp_path):
+    """predict > /dev/full: exit 1 and one line saying why (141 is for a reader that left)"""
+    subprocess.run([*BPGPU, "train", "--data", "xor", "--sizes", "2,4,1", "--epochs", "2", "--quiet", "--no-plot",
+                    "--out", "run"], cwd=tmp_path, env=ENV, check=True, capture_output=True, timeout=60)
+    np.save(tmp_path / "X.npy", np.zeros((5, 2)))
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([*BPGPU, "predict", "run/model.npz", "--input", "X.npy"], cwd=tmp_path, env=ENV,
+                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    tally()
+    assert done.returncode == 1
+    assert done.stderr == "bpgpu predict: error: could not write the output (No space left on device)\n"

@@ -22,6 +22,7 @@ One module per subcommand, each with ``add_arguments(parser)`` and ``run(args)``
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import warnings
@@ -50,9 +51,12 @@ def main(argv=None) -> int:
         warnings.showwarning = _one_line_warning
         try:
             status = args.run(args)
-            # The reader of a command's product left before the end (`bpgpu predict … | head`):
-            # the status of a filter killed by SIGPIPE. Train's printing is only progress.
-            return 141 if stdout.lost and not args.progress_only else status
+            stdout.flush()  # a write that fails, fails now, while the status can still say so
+            if stdout.lost is None or args.progress_only:  # train's printing is only progress
+                return status
+            if stdout.lost.errno == errno.EPIPE:  # its reader left early (`bpgpu predict … | head`):
+                return 141                        # the status of a filter killed by SIGPIPE
+            return _fail(f"{args.prog}: error: could not write the output ({stdout.lost.strerror or stdout.lost})")
         except (CLIError, ValueError, TypeError, OSError, BackendUnavailable, DivergenceError) as err:
             return _fail(f"{args.prog}: error: {one_line(err)}")
         except KeyboardInterrupt:

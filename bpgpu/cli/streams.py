@@ -21,29 +21,29 @@ import sys
 
 
 class BestEffort:
-    """A text stream whose writes and flushes never raise an OSError; ``lost`` says
-    whether one failed (from then on, everything written is dropped)."""
+    """A text stream whose writes and flushes never raise an OSError; ``lost`` is the
+    first one that failed, or None (from then on, everything written is dropped)."""
 
     def __init__(self, stream):
-        self._stream, self.lost = stream, False
+        self._stream, self.lost = stream, None
 
     def write(self, text: str) -> int:
-        if not self.lost:
+        if self.lost is None:
             try:
                 return self._stream.write(text)
-            except OSError:
-                self._lose()
+            except OSError as err:
+                self._lose(err)
         return len(text)
 
     def flush(self) -> None:
-        if not self.lost:
+        if self.lost is None:
             try:
                 self._stream.flush()
-            except OSError:
-                self._lose()
+            except OSError as err:
+                self._lose(err)
 
-    def _lose(self) -> None:
-        self.lost = True
+    def _lose(self, err: OSError) -> None:
+        self.lost = err
         # What the stream still buffers would fail again when Python exits ("Exception
         # ignored … BrokenPipeError", status 120): let it drain into /dev/null instead.
         try:
@@ -73,7 +73,7 @@ def _reopen_closed_descriptors() -> None:
 @contextlib.contextmanager
 def best_effort():
     """``sys.stdout`` and ``sys.stderr`` as :class:`BestEffort` streams for the block;
-    yields the stdout one (its ``lost`` tells whether the reader left)."""
+    yields the stdout one (its ``lost``: whether, and why, output was lost)."""
     _reopen_closed_descriptors()
     saved = sys.stdout, sys.stderr
     # Python sets a stream to None when its descriptor was closed at start-up.
