@@ -82,13 +82,14 @@ def test_signals_during_the_saving_wait_for_it(tmp_path, monkeypatch, capsys):
         return real_save(*args, **kwargs)
 
     monkeypatch.setattr(cli.train.persistence, "save", save_under_fire)
+    before = {signum: signal.getsignal(signum) for signum in SIGNALS.values()}
     status = cli.main(["train", "--data", "xor", "--sizes", "2,4,1", "--epochs", "3", "--quiet", "--no-plot",
                        "--out", "run"])
     err = capsys.readouterr().err
     assert status == 143, err
     assert "stopped by SIGTERM at epoch 3: saved run/model.npz, run/history.json" in err
     assert_one_saved_run(tmp_path / "run")
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the command's handlers are gone again
+    assert {signum: signal.getsignal(signum) for signum in SIGNALS.values()} == before  # handlers given back
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash for job control")
