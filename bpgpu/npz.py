@@ -7,11 +7,13 @@ member is read only when its size in the archive is exactly what its header
 declares, so a compressed member cannot expand beyond the shape the caller agreed
 to, and a header cannot make NumPy allocate an array the data does not fill.
 
-Every problem is a ``ValueError`` naming the file.
+:func:`read_npy` reads a lone ``.npy`` (a data table, possibly from a pipe) under the
+same checks. Every problem is a ``ValueError`` naming the file.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import zipfile
@@ -63,9 +65,10 @@ class Archive:
     ``what`` names the kind of file in messages ("model file": "not a bpgpu model file").
     """
 
-    def __init__(self, path: Path, what: str = "model file"):
+    def __init__(self, path: Path, what: str = "model file", data: bytes | None = None):
         self.path, self.what = Path(path), what
-        self._file = open_regular(self.path, what)
+        # ``data``: the file's bytes, already read (from a pipe, which cannot seek).
+        self._file = open_regular(self.path, what) if data is None else io.BytesIO(data)
         try:
             magic = self._file.read(4)
             if magic[:2] != b"PK":  # every zip, hence every .npz, starts so
@@ -97,24 +100,10 @@ class Archive:
         info = self._members[f"{name}.npy"]
         try:
             with self._zip.open(info) as f:
-                version = npy.read_magic(f)
-                # np.save writes 1.0, or 2.0 for huge headers; 3.0 only for structured
-                # dtypes with non-Latin-1 names, never in a model.
-                read = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}.get(version)
-                if read is None:
-                    raise ValueError(f"unsupported .npy format version {version} in entry {name!r}")
-                shape, _, dtype = read(f, max_header_size=10_000)
-                offset = f.tell()
+                shape, dtype, offset = _read_header(f, f"entry {name!r}")
         except Exception as err:
             raise self.unreadable(err) from None
-        if dtype.hasobject:
-            raise ValueError(f"{self.path}: entry {name!r} holds Python objects (dtype {dtype}); "
-                             f"a {self.what} holds numbers only")
-        nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
-        if info.file_size != offset + nbytes:
-            raise ValueError(f"{self.path}: entry {name!r} declares shape {shape} of {dtype} ({nbytes:,} bytes) "
-                             f"but holds {info.file_size - offset:,} bytes: truncated or forged")
-        return Header(tuple(shape), dtype, nbytes)
+        return _checked(self.path, f"entry {name!r}", self.what, shape, dtype, info.file_size - offset)
 
     def read(self, name: str) -> np.ndarray:
         """Array ``name``; call :meth:`header` first to agree to its size."""
@@ -133,3 +122,51 @@ class Archive:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _read_header(f, where: str) -> tuple:
+    """(shape, dtype, offset of the data) from the ``.npy`` header at the start of ``f``."""
+    version = npy.read_magic(f)
+    # np.save writes 1.0, or 2.0 for huge headers; 3.0 only for structured dtypes with
+    # non-Latin-1 names, never in a model or a table.
+    read = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}.get(version)
+    if read is None:
+        raise ValueError(f"unsupported .npy format version {version} in {where}")
+    shape, _, dtype = read(f, max_header_size=10_000)
+    return shape, dtype, f.tell()
+
+
+def _checked(path, where: str, what: str, shape, dtype, held: int) -> Header:
+    """The header, unless it declares Python objects or other than the ``held`` bytes of data."""
+    if dtype.hasobject:
+        raise ValueError(f"{path}: {where} holds Python objects (dtype {dtype}); a {what} holds numbers only")
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if held != nbytes:
+        raise ValueError(f"{path}: {where} declares shape {shape} of {dtype} ({nbytes:,} bytes) "
+                         f"but holds {held:,} bytes: truncated or forged")
+    return Header(tuple(shape), dtype, nbytes)
+
+
+def read_npy(path, data: bytes, what: str = "data file") -> np.ndarray:
+    """The array in ``data``, the bytes of the ``.npy`` file ``path``, under the checks an
+    archive's members get: numbers only, and exactly the data its header declares."""
+    f = io.BytesIO(data)
+    try:
+        shape, dtype, offset = _read_header(f, "the array")
+    except Exception as err:
+        raise ValueError(f"{path}: not a readable .npy file ({str(err) or type(err).__name__})") from None
+    _checked(path, "the array", what, shape, dtype, len(data) - offset)
+    f.seek(0)
+    return npy.read_array(f, allow_pickle=False)
+
+
+def map_npy(path, what: str = "data file") -> np.ndarray:
+    """The array of the regular ``.npy`` file ``path``, memory-mapped (read-only: only the
+    rows a caller touches are read), under :func:`read_npy`'s checks."""
+    with open(path, "rb") as f:
+        try:
+            shape, dtype, offset = _read_header(f, "the array")
+        except Exception as err:
+            raise ValueError(f"{path}: not a readable .npy file ({str(err) or type(err).__name__})") from None
+        _checked(path, "the array", what, shape, dtype, os.fstat(f.fileno()).st_size - offset)
+    return np.load(path, allow_pickle=False, mmap_mode="r")

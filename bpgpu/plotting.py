@@ -8,8 +8,11 @@ no GUI backend is chosen and nothing global is left behind.
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import numpy as np
+
+from .atomic import atomic_write
 
 INSTALL = 'pip install "bpgpu[plot]"'
 
@@ -23,6 +26,13 @@ def available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def _save(fig, path, dpi: int) -> None:
+    """``fig`` to ``path`` atomically (a failed write leaves the previous picture), in the
+    format its suffix names (PNG without one)."""
+    fmt = Path(path).suffix[1:].lower() or "png"
+    atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=dpi))
 
 
 def _figure(width: float, height: float, panels: int = 1):
@@ -49,7 +59,7 @@ def loss_curve(history: dict, path) -> bool:
     ax.set(xlabel="epoch", ylabel="loss")
     ax.legend()
     ax.grid(True, alpha=0.3)
-    fig.savefig(path, dpi=100)
+    _save(fig, path, dpi=100)
     return True
 
 
@@ -78,7 +88,7 @@ def regions(classify, X: np.ndarray, labels: np.ndarray, path, names=None, featu
     ax.legend(handles=[Line2D([], [], marker="o", linestyle="", color=f"C{k % 10}", label=str(names[k] if names else k))
                        for k in range(n)], fontsize="small", title="class")
     ax.set(xlabel=features[0], ylabel=features[1], title="decision regions and training points")
-    fig.savefig(path, dpi=100)
+    _save(fig, path, dpi=100)
 
 
 def throughput(results: list[dict], path, peers=("torch", "sklearn")) -> None:
@@ -105,4 +115,4 @@ def throughput(results: list[dict], path, peers=("torch", "sklearn")) -> None:
         ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="training samples/s", title=name)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize="small")
-    fig.savefig(path, dpi=120)
+    _save(fig, path, dpi=120)

@@ -141,7 +141,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
         momentum=0.9, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8,
         max_time=None, target_loss=None, validation_data=None, patience=None,
         chunk_size=None, memory_budget=None, on_nonfinite="stop", verbose=False, callback=None, initial_epoch=0,
-        device=None, warm_start=False, comm=None):
+        device=None, warm_start=False, comm=None, stop=None):
     """Train ``net`` on (X, Y) by backpropagation; returns a :class:`History`.
 
     Args:
@@ -178,9 +178,13 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
             per step. Every rank gets the same weights and History; a reason to stop on
             any rank (Ctrl-C, ``max_time``, the callback) stops all at the end of the
             same epoch. ``shuffle`` permutes each rank's rows, seeded by (seed, epoch, rank).
+        stop: ``stop()`` after each step; True stops there as Ctrl-C does (stop_reason
+            "interrupted"): how a program that handles its own signals asks fit to stop.
     """
     _check_options(epochs, batch_size, max_time, target_loss, patience, validation_data,
                    on_nonfinite, chunk_size, initial_epoch, callback)
+    if stop is not None and not callable(stop):
+        raise TypeError(f"stop: expected a function stop() -> bool, got {stop!r}")
     if device is not None and check.number("device", device, low=0, integer=True) != net.device:
         raise ValueError(f"device: the network's arrays are on device {net.device}, got device={device}; "
                          "train a copy there instead: net.clone(device=...)")
@@ -219,6 +223,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
     bar = _progress(epochs - initial_epoch) if verbose else None
     t0 = time.perf_counter()
     deadline = None if max_time is None else t0 + max_time
+    stopping = False
     with backend.activate(), _Interrupt() as interrupt, backend.quiet_float_errors(), _closing(bar):
         for epoch in range(initial_epoch, epochs):
             previous_snapshot, snapshot = snapshot, _State.of(net, opt)
@@ -233,8 +238,10 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
                 xb, yb = (Xe, Ye) if (a, b) == (0, m) else (Xe[a:b, :], Ye[a:b, :])
                 J, chunk_size = _step_within_memory(net, opt, xb, yb, chunk_size, comm)
                 losses.append(J)
+                # Kept apart from interrupt.requested, so that a Ctrl-C after stop() is a first one.
+                stopping = stopping or interrupt.requested or (stop is not None and bool(stop()))
                 # Ranks must take the same steps: across ranks, stopping waits for the epoch's end.
-                if comm is None and (interrupt.requested or (deadline is not None and time.perf_counter() > deadline)):
+                if comm is None and (stopping or (deadline is not None and time.perf_counter() > deadline)):
                     break
             done = len(losses)
             history.steps += done
@@ -259,7 +266,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
                 bar.update(1)
                 bar.set_postfix(loss=f"{epoch_loss:.4g}", samples_s=f"{history.samples / (time.perf_counter() - t0):.3g}")
             asked = callback is not None and bool(callback(epoch, history))
-            interrupted, late = interrupt.requested, deadline is not None and time.perf_counter() > deadline
+            interrupted, late = stopping or interrupt.requested, deadline is not None and time.perf_counter() > deadline
             if comm is not None:
                 interrupted, late, asked = comm.vote(interrupted, late, asked)
             if interrupted:

@@ -6,7 +6,9 @@
 Every number in the report is counted from this run: the tests of each reliability
 module (tests/reliability.py names their categories) with their outcomes, and what
 they tallied — SIGKILLs, truncations and bit flips, hypothesis examples, divergences
-provoked. Exits non-zero when a reliability test failed.
+provoked, stopping signals sent (SIGINT, SIGTERM, SIGHUP, under ``set -m``), standard streams
+closed, hostile write targets (symlinks, FIFOs, ``ulimit -f``), input files read (BOMs,
+encodings, pipes). Exits non-zero when a reliability test failed.
 """
 
 from __future__ import annotations

@@ -29,6 +29,11 @@ CATEGORIES = {
     "memory": ("memory-limit checks", "chunked runs compared"),
     "property": ("properties checked (hypothesis)", "examples run"),
     "files": ("file-safety checks: atomic writes, symlinks, FIFOs, devices, ulimit -f", "hostile writes tried"),
+    "signals": ("stopping signals keep the work: SIGINT, SIGTERM, SIGHUP, twice, at random moments, under `set -m`",
+                "signals sent"),
+    "pipes": ("a closed stdout or stderr never costs the model", "closed streams"),
+    "inputs": ("input files read faithfully: BOMs, empty cells, encodings, long fields, pipes without a suffix",
+               "files read"),
     "hostile_model": ("hostile model files refused: FIFOs, hand-edited metadata, forged shapes, zip bombs",
                       "crafted files tried"),
 }

@@ -261,9 +261,9 @@ def test_sigint_stops_saves_and_exits_cleanly(tmp_path):
         out, err = train.communicate(timeout=60)
     finally:
         train.kill()
-    assert train.returncode == 0, err
+    assert train.returncode == 130, err
     assert "Traceback" not in err
-    assert "stopped: interrupted" in out and "model saved to run/model.npz" in out
+    assert "stopped: interrupted" in out and "stopped by SIGINT (Ctrl-C) at epoch" in err and "run/model.npz" in err
     checkpoint = persistence.load_checkpoint(tmp_path / "run/model.npz")
     assert 1 <= checkpoint.epoch < 1000000 and checkpoint.history["stop_reason"] == "interrupted"
     X = np.random.default_rng(0).random((5, 2))
@@ -299,3 +299,23 @@ def test_resume_reaches_the_weights_of_an_uninterrupted_run(optimizer, tmp_path)
     assert same_weights(tmp_path / "straight/model.npz", tmp_path / "from_mid/model.npz")
     # And the half run differs, so the comparison above is not vacuous.
     assert not same_weights(tmp_path / "straight/model.npz", tmp_path / "half/model.npz")
+
+
+def test_resume_continues_the_same_run_from_any_folder(tmp_path):
+    """--resume reads the run's data and writes to the run's folder wherever it is started from, and says so"""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a/d.csv").write_text("x0,x1,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n")
+    ok("train", "--data", "d.csv", "--target", "y", "--sizes", "2,3,1", "--epochs", "2", "--checkpoint-every", "1",
+       "--quiet", "--no-plot", "--out", "run", cwd=tmp_path / "a")
+    resumed = ok("train", "--resume", "../a/run/checkpoint.npz", "--epochs", "4", "--quiet", "--no-plot",
+                 cwd=tmp_path / "b")
+    said = [line for line in resumed.stdout.splitlines() if line.startswith("resuming")]
+    assert said == [f"resuming ../a/run/checkpoint.npz at epoch 2: data {tmp_path / 'a/d.csv'} (the run's), "
+                    "saving to ../a/run (the run's)"]
+    assert persistence.load_checkpoint(tmp_path / "a/run/model.npz").epoch == 4
+    assert list((tmp_path / "b").iterdir()) == []
+    # An explicit --out (or --data) still decides.
+    ok("train", "--resume", "../a/run/model.npz", "--epochs", "5", "--quiet", "--no-plot", "--out", "here",
+       cwd=tmp_path / "b")
+    assert persistence.load_checkpoint(tmp_path / "b/here/model.npz").epoch == 5

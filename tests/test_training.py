@@ -2,6 +2,8 @@
 when told, its History is true, and it stays finite where the exponentials are large."""
 
 import math
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -168,6 +170,27 @@ def test_callback_sees_each_epoch_and_can_stop():
     history = bpgpu.Network([3, 4, 2], seed=0).fit(X, Y, epochs=100, callback=callback, initial_epoch=2)
     assert seen == [(2, 1), (3, 2), (4, 3)]
     assert history.stop_reason == "callback" and history.epochs == 3
+
+
+def test_stop_is_asked_after_every_step_and_stops_as_ctrl_c_does():
+    """The hook a program handling its own signals uses (the CLI's SIGTERM): step-granular, like Ctrl-C."""
+    X, Y = small_problem(10)
+    asked = []
+    history = bpgpu.Network([3, 4, 2], seed=0).fit(X, Y, epochs=100, batch_size=2,
+                                                   stop=lambda: asked.append(1) or len(asked) == 7)
+    assert history.stop_reason == "interrupted" and (history.epochs, history.steps) == (2, 7)
+    with pytest.raises(TypeError, match="stop: expected a function"):
+        bpgpu.Network([3, 4, 2]).fit(X, Y, stop=True)
+
+
+def test_a_ctrl_c_after_stop_is_a_first_ctrl_c():
+    """stop() (the CLI's SIGTERM) then Ctrl-C before fit returns: a stop as usual, not the second Ctrl-C's abort"""
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("fit handles Ctrl-C only where SIGINT has Python's default handler")
+    X, Y = small_problem(10)
+    history = bpgpu.Network([3, 4, 2], seed=0).fit(
+        X, Y, epochs=100, stop=lambda: True, callback=lambda epoch, h: os.kill(os.getpid(), signal.SIGINT))
+    assert history.stop_reason == "interrupted" and history.epochs == 1
 
 
 @pytest.mark.parametrize("rule", [dict(target_loss=1e9), dict(epochs=3), dict(max_time=1e-6)])

@@ -13,6 +13,7 @@ import sys
 import traceback
 
 from .. import environment, plotting
+from ..atomic import check_target
 from ..backend import DTYPES, BackendUnavailable, get_backend
 from ..cli.argtypes import at_least, names
 from .case import run_case
@@ -78,6 +79,12 @@ def run(args: argparse.Namespace) -> int:
     if args.plot and not plotting.available():  # say so now, not after minutes of measuring
         print(f"bpgpu bench: --plot needs matplotlib, which is not installed: {plotting.INSTALL}", file=sys.stderr)
         return 2
+    try:  # so is an output file that cannot be written: a symlink, a FIFO, a folder, no folder
+        for path in filter(None, (args.json, args.markdown, args.plot)):
+            check_target(path)
+    except OSError as err:
+        print(f"bpgpu bench: error: {err}", file=sys.stderr)
+        return 1
     unavailable, backends = {}, []
     for name in args.backends or ["numpy", "cupy"]:
         try:

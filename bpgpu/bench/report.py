@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from ..atomic import atomic_write_text
 from .timing import DISTURBED
 from .workloads import TARGETS, WORKLOADS
 
@@ -130,14 +131,13 @@ def targets_markdown(targets: list[dict]) -> str:
 
 def write(report: dict, *, json_path=None, markdown_path=None, plot_path=None) -> str:
     """The report as Markdown; also written to ``markdown_path``, as JSON to ``json_path`` and as
-    a throughput plot (:func:`bpgpu.plotting.throughput`) to ``plot_path``, each where given."""
+    a throughput plot (:func:`bpgpu.plotting.throughput`) to ``plot_path``, each where given and
+    each atomically (:mod:`bpgpu.atomic`)."""
     text = markdown(report)
     if json_path:
-        with open(json_path, "w") as f:
-            json.dump(report, f, indent=1)
+        atomic_write_text(json_path, json.dumps(report, indent=1))
     if markdown_path:
-        with open(markdown_path, "w") as f:
-            f.write(text)
+        atomic_write_text(markdown_path, text)
     if plot_path and report["results"]:
         from ..plotting import throughput
 

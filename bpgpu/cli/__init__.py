@@ -4,10 +4,16 @@
     bpgpu predict runs/demo/model.npz --input X.csv --output Y.csv
     bpgpu evaluate runs/demo/model.npz --data test.csv
 
+Printing is best effort (``streams``): a closed stdout or stderr never stops a command's
+work; a command whose product is what it prints exits 141 when its reader left early,
+like a filter killed by SIGPIPE, while ``train`` (whose product is its files) exits as
+its run went.
+
 Every failure a user can cause (a missing file, a bad column, sizes that do not fit
 the data, an unknown option value) ends as one line on stderr and a non-zero exit:
-1 for errors, 2 for bad usage, 130 for Ctrl-C outside training. Ctrl-C *during*
-training stops after the current step, saves the model and exits 0.
+1 for errors, 2 for bad usage, 130 for Ctrl-C outside training. Ctrl-C, SIGTERM or
+SIGHUP *during* training stops after the current step, saves the run, says so in one
+line on stderr and exits 128 + the signal's number (130, 143, 129): see ``signals``.
 
 One module per subcommand, each with ``add_arguments(parser)`` and ``run(args)``;
 ``tables`` reads and writes the data files they share.
@@ -16,6 +22,7 @@ One module per subcommand, each with ``add_arguments(parser)`` and ``run(args)``
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import warnings
@@ -24,6 +31,7 @@ from ..backend import BackendUnavailable
 from ..training import DivergenceError
 from . import evaluate, example, info, predict, train
 from .errors import CLIError, one_line
+from .streams import best_effort
 
 __all__ = ["main", "build_parser", "CLIError"]
 
@@ -39,13 +47,16 @@ def main(argv=None) -> int:
     """Run the ``bpgpu`` command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv[0] if argv else None).parse_args(argv)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), best_effort() as stdout:
         warnings.showwarning = _one_line_warning
         try:
-            return args.run(args)
-        except BrokenPipeError:  # `bpgpu ... | head`: the reader left; say nothing more
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return 141
+            status = args.run(args)
+            stdout.flush()  # a write that fails, fails now, while the status can still say so
+            if stdout.lost is None or args.progress_only:  # train's printing is only progress
+                return status
+            if stdout.lost.errno == errno.EPIPE:  # its reader left early (`bpgpu predict … | head`):
+                return 141                        # the status of a filter killed by SIGPIPE
+            return _fail(f"{args.prog}: error: could not write the output ({stdout.lost.strerror or stdout.lost})")
         except (CLIError, ValueError, TypeError, OSError, BackendUnavailable, DivergenceError) as err:
             return _fail(f"{args.prog}: error: {one_line(err)}")
         except KeyboardInterrupt:
@@ -76,13 +87,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"bpgpu {__version__}")
     commands = parser.add_subparsers(title="commands", dest="command", required=True, metavar="COMMAND")
 
-    def add(name, run, help, description=None):
+    def add(name, run, help, description=None, progress_only=False):
         sub = commands.add_parser(name, help=help, description=description or help)
-        sub.set_defaults(run=run, prog=f"bpgpu {name}")
+        sub.set_defaults(run=run, prog=f"bpgpu {name}", progress_only=progress_only)
         return sub
 
     train.add_arguments(add("train", train.run, "train a network on synthetic or file data",
-                            "Train a network. Options left out on --resume come from the checkpoint."))
+                            "Train a network. Options left out on --resume come from the checkpoint.",
+                            progress_only=True))
     predict.add_arguments(add("predict", predict.run, "run a saved model on inputs from a file"))
     evaluate.add_arguments(add("evaluate", evaluate.run, "a saved model's loss and accuracy or R² on a labelled file"))
     bench = add("bench", _bench, "benchmark bpgpu (and PyTorch, scikit-learn) on reference workloads")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def _number(kind, accept, what: str):
@@ -12,6 +13,8 @@ def _number(kind, accept, what: str):
             value = kind(text)
         except ValueError:
             value = None
+        if value is not None and not math.isfinite(value):  # inf seconds would measure forever
+            raise argparse.ArgumentTypeError(f"expected a finite number ({what}), got {text!r}")
         if value is None or not accept(value):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return value

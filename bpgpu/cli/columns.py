@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..validation import fits_in_memory
 from .errors import CLIError
 from .tables import Table
 
@@ -84,7 +85,8 @@ def target_rows(table: Table, ys: list[int], outputs: int, *, one_hot=False, cla
         if bad.any():
             raise CLIError(f"--one-hot: column {table.name(column)} of {table.path} must hold class labels "
                            f"0..{outputs - 1} (sizes[-1] = {outputs}), got {labels[bad][0]:g}")
-        return np.eye(outputs)[labels.astype(int)], "one-hot", None
+        return one_hot_rows(labels.astype(int), outputs, f"--one-hot column {table.name(column)} of {table.path}"), \
+            "one-hot", None
     return table.numbers(ys), "file", None
 
 
@@ -116,7 +118,16 @@ def encode(labels: np.ndarray, classes: list[str], outputs: int, where: str) -> 
     if unknown:
         raise CLIError(f"{where}: label {unknown[0]!r} is not one of the model's classes ({', '.join(classes)})")
     k = np.array([index[label] for label in labels])
-    return k[:, None].astype(np.float64) if outputs == 1 else np.eye(outputs)[k]
+    return k[:, None].astype(np.float64) if outputs == 1 else one_hot_rows(k, outputs, where)
+
+
+def one_hot_rows(k: np.ndarray, outputs: int, where: str) -> np.ndarray:
+    """Rows (m, outputs) with a 1 in column k[i] of row i; refused before allocating when
+    they would not fit in memory (a huge class count)."""
+    fits_in_memory(where, len(k) * outputs * 8, f"{len(k):,} rows of {outputs:,} classes")
+    rows = np.zeros((len(k), outputs))
+    rows[np.arange(len(k)), k] = 1.0
+    return rows
 
 
 def class_probabilities(A: np.ndarray, classes: list[str]) -> np.ndarray:

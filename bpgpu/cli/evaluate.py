@@ -9,7 +9,7 @@ from ..metrics import score
 from .columns import model_inputs, model_targets, target_rows
 from .scores import LABELS
 from .sources import METRIC
-from .tables import read_table
+from .tables import check_fits, read_table
 
 
 def add_arguments(p) -> None:
@@ -33,6 +33,8 @@ def run(args) -> int:
     X = model_inputs(table, args.columns, stored, args.model, net.sizes[0], targets=ys)
     Y, kind, _ = target_rows(table, ys, net.sizes[-1], one_hot=bool(options.get("one_hot")),
                              classes=checkpoint.classes)
+    check_fits(table, X, net.dtype, "input")
+    check_fits(table, Y, net.dtype, "target")
     if checkpoint.scaler is not None:
         X = checkpoint.scaler.transform(X)
     metric = METRIC.get(stored.get("kind"), "accuracy" if kind != "file" else "r2")

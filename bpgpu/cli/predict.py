@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import metrics, persistence
+from ..atomic import check_target
 from .columns import class_probabilities, model_inputs
 from .errors import CLIError
-from .tables import read_table, write_table
+from .tables import check_fits, read_table, write_table
 
 
 def add_arguments(p) -> None:
@@ -26,12 +27,16 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    if args.output is not None and Path(args.output).suffix.lower() not in (".npy", ".csv"):
-        raise CLIError(f"{args.output}: expected a .npy or .csv output file, got {Path(args.output).suffix or 'no suffix'!r}")
+    if args.output is not None:
+        if Path(args.output).suffix.lower() not in (".npy", ".csv"):
+            raise CLIError(f"{args.output}: expected a .npy or .csv output file, "
+                           f"got {Path(args.output).suffix or 'no suffix'!r}")
+        check_target(args.output)  # a symlink, FIFO or folder there is refused before any work
     checkpoint = persistence.load_checkpoint(args.model, backend=args.backend)
     net, classes = checkpoint.network, checkpoint.classes
-    X = model_inputs(read_table(args.input), args.columns, (checkpoint.extra or {}).get("data", {}),
-                     args.model, net.sizes[0])
+    table = read_table(args.input)
+    X = model_inputs(table, args.columns, (checkpoint.extra or {}).get("data", {}), args.model, net.sizes[0])
+    check_fits(table, X, net.dtype, "input")
     if checkpoint.scaler is not None:
         X = checkpoint.scaler.transform(X)
     A = net.predict(X)

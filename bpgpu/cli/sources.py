@@ -14,7 +14,7 @@ from ..distributed import shard as block_of
 from ..losses import CROSS_ENTROPY_OUTPUTS
 from .errors import CLIError, count
 from .columns import for_training, target_rows
-from .tables import SUFFIXES, read_table
+from .tables import SUFFIXES, check_fits, read_table
 
 # Output and loss that suit each data source, when --output/--loss are "auto".
 HEADS = {"xor": ("sigmoid", "cross_entropy"), "spirals": ("softmax", "cross_entropy"),
@@ -74,20 +74,24 @@ def _fits(sizes, inputs, outputs, wanted, what):
 def _file_data(o, backend, wanted, rows):
     """The file's examples; ``rows(m)`` is the block (start, stop) of its m rows to keep."""
     path = Path(o.data)
-    if path.suffix.lower() not in SUFFIXES:
+    # A file without a suffix (a pipe, /dev/stdin) has its format sniffed; a name that is
+    # neither is most likely a mistyped generator.
+    if path.suffix.lower() not in SUFFIXES and (path.suffix or not path.exists()):
         raise CLIError(f"--data {o.data}: expected one of {', '.join(GENERATORS)} or a .npy/.npz/.csv file")
-    csv, rows_in_file = path.suffix.lower() == ".csv", []
+    rows_in_file = []
 
     def block(m):
         rows_in_file.append(m)
         return rows(m)
 
-    table = read_table(path, rows=None if csv else block)
+    table = read_table(path, rows=block)
     xs, ys = for_training(table, o.target, o.columns)
     X = table.numbers(xs)
     Y, kind, classes = target_rows(table, ys, o.sizes[-1], one_hot=o.one_hot)
-    if csv:  # read whole (text labels name their classes from every row): keep this rank's block
+    if not rows_in_file:  # a CSV, read whole (text labels name their classes from every row): keep this rank's block
         X, Y = (A[slice(*block(X.shape[0]))] for A in (X, Y))
+    check_fits(table, X, o.dtype, "input")
+    check_fits(table, Y, o.dtype, "target")
     if X.shape[1] != o.sizes[0] or Y.shape[1] != o.sizes[-1]:
         raise CLIError(f"incompatible sizes: {path} gives {count(X.shape[1], 'input column')} and "
                        f"{count(Y.shape[1], 'target column')}{' (one-hot)' if kind == 'one-hot' else ''}, but {wanted} "

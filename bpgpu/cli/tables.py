@@ -9,12 +9,17 @@ specs (:meth:`Table.pick`).
 from __future__ import annotations
 
 import csv
+import io
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write, kind_of
+from ..npz import Archive, map_npy, read_npy
 from .errors import CLIError, one_line
 
 SUFFIXES = (".npy", ".npz", ".csv")
@@ -116,8 +121,9 @@ class Table:
 
 
 def read_table(path, rows=None) -> Table:
-    """The table in ``path`` (.csv, .npy or .npz). A .npz holding X and Y comes back as the
-    table [X | Y] with names x0…, y0…; every number must be finite.
+    """The table in ``path``: a .csv, .npy or .npz file, or a file without a suffix (a pipe,
+    ``/dev/stdin``) whose format its first bytes tell. A .npz holding X and Y comes back as
+    the table [X | Y] with names x0…, y0…; every number must be finite.
 
     ``rows``: a function of the file's row count m giving the block (start, stop) to keep
     (a data-parallel rank's share) of a .npy (memory-mapped: only that block is read) or a
@@ -126,11 +132,15 @@ def read_table(path, rows=None) -> Table:
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise CLIError(f"{path}: expected a .npy, .npz or .csv file, got {path.suffix or 'no suffix'!r}")
-    if not path.is_file():
-        raise CLIError(f"{path}: no such file")
-    table = _read_csv(path) if suffix == ".csv" else _read_numpy(path, suffix, rows)
+    if suffix and suffix not in SUFFIXES:
+        raise CLIError(f"{path}: expected a .npy, .npz or .csv file, got {path.suffix!r}")
+    if rows is not None and suffix == ".npy" and path.is_file():
+        table = _read_npy_block(path, rows)
+    else:
+        data = _read_bytes(path)
+        # np.save's magic, a zip's (every .npz), else text.
+        suffix = suffix or (".npy" if data.startswith(b"\x93NUMPY") else ".npz" if data.startswith(b"PK") else ".csv")
+        table = _read_csv(path, data) if suffix == ".csv" else _read_numpy(path, data, suffix, rows)
     if table.values.shape[0] == 0:
         raise CLIError(f"{path}: no rows")
     numeric = [j for j in range(table.width) if j not in table.text]
@@ -142,15 +152,54 @@ def read_table(path, rows=None) -> Table:
     return table
 
 
-def _read_numpy(path: Path, suffix: str, rows=None) -> Table:
+def check_fits(table: Table, A: np.ndarray, dtype: str, what: str) -> None:
+    """Refuse ``what`` (rows of ``table``) if a value overflows ``dtype``, naming the row:
+    float32 would turn it into inf."""
+    largest = np.finfo(dtype).max
+    over = np.abs(A) > largest
+    if over.any():
+        row, k = np.argwhere(over)[0]
+        raise CLIError(f"{table.path}: row {row + 1}: {what} {A[row, k]:g} overflows {dtype} (largest {largest:.4g}); "
+                       "rescale it" + (", or use --dtype float64" if dtype == "float32" else ""))
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The whole of a regular file or a pipe; anything else (a folder, a device that never
+    ends) is refused without reading."""
     try:
-        loaded = np.load(path, allow_pickle=False, mmap_mode="r" if rows is not None else None)
-    except Exception as err:  # zip, pickle and format errors alike mean "not readable"
-        raise CLIError(f"{path}: not a readable {suffix} file ({one_line(err)})") from None
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise CLIError(f"{path}: no such file") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+        raise CLIError(f"{path}: expected a data file or a pipe, got {kind_of(mode)}")
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _read_npy_block(path: Path, rows) -> Table:
+    """A data-parallel rank's block ``rows(m)`` of a .npy file, memory-mapped: only those
+    rows are read from the disk."""
+    try:
+        loaded = map_npy(path)
+    except ValueError as err:
+        raise CLIError(one_line(err)) from None
+    return _table(path, loaded, None, rows)
+
+
+def _read_numpy(path: Path, data: bytes, suffix: str, rows=None) -> Table:
     names = None
+    try:
+        if suffix == ".npy":
+            loaded = read_npy(path, data)
+        else:
+            arrays = {}
+            with Archive(path, "data file", data) as archive:
+                for name in sorted(archive.names):
+                    archive.header(name)  # numbers only, and no more than the data declared
+                    arrays[name] = archive.read(name)
+    except ValueError as err:
+        raise CLIError(one_line(err)) from None
     if suffix == ".npz":
-        with loaded:
-            arrays = {k: loaded[k] for k in loaded.files}
         if "X" in arrays and "Y" in arrays:
             X, Y = (_as_2d(path, k, arrays[k]) for k in ("X", "Y"))
             if len(X) != len(Y):
@@ -161,6 +210,11 @@ def _read_numpy(path: Path, suffix: str, rows=None) -> Table:
             loaded = next(iter(arrays.values()))
         else:
             raise CLIError(f"{path}: expected arrays named X and Y, or a single array, got {sorted(arrays)}")
+    return _table(path, loaded, names, rows)
+
+
+def _table(path: Path, loaded: np.ndarray, names, rows) -> Table:
+    """``loaded`` as a Table, only the block ``rows(m)`` of its m rows where ``rows`` is given."""
     if rows is not None and loaded.ndim in (1, 2):
         loaded = np.array(loaded[slice(*rows(len(loaded)))])  # from a memory map: reads this block only
     return Table(path, _as_2d(path, "the array", loaded), names)
@@ -176,9 +230,18 @@ def _as_2d(path, what, a) -> np.ndarray:
     return a.astype(np.float64, copy=False)
 
 
-def _read_csv(path: Path) -> Table:
-    with open(path, newline="") as f:
-        rows = [row for row in csv.reader(f) if row]
+def _read_csv(path: Path, data: bytes) -> Table:
+    try:
+        text = data.decode("utf-8-sig")  # "-sig": a leading byte-order mark is not part of the first cell
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise CLIError(f"{path}: line {line}: not UTF-8 text (byte 0x{data[err.start]:02x}); "
+                       "save the file as UTF-8") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        rows = [row for row in reader if row]
+    except csv.Error as err:  # a field over the size limit, a NUL byte
+        raise CLIError(f"{path}: line {reader.line_num}: {err}") from None
     if not rows:
         raise CLIError(f"{path}: empty file")
     names = None
@@ -203,8 +266,9 @@ def _read_csv(path: Path) -> Table:
 
 def _has_header(rows) -> bool:
     """Whether the first row names the columns: it holds text, unless it is a row of numbers
-    whose text sits only in columns that hold text (labels) further down as well."""
-    texts = [j for j, cell in enumerate(rows[0]) if not _is_number(cell)]
+    whose text sits only in columns that hold text (labels) further down as well. An empty
+    cell is no evidence either way: a missing number is not a column's name."""
+    texts = [j for j, cell in enumerate(rows[0]) if cell.strip() and not _is_number(cell)]
     if not texts:
         return False
     if len(texts) == len(rows[0]) or len(rows) == 1:
@@ -220,10 +284,11 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def write_table(path, Y: np.ndarray, names: list[str], fmt="%.10g") -> None:
-    """Write ``Y`` (m, k) to a .npy or .csv file (with a header of ``names``)."""
-    path = Path(path)
-    if path.suffix.lower() == ".npy":
-        np.save(path, Y)
-    else:
-        np.savetxt(path, Y, delimiter=",", header=",".join(names), comments="", fmt=fmt)
+def write_table(path, Y: np.ndarray, names: list[str], fmt="%.10g") -> Path:
+    """Write ``Y`` (m, k) atomically to exactly ``path`` (``Y.NPY`` too, which ``np.save``
+    would have made ``Y.NPY.npy``): NPY for a .npy suffix in any case, else CSV with a
+    header of ``names``."""
+    if Path(path).suffix.lower() == ".npy":
+        return atomic_write(path, lambda f: np.save(f, Y, allow_pickle=False))
+    return atomic_write(path, lambda f: np.savetxt(f, Y, delimiter=",", header=",".join(names), comments="",
+                                                   fmt=fmt, encoding="utf-8"))

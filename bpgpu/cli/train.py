@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 
 from .. import metrics, persistence, plotting
 from ..activations import HIDDEN, OUTPUTS
+from ..atomic import atomic_write_text
 from ..backend import DTYPES, get_backend
 from ..data import GENERATORS
 from ..losses import LOSSES
@@ -18,11 +19,14 @@ from ..network import Network
 from ..optimizers import OPTIMIZERS
 from ..scaling import Standardizer
 from ..training import DEFAULT_LR, DivergenceError, DivergenceWarning, optimizer_for
+from . import rundir
+from .applies import refuse_inapplicable
 from .argtypes import batch_size, fraction, positive, sizes
 from . import ranks
 from .errors import CLIError
 from .progress import Progress
 from .scores import Scores
+from .signals import Stop
 from .sources import METRIC, heads, split, training_data
 
 TRAIN_DEFAULTS = dict(
@@ -117,16 +121,18 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     comm = ranks.communicator(bool(args.distributed))
-    with ranks.first_speaks(comm), ranks.abort_on_failure(comm):
-        return _train(args, comm)
+    stop = Stop()
+    with stop.catching(), ranks.first_speaks(comm), ranks.abort_on_failure(comm):  # until the run is saved: see signals.py
+        return _train(args, stop, comm) or stop.status()
 
 
-def _train(args, comm) -> int:
+def _train(args, stop, comm) -> int:
     given = {k: getattr(args, k) for k in TRAIN_DEFAULTS if getattr(args, k) is not None}
     # A checkpoint loads on the host; the network moves to this run's backend below.
     checkpoint = persistence.load_checkpoint(args.resume) if args.resume else None
-    o = _options(given, checkpoint)
+    o = _options(given, checkpoint, args.resume)
     _check(o, checkpoint)
+    refuse_inapplicable(given, o)
     first = comm is None or comm.rank == 0
     if not first:  # rank 0 alone shows progress and writes files
         o.quiet, o.log_every = True, 0
@@ -155,11 +161,9 @@ def _train(args, comm) -> int:
     if start >= o.epochs:
         raise CLIError(f"--epochs {o.epochs}: the checkpoint {args.resume} is already at epoch {start}; "
                        "ask for more epochs to continue")
-    out = Path(o.out) if o.out and first else None
-    if out is not None:
-        if out.exists() and not out.is_dir():
-            raise CLIError(f"--out {out}: expected a folder, got an existing file")
-        out.mkdir(parents=True, exist_ok=True)
+    out = rundir.prepare(o.out, o.plot) if first else None
+    if checkpoint:
+        print(rundir.resuming(args.resume, start, o, given))
     prior = checkpoint.history if checkpoint else None
 
     print(f"training {'-'.join(map(str, net.sizes))} ({'/'.join(net.activations) or '-'} → {net.output}, "
@@ -167,7 +171,7 @@ def _train(args, comm) -> int:
           f"{net.backend.name} {net.dtype}{ranks.announce(comm)}" + (f", from epoch {start}" if start else ""), flush=True)
     progress = Progress(o, start)
     scores = Scores(METRIC[source["kind"]], net, (X, Y), validation, prior, **({"score": ranks.scorer(comm)} if comm else {}))
-    saved_options = dict(vars(o))
+    saved_options = rundir.portable(vars(o))
 
     def save(path, history, epoch):
         return persistence.save(net, path, optimizer=optimizer, epoch=epoch, history=_merge(prior, history, start, scores),
@@ -180,15 +184,19 @@ def _train(args, comm) -> int:
             save(out / "checkpoint.npz", history, epoch + 1)
         return False
 
+    if stop():  # stopped while the data was read: nothing trained, nothing to save
+        print(f"bpgpu train: stopped by {stop.name} before training: nothing saved", file=sys.stderr)
+        return stop.status()
     try:  # a diverging run is reported below, once its last good weights are saved
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DivergenceWarning)
             history = net.fit(X, Y, epochs=o.epochs, batch_size=o.batch_size or None, optimizer=optimizer,
                               shuffle=o.shuffle, max_time=o.max_time, target_loss=o.target_loss,
                               validation_data=validation, patience=o.patience, chunk_size=o.chunk_size,
-                              on_nonfinite="stop", callback=after_epoch, initial_epoch=start, comm=comm)
+                              on_nonfinite="stop", callback=after_epoch, initial_epoch=start, comm=comm, stop=stop)
     finally:
         progress.close()
+    stop.saving(history)
     diverged = history.divergence_message() if history.stop_reason == "nonfinite" else ""
     end = start + history.epochs
     merged = {**_merge(prior, history, start, scores), "ranks": comm.size if comm else 1}
@@ -204,11 +212,14 @@ def _train(args, comm) -> int:
     if out is None:
         if diverged:
             raise DivergenceError(f"{diverged} (try a smaller --lr)")
-        if first:
-            print("not saved: give --out DIR to keep the model")
+        if not first:
+            return 0
+        print("not saved: give --out DIR to keep the model")
+        if stop():
+            print(f"bpgpu train: stopped by {stop.name}: nothing saved (no --out)", file=sys.stderr)
         return 0
     model = save(out / "model.npz", history, end)
-    (out / "history.json").write_text(json.dumps(merged, indent=1) + "\n")
+    atomic_write_text(out / "history.json", json.dumps(merged, indent=1) + "\n")
     files = [model, out / "history.json"]
     if o.plot and _plotting_available():
         if plotting.loss_curve(merged, out / "loss.png"):
@@ -219,15 +230,17 @@ def _train(args, comm) -> int:
     files = ", ".join(map(str, files))
     if diverged:
         raise DivergenceError(f"{diverged} and saved to {model} (try a smaller --lr)")
-    if history.stop_reason == "interrupted":
-        print(f"interrupted at epoch {end}: model saved to {model} (continue with --resume {model})")
+    if stop():
+        print(f"bpgpu train: stopped by {stop.name} at epoch {end}: saved {files} "
+              f"(continue with --resume {model})", file=sys.stderr)
     else:
         print(f"saved {files}")
     return 0
 
 
-def _options(given: dict, checkpoint) -> argparse.Namespace:
-    """The options of this run: those given, then (on --resume) the checkpoint's, then defaults."""
+def _options(given: dict, checkpoint, resume) -> argparse.Namespace:
+    """The options of this run: those given, then (on --resume) the checkpoint's with its folder
+    as --out, then defaults."""
     stored = {}
     if checkpoint is not None:
         stored = dict((checkpoint.extra or {}).get("cli", {}))
@@ -238,7 +251,7 @@ def _options(given: dict, checkpoint) -> argparse.Namespace:
                 option = "--no-bias" if key == "bias" else f"--{key}"
                 raise CLIError(f"{option}: the checkpoint's network has {key} {shown}; "
                                "a resumed run cannot change its architecture")
-        stored.update(config)
+        stored.update(config, **rundir.resumed_folder(resume))
         for shown_only in ("log_every", "quiet", "plot"):  # how this run looks is this run's choice
             stored.pop(shown_only, None)
     options = {**TRAIN_DEFAULTS, **stored, **given}
