@@ -75,3 +75,36 @@ def test_a_failure_on_one_rank_ends_every_rank_saying_which(tmp_path):
             f"sys.exit(main({TRAIN[2:] + ['--epochs', '50']!r}))")
     out = run_ranks(2, "-c", code, cwd=tmp_path, timeout=60)
     assert out.returncode != 0 and "bpgpu train: rank 1 of 2: error: disk on fire" in out.stderr, out.stderr
+
+
+def test_a_signal_to_one_rank_stops_every_rank_and_rank_0_saves(tmp_path):
+    """SIGTERM to rank 1 alone: every rank stops at the same epoch (the epoch-end vote),
+    rank 0 saves the run and says it was stopped by a signal to one of the ranks; the
+    job's status is rank 1's 143."""
+    import signal
+    import time
+
+    from mpirun import ENV, mpiexec, why_not
+
+    if why_not():
+        import pytest
+        pytest.skip(why_not())
+    launcher = ("import os, sys; open(f'pid.{os.environ[\"PMI_RANK\"]}', 'w').write(str(os.getpid()))\n"
+                "from bpgpu.cli import main; sys.exit(main(sys.argv[1:]))")
+    args = ["train", "--data", "spirals", "--samples", "600", "--sizes", "2,16,3", "--epochs", "100000",
+            "--batch-size", "32", "--log-every", "1", "--no-plot", "--out", "run"]
+    job = subprocess.Popen([mpiexec(), "-n", "2", sys.executable, "-c", launcher, *args], cwd=tmp_path,
+                           env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "pid.1").exists() or "epoch" not in job.stdout.readline():
+            assert time.monotonic() < deadline and job.poll() is None, "training did not start"
+        os.kill(int((tmp_path / "pid.1").read_text()), signal.SIGTERM)
+        out, err = job.communicate(timeout=60)
+    finally:
+        job.kill()
+    assert job.returncode == 143, err
+    assert "stopped by a stopping signal to one of the ranks" in err and "saved run/model.npz" in err, err
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert history["stop_reason"] == "interrupted" and history["ranks"] == 2
+    assert bpgpu.load(tmp_path / "run" / "model.npz").sizes == [2, 16, 3]

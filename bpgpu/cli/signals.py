@@ -28,6 +28,7 @@ class Stop:
 
     def __init__(self):
         self.signum: int | None = None
+        self.elsewhere = False  # stopped by the vote of several ranks, not by a signal noted here
         self._previous: dict = {}
 
     def __call__(self) -> bool:
@@ -58,15 +59,19 @@ class Stop:
             if signum not in self._previous:
                 self._previous[signum] = signal.signal(signum, self._note)
 
-    def saving(self, history) -> None:
+    def saving(self, history, ranks: int = 1) -> None:
         """Training has returned: a Ctrl-C that ``fit`` itself caught counts as SIGINT, and
-        from now on a Ctrl-C, too, waits until the files are written."""
+        from now on a Ctrl-C, too, waits until the files are written. Across ``ranks`` > 1
+        an interruption this rank did not note may have come from another rank's signal
+        (every rank stops at the vote): the run still stopped as by Ctrl-C."""
         if history.stop_reason == "interrupted" and self.signum is None:
-            self.signum = signal.SIGINT
+            self.signum, self.elsewhere = signal.SIGINT, ranks > 1
         self.also(signal.SIGINT)
 
     @property
     def name(self) -> str:
+        if self.elsewhere:
+            return "a stopping signal to one of the ranks"
         name = signal.Signals(self.signum).name
         return f"{name} (Ctrl-C)" if self.signum == signal.SIGINT else name
 

@@ -196,7 +196,7 @@ def _train(args, stop, comm) -> int:
                               on_nonfinite="stop", callback=after_epoch, initial_epoch=start, comm=comm, stop=stop)
     finally:
         progress.close()
-    stop.saving(history)
+    stop.saving(history, comm.size if comm else 1)
     diverged = history.divergence_message() if history.stop_reason == "nonfinite" else ""
     end = start + history.epochs
     merged = {**_merge(prior, history, start, scores), "ranks": comm.size if comm else 1}
