@@ -1,7 +1,7 @@
 """Operation budgets of one training step (issue 11), counted with ``tests/opcount.py``.
 
 The counts approximate the kernels a GPU would launch (a fused function is one); they
-are deterministic, so they are budgets, not timings. docs/op_counts.md records them
+are deterministic, so they are budgets, not timings. BENCHMARKS.md ("Operations per step") records them
 against the code before flat buffers and fusion (W1-like SGD: 53 operations and 35
 allocations a step; Adam: 133 and 83).
 """
