@@ -84,6 +84,9 @@ def test_a_step_without_bias_allocates_nothing():
     with backend.counting() as tally:
         net.step(X, Y, opt)
     assert tally.allocations == 0, dict(tally.names)
+    # a(l)·W(l)ᵀ for 2 layers, dᵀ·a(l) for 2, d·W(1), and J = ½‖d‖² as one dot product:
+    # no 1ᵀ·d without a bias
+    assert tally.names["matmul"] == 6, dict(tally.names)
 
 
 def test_lambda_zero_costs_no_operations():
@@ -179,3 +182,49 @@ def test_default_seed_is_0():
     for a, b in zip(bpgpu.Network([3, 4, 2]).thetas, bpgpu.Network([3, 4, 2], seed=0).thetas):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(bpgpu.Network([3, 4, 2]).thetas[0], bpgpu.Network([3, 4, 2], seed=1).thetas[0])
+
+
+def test_initial_weights_are_glorot_uniform_or_he_normal_into_relu_with_zero_biases():
+    """the constructor's documented initialisation, drawn on the host from default_rng(seed)"""
+    sizes = [4, 6, 5, 3]
+    net = bpgpu.Network(sizes, activation=["relu", "tanh"], output="sigmoid", seed=5)
+    rng = np.random.default_rng(5)
+    he = rng.standard_normal((6, 4)) * np.sqrt(2.0 / 4)
+    glorot = [rng.uniform(-np.sqrt(6.0 / 11), np.sqrt(6.0 / 11), (5, 6)),
+              rng.uniform(-np.sqrt(6.0 / 8), np.sqrt(6.0 / 8), (3, 5))]
+    for theta, W in zip(net.thetas, [he] + glorot, strict=True):
+        np.testing.assert_array_equal(theta[:, 0], 0.0)
+        np.testing.assert_allclose(theta[:, 1:], W, rtol=1e-15, atol=0)
+
+
+class TF32Recorder(CountingBackend):
+    def __init__(self):
+        super().__init__()
+        self.tf32 = []
+
+    def set_tf32(self, allowed):
+        self.tf32.append(allowed)
+
+
+@pytest.mark.parametrize("allow_tf32, calls", [(None, []), (False, [False]), (True, [True])])
+def test_allow_tf32_none_leaves_the_setting_alone(allow_tf32, calls):
+    backend = TF32Recorder()
+    bpgpu.Network([3, 2], backend=backend, allow_tf32=allow_tf32)
+    assert backend.tf32 == calls
+
+
+def test_a_new_network_has_no_optimiser_to_continue():
+    """warm_start on a network never fitted starts a fresh optimiser"""
+    net = bpgpu.Network([3, 2])
+    assert net.optimizer is None
+    net.fit(*data(4, 3, 2), epochs=1, optimizer="adam", warm_start=True)
+    assert net.optimizer.t == 1
+
+
+def test_split_takes_host_vectors_on_any_backend():
+    """split (and param_shapes, which splits a host vector) on an array-API network"""
+    pytest.importorskip("array_api_strict")
+    net = bpgpu.Network([3, 4, 2], backend="array_api_strict")
+    assert net.param_shapes() == [(4, 3), (4,), (2, 4), (2,)]
+    W0, b0, W1, b1 = net.split(np.arange(net.n_params, dtype=float))
+    assert W0[1, 0] == 3 and b0[0] == 20 and W1[0, 0] == 12 and b1[1] == 25
