@@ -286,3 +286,26 @@ def test_class_probabilities():
     assert class_probabilities(B, ["a", "b"]) is B
     C = np.array([[0.5], [0.5]])
     assert class_probabilities(C, ["a"]) is C
+
+
+def test_npy_holding_python_objects_is_not_unpickled(tmp_path):
+    """allow_pickle=False: a table file cannot run code when read"""
+    np.save(tmp_path / "o.npy", np.array([1, "a"], dtype=object), allow_pickle=True)
+    fails(f"{tmp_path / 'o.npy'}: not a readable .npy file (Object arrays cannot be loaded when allow_pickle=False)",
+          read_table, tmp_path / "o.npy")
+
+
+def test_npz_with_only_X_is_a_single_array_and_tables_keep_their_path(tmp_path):
+    np.savez(tmp_path / "x.npz", X=np.ones((2, 3)))
+    t = read_table(tmp_path / "x.npz")
+    assert t.names is None and t.values.shape == (2, 3) and t.path == tmp_path / "x.npz"
+    np.save(tmp_path / "a.npy", np.ones((2, 1)))
+    assert read_table(tmp_path / "a.npy").path == tmp_path / "a.npy"
+
+
+def test_model_columns_name_their_option():
+    t = table()
+    fails("--columns z: no column 'z' in f.csv (its columns are a, b, c, d)", model_inputs, t, "z", {}, "m", 1)
+    fails("--target z: no column 'z' in f.csv (its columns are a, b, c, d)", model_targets, t, "z", {})
+    fails("--target: name the target column(s) of f.csv; the model's were q, r", model_targets, t, None,
+          {"targets": ["q", "r"]})
