@@ -131,7 +131,10 @@ def test_a_first_ctrl_c_stops_after_the_step_and_a_second_interrupts():
     # The default handler, whatever runs the tests installed: fit takes over only that one.
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        history = bpgpu.Network([2, 1]).fit(X, Y, epochs=10, callback=ctrl_c)
+        try:
+            history = bpgpu.Network([2, 1]).fit(X, Y, epochs=10, callback=ctrl_c)
+        except KeyboardInterrupt:  # a failure, not an interrupted test run
+            pytest.fail("the first Ctrl-C interrupted fit instead of asking it to stop")
         assert (history.stop_reason, history.epochs) == ("interrupted", 2)
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
         with pytest.raises(KeyboardInterrupt):
@@ -172,3 +175,20 @@ def test_the_divergence_warning_says_what_happened_and_what_to_do():
     message = str(caught[0].message)
     assert message.startswith("training diverged: non-finite loss or weights at epoch ")
     assert message.endswith("; the last good weights were restored (try a smaller lr)")
+
+
+def test_optimizer_for_defaults_are_the_textbook_ones():
+    from bpgpu.training import optimizer_for
+
+    momentum, adam = optimizer_for("momentum"), optimizer_for("adam")
+    assert (momentum.lr, momentum.momentum, momentum.nesterov) == (0.1, 0.9, False)
+    assert (adam.lr, adam.beta1, adam.beta2, adam.eps) == (0.001, 0.9, 0.999, 1e-8)
+    assert optimizer_for("sgd").lr == 0.5
+
+
+def test_patience_counts_epochs_whose_validation_loss_is_never_finite():
+    """patience=2 and a validation loss that is inf from the start: two epochs, then stop"""
+    X = np.ones((4, 2))
+    history = bpgpu.Network([2, 1], output="identity").fit(
+        X, np.zeros((4, 1)), epochs=10, validation_data=(X, np.full((4, 1), 1e300)), patience=2)
+    assert (history.epochs, history.stop_reason, history.best_epoch) == (2, "early_stopping", None)
