@@ -315,3 +315,9 @@ def test_an_unknown_label_names_its_column_and_file():
     words = Table("f.csv", np.full((2, 1), np.nan), ["s"], {0: np.array(["a", "z"])})
     fails("column 's' of f.csv: label 'z' is not one of the model's classes (a, b)", target_rows, words, [0], 2,
           classes=["a", "b"])
+
+
+def test_training_columns_name_their_option():
+    t = table()
+    fails("--target z: no column 'z' in f.csv (its columns are a, b, c, d)", for_training, t, "z", None)
+    fails("--columns z: no column 'z' in f.csv (its columns are a, b, c, d)", for_training, t, "a", "z")
