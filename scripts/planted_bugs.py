@@ -26,33 +26,33 @@ DEFAULT_TESTS = ["tests/test_reference.py", "tests/test_gradcheck_fails.py", "te
 
 # name: [(file, old, new), ...]: every replacement must apply
 BUGS = {
+    # The flat-buffer network: ‖W‖² is one dot product over the weights' front slice of
+    # the flat parameter vector (the biases sit behind it), D's λ term one fused add.
     "λ doubled in J and D": [
-        ("bpgpu/network.py", "return 0.5 * self.lam * sum(", "return 1.0 * self.lam * sum("),
-        ("bpgpu/network.py", "gW += (self.lam / m) * W", "gW += (2 * self.lam / m) * W"),
+        ("bpgpu/network.py", "self._add_scaled(DW, W, self.lam * scale)", "self._add_scaled(DW, W, 2 * self.lam * scale)"),
+        ("bpgpu/network.py", "matmul(W, W) * (0.5 * self.lam * scale)", "matmul(W, W) * (1.0 * self.lam * scale)"),
+        ("bpgpu/network.py", "matmul(W, W) * (0.5 * self.lam / m)", "matmul(W, W) * (1.0 * self.lam / m)"),
     ],
     "bias regularised in J and D": [
-        ("bpgpu/network.py", "sum(xp.sum(W * W) for W, _ in self._layers(self._params))",
-         "sum(xp.sum(W * W) + (0 if b is None else xp.sum(b * b)) for W, b in self._layers(self._params))"),
-        ("bpgpu/network.py", "                gW += (self.lam / m) * W\n",
-         "                gW += (self.lam / m) * W\n"
-         "            for gb, (_, b) in zip(grads[1::2] if self.bias else [], self._layers(self._params)):\n"
-         "                gb += (self.lam / m) * b\n"),
+        ("bpgpu/network.py", "W, DW = self._theta[:self.n_weights], self._D[:self.n_weights]", "W, DW = self._theta, self._D"),
+        ("bpgpu/network.py", "            W = self._theta[:self.n_weights]\n", "            W = self._theta\n"),
     ],
     "λ dropped from D only": [
-        ("bpgpu/network.py", "gW += (self.lam / m) * W", "gW += 0.0 * W"),
+        ("bpgpu/network.py", "self._add_scaled(DW, W, self.lam * scale)", "self._add_scaled(DW, W, 0.0)"),
     ],
-    # mutmut 3 mutates only inside functions, not the lambdas of these tables:
+    # The activations' in-place derivatives and relu (mutmut mutates them too; these are
+    # the mistakes a person would make):
     "tanh′ = 1 + a²": [
-        ("bpgpu/activations.py", '"tanh": lambda a, xp: 1.0 - a * a', '"tanh": lambda a, xp: 1.0 + a * a'),
+        ("bpgpu/activations.py", "d *= 1.0 - a * a", "d *= 1.0 + a * a"),
     ],
     "sigmoid′ = a(1 + a)": [
-        ("bpgpu/activations.py", '"sigmoid": lambda a, xp: a * (1.0 - a)', '"sigmoid": lambda a, xp: a * (1.0 + a)'),
+        ("bpgpu/activations.py", "d *= a * (1.0 - a)", "d *= a * (1.0 + a)"),
     ],
-    "relu′ 1 at dead units (NumPy fast path)": [
-        ("bpgpu/activations.py", '{"relu": lambda a, xp: a > 0}', '{"relu": lambda a, xp: a >= 0}'),
+    "relu′ 1 at dead units": [
+        ("bpgpu/activations.py", "xp.ceil(a, out=a)", "xp.ceil(a + 1.0, out=a)\n    xp.minimum(a, 1.0, out=a)"),
     ],
-    "relu passes negatives (NumPy fast path)": [
-        ("bpgpu/activations.py", '{"relu": lambda z, xp: z * (z > 0)}', '{"relu": lambda z, xp: z * (z > -0.1)}'),
+    "relu passes negatives down to −0.1": [
+        ("bpgpu/activations.py", "xp.maximum(z, 0.0, out=z)", "xp.maximum(z, -0.1, out=z)"),
     ],
     "gradient_check returns 0": [
         ("bpgpu/gradcheck.py", "return worst / max(scale, 1e-12)", "return 0.0"),
@@ -64,42 +64,42 @@ BUGS = {
         ("bpgpu/training.py", "dict(beta1=beta1, beta2=beta2, eps=eps)", "dict(beta1=beta1, beta2=0.999, eps=eps)"),
     ],
     "early stopping keeps the last weights": [
-        ("bpgpu/training.py", "net._params = watch.best_params", "pass"),
+        ("bpgpu/training.py", "watch.best.restore(net, opt)", "pass"),
     ],
     "CLI ignores --patience": [
-        ("bpgpu/cli.py", "patience=o.patience", "patience=None"),
+        ("bpgpu/cli/train.py", "patience=o.patience, chunk_size", "patience=None, chunk_size"),
     ],
     "CLI ignores --no-shuffle": [
-        ("bpgpu/cli.py", "shuffle=o.shuffle", "shuffle=True"),
+        ("bpgpu/cli/train.py", "shuffle=o.shuffle, max_time", "shuffle=True, max_time"),
     ],
     "CLI ignores --nesterov": [
-        ("bpgpu/cli.py", "nesterov=o.nesterov, beta1", "nesterov=False, beta1"),
+        ("bpgpu/cli/train.py", "nesterov=o.nesterov, beta1", "nesterov=False, beta1"),
     ],
     "CLI trains on the validation rows": [
-        ("bpgpu/cli.py", "return (take(X, perm[held:]), take(Y, perm[held:])), (",
+        ("bpgpu/cli/sources.py", "return (take(X, perm[held:]), take(Y, perm[held:])), (",
          "return (take(X, perm), take(Y, perm)), ("),
     ],
     "CLI reads every CSV's first row as a header": [
-        ("bpgpu/cli.py", "if any(not _is_number(cell) for cell in rows[0]):", "if True:"),
+        ("bpgpu/cli/tables.py", "    if _has_header(rows):", "    if True:"),
     ],
     "CLI ignores --data-seed": [
-        ("bpgpu/cli.py", "common = dict(backend=backend, dtype=o.dtype, seed=o.data_seed)",
+        ("bpgpu/cli/sources.py", "common = dict(backend=backend, dtype=o.dtype, seed=o.data_seed)",
          "common = dict(backend=backend, dtype=o.dtype, seed=o.seed)"),
     ],
     "CLI ignores --noise": [
-        ("bpgpu/cli.py", 'noise = {} if o.noise is None else {"noise": o.noise}', "noise = {}"),
+        ("bpgpu/cli/sources.py", 'noise = {} if o.noise is None else {"noise": o.noise}', "noise = {}"),
     ],
     "fit ignores shuffle=False": [
         ("bpgpu/training.py", "if shuffle and bs < m:", "if bs < m:"),
     ],
     "CLI ignores --batch-size full": [
-        ("bpgpu/cli.py", "batch_size=o.batch_size or None", "batch_size=o.batch_size or 64"),
+        ("bpgpu/cli/train.py", "batch_size=o.batch_size or None", "batch_size=o.batch_size or 64"),
     ],
     "CLI ignores --quiet": [
-        ("bpgpu/cli.py", "self.quiet = bool(o.quiet)", "self.quiet = False"),
+        ("bpgpu/cli/progress.py", "self.quiet = bool(o.quiet)", "self.quiet = False"),
     ],
     "CLI ignores --log-every": [
-        ("bpgpu/cli.py", "every = o.log_every\n", "every = None\n"),
+        ("bpgpu/cli/progress.py", "every = o.log_every\n", "every = None\n"),
     ],
 }
 
