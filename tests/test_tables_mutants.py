@@ -342,3 +342,8 @@ def test_header_detection_for_all_text_and_ragged_tables(tmp_path):
     assert t.names == ["first", "second"] and t.text[0].tolist() == ["p", "r"]
     path = csv(tmp_path, "x,1,lab\n1,2\n", "r.csv")
     fails(f"{path}: line 2 has 2 columns, expected 3", read_table, path)
+
+
+def test_a_short_row_under_a_text_column_is_not_read_past_its_end(tmp_path):
+    path = csv(tmp_path, "a,1,b\ncat,2\n")
+    fails(f"{path}: line 2 has 2 columns, expected 3", read_table, path)
