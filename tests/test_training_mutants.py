@@ -51,7 +51,9 @@ FIT_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("options, error, message", FIT_ERRORS, ids=lambda c: str(c)[:40])
+# Plain ids: str() of a dict holding arrays has line breaks, which broke mutmut's test names.
+@pytest.mark.parametrize("options, error, message", FIT_ERRORS,
+                         ids=[f"{i}-{'-'.join(options)}" for i, (options, _, _) in enumerate(FIT_ERRORS)])
 def test_each_option_is_refused_by_name_before_training(options, error, message):
     net = bpgpu.Network([2, 1])
     before = net.thetas
