@@ -321,3 +321,29 @@ def test_training_columns_name_their_option():
     t = table()
     fails("--target z: no column 'z' in f.csv (its columns are a, b, c, d)", for_training, t, "z", None)
     fails("--columns z: no column 'z' in f.csv (its columns are a, b, c, d)", for_training, t, "a", "z")
+
+
+def test_range_ends_are_checked_and_a_range_of_one_column_is_allowed():
+    t = table()
+    assert t.pick("b:b", "--columns") == [1]
+    fails("--columns a:z: no column 'z' in f.csv (its columns are a, b, c, d)", t.pick, "a:z", "--columns")
+    fails("--columns 0:1:2: no column '1:2' in f.csv (its columns are a, b, c, d)", t.pick, "0:1:2", "--columns")
+
+
+def test_csv_reading_keeps_line_breaks_inside_quoted_cells(tmp_path):
+    """the csv module reads with newline='': a quoted \\r\\n is part of the cell"""
+    path = tmp_path / "q.csv"
+    path.write_bytes(b'x,label\r\n1,"a\r\nb"\r\n2,c\r\n')
+    assert read_table(path).text[1].tolist() == ["a\r\nb", "c"]
+
+
+def test_header_detection_for_all_text_and_ragged_tables(tmp_path):
+    t = read_table(csv(tmp_path, "first,second\np,q\nr,s\n"))
+    assert t.names == ["first", "second"] and t.text[0].tolist() == ["p", "r"]
+    path = csv(tmp_path, "x,1,lab\n1,2\n", "r.csv")
+    fails(f"{path}: line 2 has 2 columns, expected 3", read_table, path)
+
+
+def test_a_short_row_under_a_text_column_is_not_read_past_its_end(tmp_path):
+    path = csv(tmp_path, "a,1,b\ncat,2\n")
+    fails(f"{path}: line 2 has 2 columns, expected 3", read_table, path)
