@@ -31,19 +31,19 @@ class Workspaces:
 
     def __init__(self, xp, dtype: str, sizes: list[int], bias: bool):
         self._make = lambda rows: Workspace(xp, dtype, sizes, bias, rows)
-        self._kept = {}
+        self.kept: dict[int, Workspace] = {}  # by row count, oldest first
 
     def get(self, rows: int, keep: bool) -> Workspace:
         """Buffers for ``rows`` rows: kept for reuse (training steps), or new ones for one
         call (whose results must outlive it, or whose batch may be huge)."""
         if not keep:
             return self._make(rows)
-        ws = self._kept.get(rows)
+        ws = self.kept.get(rows)
         if ws is None:
-            if len(self._kept) >= KEPT:
-                self._kept.pop(next(iter(self._kept)))
-            ws = self._kept[rows] = self._make(rows)
+            if len(self.kept) >= KEPT:
+                self.kept.pop(next(iter(self.kept)))
+            ws = self.kept[rows] = self._make(rows)
         return ws
 
     def clear(self) -> None:
-        self._kept.clear()
+        self.kept.clear()

@@ -38,19 +38,19 @@ def test_a_chunked_step_keeps_buffers_of_chunk_rows_only():
     net = bpgpu.Network([3, 5, 2])
     X, Y = net.batch(*data(10))
     net.step(X, Y, SGD(0.1), chunk_size=4)
-    assert sorted(net._workspaces) == [2, 4]
+    assert sorted(net._workspaces.kept) == [2, 4]
 
 
 def test_steps_keep_their_buffers_and_one_off_calls_do_not():
     """a training step reuses the buffers of its batch size; loss_and_gradients keeps none"""
     net = bpgpu.Network([3, 5, 2])
     net.loss_and_gradients(*data(7))
-    assert net._workspaces == {}
+    assert net._workspaces.kept == {}
     X, Y = net.batch(*data(6))
     net.step(X, Y, SGD(0.1))
-    kept = net._workspaces[6]
+    kept = net._workspaces.kept[6]
     net.step(X, Y, SGD(0.1))
-    assert net._workspaces[6] is kept
+    assert net._workspaces.kept[6] is kept
 
 
 def test_at_most_four_batch_sizes_keep_buffers_the_oldest_dropped_first():
@@ -59,7 +59,7 @@ def test_at_most_four_batch_sizes_keep_buffers_the_oldest_dropped_first():
     for m in (2, 3, 4, 5, 6):
         X, Y = net.batch(*data(m))
         net.step(X, Y, opt)
-    assert sorted(net._workspaces) == [3, 4, 5, 6]
+    assert sorted(net._workspaces.kept) == [3, 4, 5, 6]
 
 
 def test_release_buffers_then_a_chunked_step_gives_the_same_D():
@@ -67,7 +67,7 @@ def test_release_buffers_then_a_chunked_step_gives_the_same_D():
     X, Y = net.batch(*data(9))
     _, before = net.loss_and_gradients(X, Y, chunk_size=4)
     net.release_buffers()
-    assert net._workspaces == {}
+    assert net._workspaces.kept == {}
     _, after = net.loss_and_gradients(X, Y, chunk_size=4)
     for a, b in zip(before, after):
         np.testing.assert_array_equal(a, b)
@@ -109,7 +109,7 @@ def test_evaluate_hands_its_chunk_size_on(monkeypatch):
     X, Y = data(9)
     seen = []
     real = net.loss_of
-    monkeypatch.setattr(net, "loss_of", lambda X, Y, chunk_size=None: seen.append(chunk_size) or real(X, Y, chunk_size))
+    monkeypatch.setattr(net, "loss_of", lambda X, Y, chunk_size=None, comm=None: seen.append(chunk_size) or real(X, Y, chunk_size, comm))
     chunked = net.evaluate(X, Y, chunk_size=4)
     assert seen == [4]
     assert chunked == pytest.approx(net.evaluate(X, Y), rel=1e-14)

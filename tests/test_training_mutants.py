@@ -94,7 +94,7 @@ def test_chunk_size_and_memory_budget_reach_the_step(how):
     net, plain = bpgpu.Network([3, 5, 2]), bpgpu.Network([3, 5, 2])
     net.fit(X, Y, epochs=2, **({"chunk_size": 4} if how == "chunk_size" else {"memory_budget": 800}))
     plain.fit(X, Y, epochs=2)
-    assert sorted(net._workspaces) == [2, 4]
+    assert sorted(net._workspaces.kept) == [2, 4]
     for a, b in zip(net.thetas, plain.thetas):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
 
@@ -205,10 +205,10 @@ def test_out_of_memory_on_two_rows_retries_one_at_a_time_and_says_so(monkeypatch
     net, twin = bpgpu.Network([2, 1]), bpgpu.Network([2, 1])
     real = net.step
 
-    def step(X, Y, optimizer, chunk_size=None):
+    def step(X, Y, optimizer, chunk_size=None, comm=None):
         if min(chunk_size or X.shape[0], X.shape[0]) > 1:
             raise MemoryError("out of memory")
-        return real(X, Y, optimizer, chunk_size)
+        return real(X, Y, optimizer, chunk_size, comm)
 
     monkeypatch.setattr(net, "step", step)
     with pytest.warns(RuntimeWarning) as caught:
