@@ -81,9 +81,21 @@ class Optimizer:
         self.t = int(saved["t"])
         self.state = {k: [to_device(np.array(a)) for a in v] for k, v in saved["state"].items()}
 
-    def snapshot(self, copy) -> dict:
-        """The step count and device copies of the state (``copy`` copies one array)."""
-        return {"t": self.t, "state": {k: [copy(a) for a in v] for k, v in self.state.items()}}
+    def snapshot(self, copy, into: dict | None = None) -> dict:
+        """The step count and device copies of the state (``copy`` copies one array).
+        ``into``: an earlier snapshot, no longer needed, whose arrays are written over where
+        they fit (large state is then copied, not allocated and page-faulted afresh)."""
+        old = into["state"] if into else {}
+        state = {}
+        for key, arrays in self.state.items():
+            reuse = old.get(key)
+            if reuse is not None and [r.shape for r in reuse] == [a.shape for a in arrays]:
+                for r, a in zip(reuse, arrays):
+                    r[...] = a
+                state[key] = reuse
+            else:
+                state[key] = [copy(a) for a in arrays]
+        return {"t": self.t, "state": state}
 
     def restore(self, snapshot: dict) -> None:
         """Return to a :meth:`snapshot` (which stays usable: its arrays are copied in)."""

@@ -226,7 +226,8 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
     stopping = False
     with backend.activate(), _Interrupt() as interrupt, backend.quiet_float_errors(), _closing(bar):
         for epoch in range(initial_epoch, epochs):
-            previous_snapshot, snapshot = snapshot, _State.of(net, opt)
+            # The state two epochs back is no longer needed: its arrays take this one's copy.
+            previous_snapshot, snapshot = snapshot, _State.of(net, opt, reuse=previous_snapshot)
             Xe, Ye = X, Y
             if shuffle and len(slices) > 1:
                 # Rank 0 draws what a single process draws, so one rank trains as no comm does.
@@ -311,9 +312,13 @@ class _State:
         self.params, self.optimizer = params, optimizer
 
     @classmethod
-    def of(cls, net, opt) -> "_State":
+    def of(cls, net, opt, reuse: "_State | None" = None) -> "_State":
+        """The state now; ``reuse``, a state no longer needed, lends its arrays (written over)."""
         copy = net.backend.copy
-        return cls(copy(net.params), opt.snapshot(copy))
+        if reuse is None:
+            return cls(copy(net.params), opt.snapshot(copy))
+        reuse.params[...] = net.params
+        return cls(reuse.params, opt.snapshot(copy, into=reuse.optimizer))
 
     def restore(self, net, opt) -> None:
         net.set_params(self.params)
