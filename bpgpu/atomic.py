@@ -41,7 +41,8 @@ _TMP = ".bpgpu-"  # then "<pid>-<random>.tmp"
 def _prefix(name: str) -> str:
     """The start of the temporaries' names for file ``name``, cut so that a whole
     temporary name stays within the usual 255-byte limit."""
-    return f".{name[:200]}{_TMP}"
+    return f".{name.encode()[:200].decode('utf-8', 'ignore')}{_TMP}"
+
 
 _KINDS = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]

@@ -225,6 +225,7 @@ class Network(Parameters):
     def _inputs(self, X, name="X"):
         return check.batch(name, X, self.backend, self.dtype, self.sizes[0])
 
+    @on_device
     def forward(self, X):
         """a(L) for a batch ``X`` (m, sizes[0]): a new backend array (m, sizes[-1])."""
         return self.output_of(self._inputs(X))

@@ -40,6 +40,7 @@ from . import validation as check
 from .atomic import atomic_write, check_target
 from .model_file import FORMAT
 from .npz import Archive
+from .optimizers import OPTIMIZERS
 from .training import History
 from .scaling import Standardizer
 
@@ -97,6 +98,9 @@ def save(net, path, *, optimizer=None, history=None, epoch=None, extra=None, sca
         raise TypeError(f"extra: expected a JSON-serialisable dict or None, got {type(extra).__name__}")
     if history is not None and not isinstance(history, (dict, History)):
         raise TypeError(f"history: expected a History or a dict of one, got {type(history).__name__}")
+    if optimizer is not None and getattr(optimizer, "name", None) not in OPTIMIZERS:
+        raise ValueError(f"optimizer: a saved optimiser must be one load can rebuild, one of {OPTIMIZERS}; got "
+                         f"{type(optimizer).__name__} named {getattr(optimizer, 'name', None)!r}: save the network alone")
     to_host = net.backend.to_host
     arrays = {f"theta.{l}": np.asarray(to_host(t)) for l, t in enumerate(net.thetas)}
     if scaler is not None:

@@ -170,7 +170,8 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
             ``net.clone(device=…)`` to move it), None: the network's.
         warm_start: continue the optimiser of this network's last ``fit`` (``net.optimizer``:
             its velocity or Adam moments and step count) instead of starting a fresh one; it
-            must be the optimiser named. An Optimizer instance given always continues itself.
+            must be the optimiser named; ``lr``, if given, replaces its step size, its other
+            hyper-parameters stay. An Optimizer instance given always continues itself.
         comm: an mpi4py communicator (or "world"): data-parallel training. Each rank
             passes its own rows (X, Y) and validation rows, and the same network;
             ``batch_size`` is the global batch, step k taking the global rows k·B …
@@ -209,6 +210,8 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
             raise ValueError(f"warm_start: the last fit used optimizer {net.optimizer.name!r}, got optimizer="
                              f"{optimizer!r}; pass warm_start=False to start a fresh one")
         opt = net.optimizer
+        if lr is not None:
+            opt.lr = check.number("lr", lr, low=0.0, low_open=True)
     else:
         opt = optimizer_for(optimizer, lr, momentum=momentum, nesterov=nesterov, beta1=beta1, beta2=beta2, eps=eps)
     opt.check_params([net.params])  # before any weight changes
@@ -336,7 +339,7 @@ class _EarlyStopping:
         if val_loss < self.best_loss:
             self.wait, self.best_loss = 0, val_loss
             if self.patience is not None:  # only early stopping goes back to the best epoch
-                self.best = _State.of(net, opt)
+                self.best = _State.of(net, opt, reuse=self.best)
             return True
         self.wait += 1
         return False

@@ -304,3 +304,13 @@ def test_a_symlinked_folder_is_fine(tmp_path):
     os.symlink(tmp_path / "real", tmp_path / "linked")
     atomic_write_text(tmp_path / "linked" / "history.json", "{}\n")
     assert (tmp_path / "real" / "history.json").read_text() == "{}\n"
+
+
+def test_a_long_non_ascii_name_keeps_its_temporary_within_255_bytes(tmp_path):
+    """80 three-byte characters (240 bytes) make a valid name; its temporary's name is cut
+    in bytes, not characters, so the write does not fail with 'File name too long'"""
+    from bpgpu.atomic import atomic_write_text
+
+    path = tmp_path / ("数" * 80)
+    atomic_write_text(path, "kept")
+    assert path.read_text() == "kept"

@@ -213,3 +213,18 @@ def test_warm_start_refuses_another_optimizer():
         net.fit([[0.0, 1.0]], [[0.5]], epochs=1, optimizer="sgd", warm_start=True)
     with pytest.raises(TypeError, match="warm_start"):
         net.fit([[0.0, 1.0]], [[0.5]], epochs=1, warm_start="yes")
+
+
+def test_warm_start_takes_a_new_lr_and_keeps_the_state():
+    """lr given with warm_start=True replaces the continued optimiser's step size (it was
+    silently ignored); its velocity and step count carry on."""
+    rng = np.random.default_rng(4)
+    X, Y = rng.standard_normal((6, 2)), rng.random((6, 1))
+    net = bpgpu.Network([2, 3, 1], seed=1)
+    net.fit(X, Y, epochs=2, optimizer="momentum", lr=0.1)
+    velocity = net.optimizer.state["v"][0].copy()
+    net.fit(X, Y, epochs=1, optimizer="momentum", lr=0.02, warm_start=True)
+    assert net.optimizer.lr == 0.02 and net.optimizer.t == 3
+    assert np.abs(net.optimizer.state["v"][0] - velocity).max() > 0
+    net.fit(X, Y, epochs=1, optimizer="momentum", warm_start=True)
+    assert net.optimizer.lr == 0.02 and net.optimizer.t == 4

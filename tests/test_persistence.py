@@ -243,3 +243,15 @@ def test_newer_format_version(saved):
     _with_meta(saved, lambda meta, arrays: meta.update(version=99))
     with pytest.raises(ValueError, match="format version 99 is newer"):
         persistence.load(saved)
+
+
+def test_an_optimizer_load_cannot_rebuild_is_refused_by_save(tmp_path):
+    """scikit-learn's Adam (bpgpu.sklearn.ScikitAdam) is not one load rebuilds: save refuses
+    it, naming optimizer, before anything is written (load used to fail on the file instead)."""
+    sk = pytest.importorskip("bpgpu.sklearn", reason="bpgpu.sklearn needs scikit-learn and scipy")
+    net = bpgpu.Network([2, 3, 1])
+    opt = sk.ScikitAdam(0.01)
+    net.fit([[0.0, 1.0], [1.0, 0.0]], [[0.2], [0.8]], epochs=2, optimizer=opt)
+    with pytest.raises(ValueError, match=r"^optimizer: a saved optimiser must be one load can rebuild"):
+        bpgpu.save(net, tmp_path / "m.npz", optimizer=opt)
+    assert not (tmp_path / "m.npz").exists()
