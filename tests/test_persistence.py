@@ -248,7 +248,9 @@ def test_newer_format_version(saved):
 def test_an_optimizer_load_cannot_rebuild_is_refused_by_save(tmp_path):
     """scikit-learn's Adam (bpgpu.sklearn.ScikitAdam) is not one load rebuilds: save refuses
     it, naming optimizer, before anything is written (load used to fail on the file instead)."""
-    sk = pytest.importorskip("bpgpu.sklearn", reason="bpgpu.sklearn needs scikit-learn and scipy")
+    for needed in ("sklearn", "scipy"):
+        pytest.importorskip(needed, reason='bpgpu.sklearn needs scikit-learn and scipy: pip install "bpgpu[sklearn]"')
+    from bpgpu import sklearn as sk
     net = bpgpu.Network([2, 3, 1])
     opt = sk.ScikitAdam(0.01)
     net.fit([[0.0, 1.0], [1.0, 0.0]], [[0.2], [0.8]], epochs=2, optimizer=opt)
