@@ -152,7 +152,12 @@ class Network(Parameters):
         """J + λ/(2m)·‖W‖², and D ← D + λ/m·W over the weights' slice, in place."""
         W, DW = self._theta[:self.n_weights], self._D[:self.n_weights]
         self._add_scaled(DW, W, self.lam * scale)
-        return J + self.backend.ops.matmul(W, W) * (0.5 * self.lam * scale)
+        return J + self._weight_term(scale)
+
+    def _weight_term(self, scale):
+        """λ/2·scale·‖W‖² (0-d), scale = 1/m: J's L2 term, the biases never in it, as one dot product."""
+        W = self._theta[:self.n_weights]
+        return self.backend.ops.matmul(W, W) * (0.5 * self.lam * scale)
 
     def _gradients(self, X, Y, chunk_size, keep, comm=None):
         """J (0-d, regularised) with D in the flat gradient vector, for validated (X, Y).
@@ -280,10 +285,7 @@ class Network(Parameters):
         if comm is not None:
             total, m = distributed.sum_over_ranks(comm, self.backend, None, total, m)
             total = self.backend.asarray(total / m, self.dtype)
-        if self.lam:
-            W = self._theta[:self.n_weights]
-            total = total + self.backend.ops.matmul(W, W) * (0.5 * self.lam / m)
-        return total
+        return total + self._weight_term(1.0 / m) if self.lam else total
 
     def chunk_size_for(self, memory_budget: int) -> int:
         """Rows per chunk so that one chunk's activations and deltas fit in ``memory_budget`` bytes.

@@ -31,11 +31,10 @@ BUGS = {
     "λ doubled in J and D": [
         ("bpgpu/network.py", "self._add_scaled(DW, W, self.lam * scale)", "self._add_scaled(DW, W, 2 * self.lam * scale)"),
         ("bpgpu/network.py", "matmul(W, W) * (0.5 * self.lam * scale)", "matmul(W, W) * (1.0 * self.lam * scale)"),
-        ("bpgpu/network.py", "matmul(W, W) * (0.5 * self.lam / m)", "matmul(W, W) * (1.0 * self.lam / m)"),
     ],
     "bias regularised in J and D": [
         ("bpgpu/network.py", "W, DW = self._theta[:self.n_weights], self._D[:self.n_weights]", "W, DW = self._theta, self._D"),
-        ("bpgpu/network.py", "            W = self._theta[:self.n_weights]\n", "            W = self._theta\n"),
+        ("bpgpu/network.py", "        W = self._theta[:self.n_weights]\n        return", "        W = self._theta\n        return"),
     ],
     "λ dropped from D only": [
         ("bpgpu/network.py", "self._add_scaled(DW, W, self.lam * scale)", "self._add_scaled(DW, W, 0.0)"),
