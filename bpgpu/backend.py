@@ -52,11 +52,19 @@ class Backend:
         (NumPy, CuPy), else an adapter that computes and assigns (see :class:`OutAdapter`)."""
         return self.xp
 
+    # Whether fused functions are given scratch vectors to write into (True: NumPy would
+    # otherwise allocate temporaries every call) or None (a compiled kernel's registers).
+    fused_scratch = True
+
     def fuse(self, fn):
         """``fn(ops, *arrays)`` bound to this backend: one element-wise kernel on CuPy
         (``cupy.fuse``), the plain function elsewhere, so CI runs the same Python the GPU
         compiles. ``fn`` writes its results into its array arguments (``out=``, ``+=``)."""
         return functools.partial(fn, self.ops)
+
+    def write_from_host(self, a, values) -> None:
+        """a[...] ← ``values`` (a sequence of Python numbers), in one host-to-device copy."""
+        a[...] = self.xp.asarray(values, dtype=a.dtype)
 
     def is_native(self, a) -> bool:
         """True when ``a`` is an array of this backend (no conversion needed)."""
@@ -119,9 +127,16 @@ class CupyBackend(Backend):
     def is_native(self, a) -> bool:
         return isinstance(a, self.xp.ndarray)
 
+    fused_scratch = False
+
     def fuse(self, fn):
-        # One compiled kernel per function (cached by CuPy per argument dtypes and ranks).
-        return self.xp.fuse(kernel_name=fn.__name__)(functools.partial(fn, self.xp))
+        # One compiled kernel per function (cached by CuPy per argument dtypes and ranks). CuPy
+        # names the kernel extern "C": a prefix keeps it clear of CUDA's own C functions (a
+        # kernel named tanh does not compile).
+        return self.xp.fuse(kernel_name=f"bpgpu_{fn.__name__}")(functools.partial(fn, self.xp))
+
+    def write_from_host(self, a, values) -> None:
+        a.set(np.asarray(values, dtype=a.dtype))
 
     def copy(self, a):
         return a.copy()

@@ -35,6 +35,7 @@ class Optimizer:
         self.state: dict[str, list] = {}
         self._kernels = {}
         self._work_key, self._work = None, []
+        self._scalars_key, self._scalar_vector, self._scalar_views = None, None, []
 
     def step(self, params, D, xp) -> None:
         raise NotImplementedError
@@ -42,7 +43,8 @@ class Optimizer:
     def __getstate__(self) -> dict:
         # The fused kernels and scratch vectors are caches, remade at the next step; they
         # hold modules and closures, which cannot be pickled (joblib, GridSearchCV).
-        return {**self.__dict__, "_kernels": {}, "_work_key": None, "_work": []}
+        return {**self.__dict__, "_kernels": {}, "_work_key": None, "_work": [],
+                "_scalars_key": None, "_scalar_vector": None, "_scalar_views": []}
 
     def _fused(self, fn, xp):
         """``fn`` as the backend of ``xp`` runs it (one kernel on CuPy), made once."""
@@ -50,6 +52,19 @@ class Optimizer:
         if kernel is None:
             kernel = self._kernels[(fn, id(xp))] = backend_of(xp).fuse(fn)
         return kernel
+
+    def _scalars(self, xp, params, *values: float) -> list:
+        """``values`` as 0-d views of one small vector on the parameters' device and of their
+        dtype, written from the host in one copy per step. Fused bodies then read every
+        scalar from device memory in the arrays' own dtype: a CUDA graph replays with the
+        current values, and no arithmetic on two scalars happens inside a kernel."""
+        key = (id(xp), params[0].dtype, len(values))
+        if self._scalars_key != key:
+            self._scalar_vector = xp.zeros(len(values), dtype=params[0].dtype)
+            self._scalar_views = [self._scalar_vector[i, ...] for i in range(len(values))]
+            self._scalars_key = key
+        backend_of(xp).write_from_host(self._scalar_vector, values)
+        return self._scalar_views
 
     def _zeros_like(self, key, params, xp):
         if key not in self.state:
@@ -107,41 +122,50 @@ class Optimizer:
             del self.state[key]  # made after the snapshot: as if never made
 
 
-# The updates write through work arrays (``s``, ``t``) rather than into D or into
-# temporaries: NumPy then allocates nothing per step, and D stays the caller's.
+# The updates' rules (the GPU-free kernel check in tests/test_kernels.py holds them):
+# - every scalar is a 0-d array of the parameters' dtype (see Optimizer._scalars), and no
+#   arithmetic joins two scalars inside a body: CuPy's fusion types a scalar-with-scalar
+#   operation by the smallest float that holds it (float16), so 1 − β and the bias
+#   corrections are computed on the host;
+# - scratch vectors ``s``, ``t`` are arrays on NumPy (which then allocates nothing per step)
+#   and None on CuPy, where ``xp.f(..., out=None)`` is a value the kernel keeps in registers.
 
 def sgd(xp, theta, D, s, lr):
     """Theta ← Theta − η·D."""
-    xp.multiply(D, lr, out=s)
+    s = xp.multiply(D, lr, out=s)
     theta -= s
 
 
-def momentum(xp, theta, D, v, s, t, mu, lr):
-    """v ← μ·v − η·D; Theta ← Theta + v, or with ``t`` given (Nesterov)
-    Theta ← Theta + μ·v − η·D."""
-    xp.multiply(D, lr, out=s)
+def momentum(xp, theta, D, v, s, mu, lr):
+    """v ← μ·v − η·D;  Theta ← Theta + v."""
+    s = xp.multiply(D, lr, out=s)
     v *= mu
     v -= s
-    if t is None:
-        theta += v
-    else:
-        xp.multiply(v, mu, out=t)
-        t -= s
-        theta += t
+    theta += v
 
 
-def adam(xp, theta, D, m, v, s, t, b1, b2, alpha, eps_hat):
-    """m ← β1·m + (1−β1)·D;  v ← β2·v + (1−β2)·D²;  Theta ← Theta − α·m / (√v + ε̂)."""
+def nesterov(xp, theta, D, v, s, t, mu, lr):
+    """v ← μ·v − η·D;  Theta ← Theta + μ·v − η·D."""
+    s = xp.multiply(D, lr, out=s)
+    v *= mu
+    v -= s
+    t = xp.multiply(v, mu, out=t)
+    t -= s
+    theta += t
+
+
+def adam(xp, theta, D, m, v, s, t, b1, c1, b2, c2, alpha, eps_hat):
+    """m ← β1·m + c1·D;  v ← β2·v + c2·D²;  Theta ← Theta − α·m / (√v + ε̂), with c = 1 − β."""
     m *= b1
-    xp.multiply(D, 1.0 - b1, out=s)
+    s = xp.multiply(D, c1, out=s)
     m += s
     v *= b2
-    xp.multiply(D, D, out=s)
-    s *= 1.0 - b2
+    s = xp.multiply(D, D, out=s)
+    s *= c2
     v += s
-    xp.sqrt(v, out=s)
+    s = xp.sqrt(v, out=s)
     s += eps_hat
-    xp.multiply(m, alpha, out=t)
+    t = xp.multiply(m, alpha, out=t)
     t /= s
     theta -= t
 
@@ -153,9 +177,9 @@ class SGD(Optimizer):
 
     def step(self, params, D, xp) -> None:
         self.t += 1
-        update = self._fused(sgd, xp)
+        update, (lr,) = self._fused(sgd, xp), self._scalars(xp, params, self.lr)
         for theta, Dl, (s,) in zip(params, D, _work(self, params, xp, 1)):
-            update(theta, Dl, s, self.lr)
+            update(theta, Dl, s, lr)
 
 
 class Momentum(Optimizer):
@@ -175,11 +199,11 @@ class Momentum(Optimizer):
 
     def step(self, params, D, xp) -> None:
         self.t += 1
-        update = self._fused(momentum, xp)
+        update = self._fused(nesterov if self.nesterov else momentum, xp)
+        scalars = self._scalars(xp, params, self.momentum, self.lr)
         for theta, Dl, v, work in zip(params, D, self._zeros_like("v", params, xp),
                                       _work(self, params, xp, 2 if self.nesterov else 1)):
-            s, t = (*work, None)[:2]
-            update(theta, Dl, v, s, t, self.momentum, self.lr)
+            update(theta, Dl, v, *work, *scalars)
 
 
 class Adam(Optimizer):
@@ -203,12 +227,11 @@ class Adam(Optimizer):
         b1, b2 = self.beta1, self.beta2
         # Fold both bias corrections into the step size: one scalar, no extra arrays.
         alpha = self.lr * math.sqrt(1.0 - b2**self.t) / (1.0 - b1**self.t)
-        eps_hat = self._eps_hat()
+        scalars = self._scalars(xp, params, b1, 1.0 - b1, b2, 1.0 - b2, alpha, self._eps_hat())
         update = self._fused(adam, xp)
         for theta, Dl, m, v, (s, t) in zip(params, D, self._zeros_like("m", params, xp),
                                            self._zeros_like("v", params, xp), _work(self, params, xp, 2)):
-            update(theta, Dl, m, v, s, t, b1, b2, alpha, eps_hat)
-
+            update(theta, Dl, m, v, s, t, *scalars)
 
     def _eps_hat(self) -> float:
         """ε on the uncorrected √v: ε·√(1−β2ᵗ) puts it on the bias-corrected √v̂, as Kingma
@@ -218,10 +241,13 @@ class Adam(Optimizer):
 
 def _work(opt, params, xp, count: int) -> list:
     """``count`` work arrays per parameter array, kept while the parameters stay the same
-    arrays (a network's flat vector), never saved."""
+    arrays (a network's flat vector), never saved; None where the backend's fused kernels
+    keep temporaries in registers (CuPy)."""
     key = (count, *((id(p), tuple(p.shape)) for p in params))
     if opt._work_key != key:
-        opt._work_key, opt._work = key, [[xp.empty_like(p) for _ in range(count)] for p in params]
+        scratch = backend_of(xp).fused_scratch
+        opt._work_key, opt._work = key, [[xp.empty_like(p) if scratch else None for _ in range(count)]
+                                         for p in params]
     return opt._work
 
 

@@ -104,3 +104,31 @@ def test_generators_draw_float32_directly(backend):
     X, _ = bpgpu.data.teacher(m=7, sizes=[4, 6, 2], backend=backend, dtype="float32", seed=3)
     want = np.random.default_rng(3).standard_normal((7, 4), dtype=np.float32)
     np.testing.assert_array_equal(get_backend(backend).to_host(X), want)
+
+
+def test_per_step_scalars_are_read_from_one_device_vector_that_each_step_rewrites(monkeypatch):
+    """Adam's scalars reach its fused update as the same 0-d arrays every step (a captured CUDA
+    graph would read them there), holding this step's β, 1 − β, α and ε̂ in the network's dtype"""
+    from bpgpu.optimizers import Adam
+
+    calls = []
+    plain = NumpyBackend.fuse
+
+    def recording(self, fn):
+        run = plain(self, fn)
+        if fn.__name__ != "adam":
+            return run
+        return lambda *args: (calls.append((fn.__name__, args[-6:], [float(a) for a in args[-6:]])), run(*args))
+
+    monkeypatch.setattr(NumpyBackend, "fuse", recording)
+    net = bpgpu.Network([2, 3, 1], dtype="float32")
+    X, Y = net.batch(np.ones((4, 2)), np.ones((4, 1)))
+    opt = Adam(0.01, beta1=0.8, beta2=0.9, eps=1e-6)
+    net.step(X, Y, opt)
+    net.step(X, Y, opt)
+    (_, first, _), (name, second, values) = calls
+    assert name == "adam" and all(a is b for a, b in zip(first, second))
+    assert all(a.shape == () and a.dtype == np.float32 for a in second)
+    alpha = 0.01 * np.sqrt(1 - 0.9**2) / (1 - 0.8**2)
+    want = np.array([0.8, 1 - 0.8, 0.9, 1 - 0.9, alpha, 1e-6 * np.sqrt(1 - 0.9**2)], dtype=np.float32)
+    np.testing.assert_array_equal(np.array(values, dtype=np.float32), want)

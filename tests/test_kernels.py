@@ -86,18 +86,19 @@ def recorded() -> list:
 
         return fused
 
-    NumpyBackend.fuse = recording
+    # As on CuPy: fused functions get no scratch vectors (their temporaries are registers there).
+    NumpyBackend.fuse, NumpyBackend.fused_scratch = recording, False
     try:
         for cfg in _configs():
             _train(cfg)
     finally:
-        NumpyBackend.fuse = plain
+        NumpyBackend.fuse, NumpyBackend.fused_scratch = plain, True
     return list(seen)
 
 
 def _id(case) -> str:
     fn, kinds = case
-    args = ",".join(k.dtype[5:] + "x" + "x".join(map(str, k.shape)) if k.kind == "array" else k.kind for k in kinds)
+    args = ",".join(f"f{k.dtype[5:]}[{'x'.join(map(str, k.shape))}]" if k.kind == "array" else k.kind for k in kinds)
     return f"{fn.__name__}({args})"
 
 
