@@ -1,11 +1,13 @@
 """Prove from pytest's JUnit report that the reference tests ran: list how many tests that
-use PyTorch, scikit-learn, matplotlib or MPI passed, and fail if any was skipped."""
+use PyTorch, scikit-learn, matplotlib, MPI or the GPU-free kernel check (CuPy + NVRTC) passed,
+and fail if any was skipped."""
 
 import sys
 import xml.etree.ElementTree as ET
 
 REFERENCES = {"torch": ("torch", "pytorch"), "scikit-learn": ("sklearn",), "matplotlib": ("plot", "matplotlib"),
-              "MPI": ("distributed", "mpi4py", "mpiexec", "mpi cannot")}
+              "MPI": ("distributed", "mpi4py", "mpiexec", "mpi cannot"),
+              "kernel check": ("test_kernels", "kernel check")}
 
 cases = list(ET.parse(sys.argv[1]).getroot().iter("testcase"))
 failed = False

@@ -18,6 +18,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-${OUT:-gpu_check_out}}"
 mkdir -p "$out"
+out=$(cd "$out" && pwd)  # absolute: the steps below change nothing, but CuPy's cache must not follow a cd
 py="${PYTHON:-$(command -v python || command -v python3)}"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export NVIDIA_TF32_OVERRIDE=0 CUPY_TF32=0  # full float32 matrix products in cuBLAS, for CuPy and torch alike
@@ -27,6 +28,31 @@ mkdir -p "$CUPY_CACHE_DIR"
 log="$out/log.txt"
 : >"$log"
 failed=()
+
+# What the steps need, checked before the first: the machine has no network, so a missing
+# package cannot be installed there; say in one line what is missing and what is skipped.
+# pytest runs with -o addopts= (pyproject's addopts name pytest-benchmark's options), so a
+# missing plugin skips the benchmark suite instead of stopping every pytest step.
+missing=$("$py" - <<'PY'
+import importlib.util
+need = {"numpy": "everything", "cupy": "everything", "pytest": "the tests", "pytest_benchmark": "the benchmark suite",
+        "torch": "the PyTorch peer", "matplotlib": "the plot"}
+def present(module):
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+print(" ".join(f"{m}({why})" for m, why in need.items() if not present(m)))
+PY
+)
+if [ -n "$missing" ]; then
+    echo "missing here: $missing" | tee -a "$log"
+fi
+case " $missing " in
+    *" numpy("*|*" cupy("*) echo "gpu_check: cannot run without numpy and cupy" >&2; exit 1 ;;
+esac
+has() { case " $missing " in *" $1("*) return 1 ;; esac; return 0; }
+pytest_=("$py" -m pytest -o addopts= -p no:cacheprovider -ra)
 
 # Without a working CuPy every later step would fail or skip: stop at once, saying why.
 if ! "$py" -c 'import cupy; cupy.show_config(); a = cupy.ones((2, 2), dtype=cupy.float32); (a @ a).sum().item()' \
@@ -49,18 +75,24 @@ step() {  # step NAME COMMAND...: run it, its output into the log; remember a fa
 }
 
 step environment sh -c "nvidia-smi || echo 'nvidia-smi: not found'; \"$py\" -c 'import bpgpu; [print(k + \":\", v) for k, v in bpgpu.available_backends().items()]'"
-step gpu-tests "$py" -m pytest -m cupy tests -rs -q -p no:cacheprovider --continue-on-collection-errors
-if [ -f tests/test_parity.py ]; then
-    step parity-tests "$py" -m pytest tests/test_parity.py -rs -q -p no:cacheprovider
+if has pytest; then
+    step gpu-tests "${pytest_[@]}" -m cupy tests -q --continue-on-collection-errors
+    if [ -f tests/test_parity.py ]; then
+        step parity-tests "${pytest_[@]}" tests/test_parity.py -q
+    fi
 fi
-step benchmark-suite env BPGPU_BENCH_FULL=1 "$py" -m pytest benchmarks -m cupy -q -p no:cacheprovider \
-    --benchmark-enable --benchmark-json="$out/benchmarks.json" --benchmark-columns=min,median,max,rounds
-plot=()  # matplotlib may not be installed there
-if "$py" -c 'import matplotlib' 2>/dev/null; then plot=(--plot "$out/bench_gpu.png"); fi
+if has pytest && has pytest_benchmark; then
+    step benchmark-suite env BPGPU_BENCH_FULL=1 "${pytest_[@]}" benchmarks -m cupy -q \
+        --benchmark-enable --benchmark-json="$out/benchmarks.json" --benchmark-columns=min,median,max,rounds
+fi
+plot=()
+if has matplotlib; then plot=(--plot "$out/bench_gpu.png"); fi
+peers=none
+if has torch; then peers=torch; fi
 step bench-gpu-float32 "$py" -m bpgpu.bench --workloads W1,W2,W3 --backends cupy --dtypes float32 \
-    --batch-sizes 256,1024,4096,16384 --peers torch --json "$out/bench_gpu.json" ${plot[@]+"${plot[@]}"}
+    --batch-sizes 256,1024,4096,16384 --peers "$peers" --json "$out/bench_gpu.json" ${plot[@]+"${plot[@]}"}
 step bench-gpu-float64 "$py" -m bpgpu.bench --workloads W1,W2,W3 --backends cupy --dtypes float64 \
-    --peers torch --json "$out/bench_gpu_float64.json"
+    --peers "$peers" --json "$out/bench_gpu_float64.json"
 step bench-cpu-w3 "$py" -m bpgpu.bench --workloads W3 --backends numpy --dtypes float32 --peers none \
     --measures fit --repeats 3 --min-time 0 --json "$out/bench_cpu_w3.json"
 
