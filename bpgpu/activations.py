@@ -97,5 +97,16 @@ def relu_prime(xp, d, a):
 # None: g′ = 1, nothing to multiply.
 DERIVATIVES = {"sigmoid": sigmoid_prime, "tanh": tanh_prime, "relu": relu_prime, "identity": None}
 
+
+def below_one_unit(g_prime):
+    """d(l) = (d(l+1)·W(l)) ⊙ g′ where layer l+1 has one unit: d(l+1) (m, 1) times W(l) (1, n)
+    is an outer product, exact by broadcasting, so it joins the derivative in one kernel."""
+    def below(xp, d_below, d, W, a):
+        xp.multiply(d, W, out=d_below)
+        g_prime(xp, d_below, a)
+
+    below.__name__ = f"outer_{g_prime.__name__}"
+    return below
+
 HIDDEN = ("sigmoid", "tanh", "relu", "identity")
 OUTPUTS = HIDDEN + ("softmax",)

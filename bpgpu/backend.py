@@ -62,6 +62,11 @@ class Backend:
         compiles. ``fn`` writes its results into its array arguments (``out=``, ``+=``)."""
         return functools.partial(fn, self.ops)
 
+    def dot(self, x, y, out=None):
+        """Σ x·y over two vectors (``y`` may be a column (m, 1)): a 0-d array, or written into
+        ``out`` (one element). The norms of J and λ and a one-unit layer's bias gradient."""
+        return self.ops.matmul(x, y, out=out)
+
     def write_from_host(self, a, values) -> None:
         """a[...] ← ``values`` (a sequence of Python numbers), in one host-to-device copy."""
         a[...] = self.xp.asarray(values, dtype=a.dtype)
@@ -137,6 +142,13 @@ class CupyBackend(Backend):
 
     def write_from_host(self, a, values) -> None:
         a.set(np.asarray(values, dtype=a.dtype))
+
+    def dot(self, x, y, out=None):
+        # CuPy's matmul of two vectors is (x*y).sum(): a temporary the size of x, a multiply
+        # and a two-pass CUB reduction. cuBLAS's dot writes into device memory directly.
+        from cupy import cublas
+
+        return cublas.dot(x.reshape(-1), y.reshape(-1), out=out)
 
     def copy(self, a):
         return a.copy()

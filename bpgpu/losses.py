@@ -71,7 +71,7 @@ class Head:
     """
 
     def __init__(self, loss: str, output: str, backend):
-        self.loss, self.output, self.ops = loss, output, backend.ops
+        self.loss, self.output, self.ops, self.dot = loss, output, backend.ops, backend.dot
         self._activate = (lambda z, b: softmax(self.ops, z, b)) if output == "softmax" else \
             backend.fuse(FORWARD[output])
         self._error = backend.fuse(error)
@@ -108,10 +108,10 @@ class Head:
         if self.output == "identity":
             self._error(z, b, y, d, scale)
             # d = e·scale, so ½·Σe²·scale = ½·‖d‖² / scale: one dot product.
-            return ops.matmul(flat_d, flat_d) * (0.5 / scale)
+            return self.dot(flat_d, flat_d) * (0.5 / scale)
         self.activate(z, b)
         self._error(z, None, y, d, 1.0)
-        J = ops.matmul(flat_d, flat_d) * (0.5 * scale)
+        J = self.dot(flat_d, flat_d) * (0.5 * scale)
         if self.output == "softmax":  # g′ is a Jacobian here: d = a ⊙ (e − rowsum(e ⊙ a))
             d -= ops.sum(d * z, axis=1, keepdims=True)
             d *= z

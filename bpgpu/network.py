@@ -22,7 +22,7 @@ import numpy as np
 
 from . import distributed
 from . import validation as check
-from .activations import DERIVATIVES, FORWARD, HIDDEN, OUTPUTS
+from .activations import DERIVATIVES, FORWARD, HIDDEN, OUTPUTS, below_one_unit
 from .backend import BACKENDS, DTYPES, get_backend
 from .init import initial_thetas
 from .parameters import Parameters, on_device
@@ -93,6 +93,7 @@ class Network(Parameters):
         # Hidden layers: z ← g(z + b) in place; None where there is nothing to do.
         self._g = [None if g == "identity" and not self.bias else fuse(FORWARD[g]) for g in self.activations]
         self._g_prime = [DERIVATIVES[g] and fuse(DERIVATIVES[g]) for g in self.activations]
+        self._below_one_unit = [DERIVATIVES[g] and fuse(below_one_unit(DERIVATIVES[g])) for g in self.activations]
         self._head = Head(self.loss, self.output, self.backend)
         self._add_scaled = fuse(add_scaled)
         self._theta, self._W, self._b = self._flat()
@@ -128,18 +129,21 @@ class Network(Parameters):
             ops.matmul(d.T, A[l], out=DW[l])
             if ws.ones is not None:
                 # The bias column of dᵀ·[1 | a] is 1ᵀ·d: a matrix-vector product, several
-                # times faster than a sum over axis 0.
-                ops.matmul(ws.ones, d, out=Db[l])
+                # times faster than a sum over axis 0 (a dot product for a one-unit layer).
+                self.backend.dot(ws.ones, d, out=Db[l])
             if l > 0:  # the input layer needs no delta
                 W, below = self._W[l], ws.d[l]
-                # With one unit in layer l+1, d·W is an outer product: broadcasting is
-                # exact and several times faster than a matrix product with inner size 1.
-                if W.shape[0] == 1:
-                    ops.multiply(d, W, out=below)
+                if W.shape[0] == 1 and self._below_one_unit[l - 1] is not None:
+                    self._below_one_unit[l - 1](below, d, W, A[l])
                 else:
-                    ops.matmul(d, W, out=below)
-                if self._g_prime[l - 1] is not None:
-                    self._g_prime[l - 1](below, A[l])
+                    # With one unit in layer l+1, d·W is an outer product: broadcasting is
+                    # exact and several times faster than a matrix product with inner size 1.
+                    if W.shape[0] == 1:
+                        ops.multiply(d, W, out=below)
+                    else:
+                        ops.matmul(d, W, out=below)
+                    if self._g_prime[l - 1] is not None:
+                        self._g_prime[l - 1](below, A[l])
                 d = below
         return J
 
@@ -157,7 +161,7 @@ class Network(Parameters):
     def _weight_term(self, scale):
         """λ/2·scale·‖W‖² (0-d), scale = 1/m: J's L2 term, the biases never in it, as one dot product."""
         W = self._theta[:self.n_weights]
-        return self.backend.ops.matmul(W, W) * (0.5 * self.lam * scale)
+        return self.backend.dot(W, W) * (0.5 * self.lam * scale)
 
     def _gradients(self, X, Y, chunk_size, keep, comm=None):
         """J (0-d, regularised) with D in the flat gradient vector, for validated (X, Y).

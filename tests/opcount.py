@@ -5,7 +5,9 @@ call (operators included) to ``__array_ufunc__`` and each other array function t
 ``__array_function__``, where one operation is counted, and calls through the backend's
 namespace are counted likewise. A function made by ``backend.fuse`` counts as one
 operation, whatever it does inside: on CuPy it is one kernel. So the count approximates
-the kernel launches the step would make on a GPU.
+the kernel launches the step would make on a GPU. A matrix product whose result is one
+number counts as CuPy runs it: three launches and a temporary (see ``_record``);
+``backend.dot`` (cuBLAS's dot on CuPy) counts as one.
 
 An operation *allocates* when it returns a new array instead of writing into ``out=``
 or returning a view; 0-d results (J and its parts) are counted apart as ``scalars``.
@@ -58,6 +60,14 @@ def _plain_all(values):
 def _record(name: str, result, allocating: bool) -> None:
     tally = _State.tally
     if tally is None or _State.depth > 0:
+        return
+    if name == "matmul" and np.size(result) == 1:
+        # CuPy computes a product whose result is one number (vector·vector, or a vector
+        # times a one-column matrix) as (x*y).sum(): a multiply into a temporary the size
+        # of x, then a two-pass CUB reduction.
+        tally.ops += 3
+        tally.allocations += 1
+        tally.names["matmul (vector·vector)"] += 1
         return
     tally.ops += 1
     tally.names[name] += 1
@@ -165,6 +175,13 @@ class CountingBackend(NumpyBackend):
 
     def total(self, arrays):
         return sum(np.add.reduce(a, axis=None) for a in arrays)
+
+    def dot(self, x, y, out=None):
+        """One operation: on CuPy one cuBLAS dot into device memory."""
+        with _inside():
+            result = np.matmul(_plain(x), _plain(y), out=_plain(out))
+        _record("dot", result, allocating=False)
+        return out if out is not None else _wrap(result)
 
     @contextlib.contextmanager
     def counting(self):

@@ -18,8 +18,8 @@ from bpgpu.optimizers import SGD, Adam, Momentum
 from opcount import CountingBackend, Counted
 
 W1_LIKE = [64, 64, 64, 64, 1]  # relu, identity output, mse, batch 256 (issue 11's W1-like)
-OPTIMIZERS = {"sgd": (lambda: SGD(1e-3), 25), "momentum": (lambda: Momentum(1e-3), 30),
-              "nesterov": (lambda: Momentum(1e-3, nesterov=True), 30), "adam": (lambda: Adam(1e-3), 30)}
+OPTIMIZERS = {"sgd": (lambda: SGD(1e-3), 24), "momentum": (lambda: Momentum(1e-3), 24),
+              "nesterov": (lambda: Momentum(1e-3, nesterov=True), 24), "adam": (lambda: Adam(1e-3), 24)}
 
 
 def w1_like(backend, m=256, dtype="float32"):
@@ -31,7 +31,8 @@ def w1_like(backend, m=256, dtype="float32"):
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_a_w1_like_step_stays_within_its_operation_budget_and_allocates_nothing(name):
-    """W1-like step: ≤ 25 operations with SGD, ≤ 30 with momentum/Adam; no new arrays but J's 0-d parts"""
+    """W1-like step: ≤ 24 launches as CuPy counts them (a vector·vector matmul is 3 and a
+    temporary), whatever the optimiser; no new arrays but J's 0-d parts"""
     make, budget = OPTIMIZERS[name]
     backend = CountingBackend()
     net, X, Y = w1_like(backend)
@@ -52,7 +53,7 @@ def test_fit_adds_no_operations_per_step():
     net.fit(X, Y, epochs=1, lr=1e-3, batch_size=256, shuffle=False)
     with backend.counting() as tally:
         net.fit(X, Y, epochs=1, lr=1e-3, batch_size=256, shuffle=False)
-    assert tally.ops <= 8 * 25 + 12, dict(tally.names)
+    assert tally.ops <= 8 * 24 + 12, dict(tally.names)
 
 
 def test_regularisation_costs_three_operations():
