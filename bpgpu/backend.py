@@ -127,7 +127,19 @@ class CupyBackend(Backend):
         self.out_of_memory = (cupy.cuda.memory.OutOfMemoryError, MemoryError)
 
     def activate(self):
-        return self.xp.cuda.Device(self.device)
+        """The device current, and the backend's own stream: a training step can then be
+        captured as a CUDA graph (capture needs a stream other than the legacy default)."""
+        context = contextlib.ExitStack()
+        context.enter_context(self.xp.cuda.Device(self.device))
+        context.enter_context(self.stream)
+        return context
+
+    @functools.cached_property
+    def stream(self):
+        """This backend's CUDA stream on its device. A blocking stream: work queued on the
+        legacy default stream (arrays a caller made outside bpgpu) is ordered with it."""
+        with self.xp.cuda.Device(self.device):
+            return self.xp.cuda.Stream(non_blocking=False)
 
     def is_native(self, a) -> bool:
         return isinstance(a, self.xp.ndarray)
@@ -157,7 +169,7 @@ class CupyBackend(Backend):
         return self.xp.asnumpy(a)
 
     def synchronize(self) -> None:
-        self.xp.cuda.get_current_stream().synchronize()
+        self.stream.synchronize()
 
     def release_memory(self) -> None:
         self.xp.get_default_memory_pool().free_all_blocks()

@@ -132,3 +132,42 @@ def test_per_step_scalars_are_read_from_one_device_vector_that_each_step_rewrite
     alpha = 0.01 * np.sqrt(1 - 0.9**2) / (1 - 0.8**2)
     want = np.array([0.8, 1 - 0.8, 0.9, 1 - 0.9, alpha, 1e-6 * np.sqrt(1 - 0.9**2)], dtype=np.float32)
     np.testing.assert_array_equal(np.array(values, dtype=np.float32), want)
+
+
+def test_cupy_work_runs_on_the_backends_own_stream_on_its_device():
+    """activate() makes the device current, then the backend's own (blocking) stream, made on
+    that device once; synchronize waits for that stream"""
+    from bpgpu.backend import CupyBackend
+
+    events = []
+
+    class Context:
+        def __init__(self, name):
+            self.name = name
+
+        def __enter__(self):
+            events.append(("enter", self.name))
+
+        def __exit__(self, *exc):
+            events.append(("exit", self.name))
+
+    class Stream(Context):
+        def __init__(self, non_blocking):
+            super().__init__(f"stream(non_blocking={non_blocking}) made on {events[-1][1]}")
+
+        def synchronize(self):
+            events.append(("synchronize", self.name))
+
+    cuda = types.SimpleNamespace(Device=lambda d: Context(f"device {d}"), Stream=Stream,
+                                 memory=types.SimpleNamespace(OutOfMemoryError=MemoryError))
+    backend = CupyBackend(types.SimpleNamespace(cuda=cuda), device=1)
+    with backend.activate():
+        pass
+    with backend.activate():
+        backend.synchronize()
+    stream = "stream(non_blocking=False) made on device 1"
+    assert events == [("enter", "device 1"),
+                      ("enter", "device 1"), ("exit", "device 1"),  # the stream is made on its device, once
+                      ("enter", stream), ("exit", stream), ("exit", "device 1"),
+                      ("enter", "device 1"), ("enter", stream), ("synchronize", stream),
+                      ("exit", stream), ("exit", "device 1")]
