@@ -89,7 +89,7 @@ BUGS = {
         ("bpgpu/cli/sources.py", 'noise = {} if o.noise is None else {"noise": o.noise}', "noise = {}"),
     ],
     "fit ignores shuffle=False": [
-        ("bpgpu/training.py", "if shuffle and len(slices) > 1:", "if len(slices) > 1:"),
+        ("bpgpu/training.py", "epoch, shuffle and len(slices) > 1, comm)", "epoch, len(slices) > 1, comm)"),
     ],
     "CLI ignores --batch-size full": [
         ("bpgpu/cli/train.py", "batch_size=o.batch_size or None", "batch_size=o.batch_size or 64"),

@@ -113,7 +113,7 @@ def test_max_time_stops_within_the_epoch_after_the_step_that_passes_it():
     rng = np.random.default_rng(3)
     X, Y = rng.standard_normal((5, 2)), rng.random((5, 1))
     history = bpgpu.Network([2, 1]).fit(X, Y, epochs=1000, batch_size=1, max_time=1e-9)
-    assert (history.stop_reason, history.epochs, history.steps, history.samples) == ("max_time", 1, 1, 1)
+    assert (history.stop_reason, history.epochs, history.steps, history.samples) == ("max_time", 0, 1, 1)
 
 
 def test_a_first_ctrl_c_stops_after_the_step_and_a_second_interrupts():
