@@ -289,6 +289,8 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{epoch_loss:.4g}", samples_s=f"{history.samples / (time.perf_counter() - t0):.3g}")
+            # What a checkpoint written by the callback needs: where the run stands, how long it took.
+            history.position, history.elapsed = watch.position(epoch + 1), time.perf_counter() - t0
             asked = callback is not None and bool(callback(epoch, history))
             interrupted, late = stopping or interrupt.requested, deadline is not None and time.perf_counter() > deadline
             if comm is not None:
