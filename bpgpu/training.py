@@ -204,9 +204,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
                    on_nonfinite, chunk_size, initial_epoch, callback)
     if stop is not None and not callable(stop):
         raise TypeError(f"stop: expected a function stop() -> bool, got {stop!r}")
-    if device is not None and check.number("device", device, low=0, integer=True) != net.device:
-        raise ValueError(f"device: the network's arrays are on device {net.device}, got device={device}; "
-                         "train a copy there instead: net.clone(device=...)")
+    _check_device(net, device)
     comm = distributed.communicator(comm)
     xp, backend = net.xp, net.backend
     if memory_budget is not None:
@@ -313,6 +311,17 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
             raise DivergenceError(message)
         warnings.warn(message, DivergenceWarning, stacklevel=3)
     return history
+
+
+def _check_device(net, device) -> None:
+    """``fit(device=)`` names the network's own device, or is None."""
+    if device is None or check.number("device", device, low=0, integer=True) == net.device:
+        return
+    if net.device is None:
+        raise ValueError(f"device: the network is on the CPU (backend {net.backend.name!r}), which has no devices; "
+                         f"got device={device}: build it with backend='cupy' to train on a GPU")
+    raise ValueError(f"device: the network's arrays are on device {net.device}, got device={device}; "
+                     "train a copy there instead: net.clone(device=...)")
 
 
 def _start(initial_epoch, resume, epochs, step_sizes) -> Position:

@@ -5,7 +5,9 @@ chosen and a write made to fail."""
 
 import errno
 import json
+import os
 import signal
+import threading
 
 import numpy as np
 import pytest
@@ -141,3 +143,18 @@ def test_a_full_disk_at_a_checkpoint_warns_and_training_goes_on(cli, tmp_path, m
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint.npz", "history.json", "model.npz"]
     for got, expected in zip(weights(tmp_path / "run/model.npz"), weights(tmp_path / "straight/model.npz")):
         np.testing.assert_array_equal(got, expected)
+
+
+def test_resuming_a_run_fed_from_a_pipe_asks_for_its_data_again(cli, tmp_path):
+    """A FIFO is read once: --resume without --data says so, naming --data, instead of reading (or waiting on) it"""
+    feed = tmp_path / "feed"
+    os.mkfifo(feed)
+    rows = "x0,x1,y\n" + "0,0,0\n0,1,1\n1,0,1\n1,1,0\n" * 4
+    threading.Thread(target=feed.write_text, args=(rows,), daemon=True).start()
+    assert cli("train", "--data", "feed", "--target", "y", "--sizes", "2,3,1", "--epochs", "2", "--quiet",
+               "--no-plot", "--out", "run")[0] == 0
+    status, _, err = cli("train", "--resume", "run/model.npz", "--epochs", "3")
+    assert status == 1 and f"--data: the run in run/model.npz read its data from {feed}, a pipe that cannot be " \
+                           "read again; give --data with the same rows to resume it" in err
+    (tmp_path / "same.csv").write_text(rows)
+    assert cli("train", "--resume", "run/model.npz", "--epochs", "3", "--data", "same.csv", "--no-plot")[0] == 0

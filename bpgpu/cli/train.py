@@ -249,6 +249,7 @@ def _options(given: dict, checkpoint, resume) -> argparse.Namespace:
     stored = {}
     if checkpoint is not None:
         stored = dict((checkpoint.extra or {}).get("cli", {}))
+        rundir.check_data(stored, given, resume)
         config = checkpoint.network.config()
         for key in ARCHITECTURE:
             if key in given and given[key] != "auto" and _normal(key, given[key], config) != config[key]:
