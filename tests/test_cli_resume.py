@@ -73,6 +73,7 @@ def test_sigterm_within_an_epoch_then_resume_is_the_uninterrupted_run(cli, tmp_p
     model, checkpoint = (persistence.load_checkpoint(tmp_path / f"run/{f}.npz") for f in ("model", "checkpoint"))
     assert (model.epoch, model.position.step, len(model.position.losses)) == (1, 3, 3)
     assert (checkpoint.epoch, checkpoint.position.step) == (1, 0)  # a stop never writes a part epoch there
+    assert checkpoint.history["elapsed"] > 0  # the time the epoch took, not 0
     stopped = history(tmp_path / "run")
     assert (stopped["epochs"], len(stopped["loss"]), stopped["steps"], stopped["part"]["steps"]) == \
         (1, 1, per_epoch + 3, 3)
