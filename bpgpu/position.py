@@ -57,6 +57,24 @@ class Position:
     wait: int = 0
     best: State | None = field(default=None, repr=False)
 
+    @classmethod
+    def starting(cls, initial_epoch: int, resume: "Position | None", epochs: int, step_sizes: list) -> "Position":
+        """Where a fit starts: ``resume`` (checked against this run's batches) or the start
+        of epoch ``initial_epoch``; refused when no epoch is left to train."""
+        if resume is not None:
+            if not isinstance(resume, Position):
+                raise TypeError(f"resume: expected a bpgpu.position.Position (a History's or a checkpoint's "
+                                f".position), got {type(resume).__name__}")
+            if initial_epoch not in (0, resume.epoch):
+                raise ValueError(f"initial_epoch: resume starts at epoch {resume.epoch}, got initial_epoch={initial_epoch}")
+            start = resume.check(step_sizes)
+        else:
+            start = cls(epoch=initial_epoch)
+        if start.epoch >= epochs:
+            raise ValueError(f"epochs: expected more than the {start.epoch} epochs already done (initial_epoch), "
+                             f"got epochs={epochs}: epochs counts the epochs before a resume too")
+        return start
+
     def check(self, step_sizes: list, name: str = "resume") -> "Position":
         """Refuse a part epoch that does not fit this run's batches (another batch size or
         row count): a ValueError naming ``name``. ``step_sizes``: examples in each step."""

@@ -234,7 +234,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
     net.optimizer = opt
 
     history = History()
-    start = _start(initial_epoch, resume, epochs, step_sizes)
+    start = Position.starting(initial_epoch, resume, epochs, step_sizes)
     watch = EarlyStopping(patience, start)
     part = (0, 0, [])  # (steps, samples, their J) of an epoch stopped within
     # Weights and optimiser state at the start of this epoch and of the one before (each
@@ -322,24 +322,6 @@ def _check_device(net, device) -> None:
                          f"got device={device}: build it with backend='cupy' to train on a GPU")
     raise ValueError(f"device: the network's arrays are on device {net.device}, got device={device}; "
                      "train a copy there instead: net.clone(device=...)")
-
-
-def _start(initial_epoch, resume, epochs, step_sizes) -> Position:
-    """Where this fit starts: ``resume`` (checked against this run's batches) or the
-    start of epoch ``initial_epoch``; refused when no epoch is left to train."""
-    if resume is not None:
-        if not isinstance(resume, Position):
-            raise TypeError(f"resume: expected a bpgpu.position.Position (a History's or a checkpoint's "
-                            f".position), got {type(resume).__name__}")
-        if initial_epoch not in (0, resume.epoch):
-            raise ValueError(f"initial_epoch: resume starts at epoch {resume.epoch}, got initial_epoch={initial_epoch}")
-        start = resume.check(step_sizes)
-    else:
-        start = Position(epoch=initial_epoch)
-    if start.epoch >= epochs:
-        raise ValueError(f"epochs: expected more than the {start.epoch} epochs already done (initial_epoch), "
-                         f"got epochs={epochs}: epochs counts the epochs before a resume too")
-    return start
 
 
 def _stop_reason(reached, exhausted, interrupted, late, asked) -> str:
