@@ -66,13 +66,28 @@ def architecture(path: Path, meta: dict) -> tuple[list[int], list[tuple[int, int
 
 
 def state_counts(path: Path, meta: dict) -> dict:
-    """{state key: number of arrays} the metadata declares for the optimiser ({} for none)."""
-    saved = meta.get("optimizer")
+    """{entry prefix: number of arrays} of the per-parameter arrays the metadata declares:
+    the optimiser's state ("optimizer.<key>"), and a saved position's best weights
+    ("best.params") and their optimiser state ("best.optimizer.<key>"); {} for none."""
+    counts = {f"optimizer.{k}": n for k, n in _declared(path, meta, "optimizer", meta.get("optimizer")).items()}
+    position = meta.get("position")
+    best = position.get("best") if isinstance(position, dict) else None
+    if best is not None:
+        counts.update({f"best.optimizer.{k}": n for k, n in _declared(path, meta, "position.best", best).items()})
+        if not _count(best.get("params")):
+            raise ValueError(f"{path}: metadata 'position.best.params': expected an array count, got "
+                             f"{_shown(best.get('params'))}")
+        counts["best.params"] = best["params"]
+    return counts
+
+
+def _declared(path: Path, meta: dict, where: str, saved) -> dict:
+    """{state key: number of arrays} of an optimiser's state as ``saved`` declares it."""
     if saved is None:
         return {}
     state = saved.get("state") if isinstance(saved, dict) else None
     if not isinstance(state, dict) or not all(isinstance(k, str) and _count(v) for k, v in state.items()):
-        raise ValueError(f"{path}: metadata 'optimizer': expected a dict whose 'state' maps names to array "
+        raise ValueError(f"{path}: metadata '{where}': expected a dict whose 'state' maps names to array "
                          f"counts, got {_shown(saved)}")
     return state
 
@@ -88,7 +103,7 @@ def read_arrays(path: Path, archive: Archive, sizes, shapes, state_counts) -> di
     exact = {f"theta.{l}": shape for l, shape in enumerate(shapes)}
     if "scaler.mean" in archive.names or "scaler.std" in archive.names:
         exact.update({"scaler.mean": (sizes[0],), "scaler.std": (sizes[0],)})
-    state = {key: [f"optimizer.{key}.{i}" for i in range(count)] for key, count in state_counts.items()}
+    state = {key: [f"{key}.{i}" for i in range(count)] for key, count in state_counts.items()}
     wanted = set(exact).union(*state.values())
     unexpected = sorted(archive.names - wanted - {"meta", "sha256"})
     if unexpected:
@@ -106,7 +121,7 @@ def read_arrays(path: Path, archive: Archive, sizes, shapes, state_counts) -> di
     for key, names in state.items():
         numbers = sum(int(np.prod(_float_header(path, archive, name).shape)) for name in names)
         if numbers != weights:
-            raise ValueError(f"{path}: optimiser state {key!r} holds {numbers:,} numbers, the network has {weights:,} weights")
+            raise ValueError(f"{path}: {label(key)} holds {numbers:,} numbers, the network has {weights:,} weights")
         total += numbers * 16  # read, then copied to the device
     try:
         check.fits_in_memory("the model", check.network_bytes(sizes) + total,
@@ -114,6 +129,11 @@ def read_arrays(path: Path, archive: Archive, sizes, shapes, state_counts) -> di
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
     return {name: archive.read(name) for name in sorted(wanted)}
+
+
+def label(prefix: str) -> str:
+    """How an error names the arrays ``prefix``.0, .1, …: "optimiser state 'm'", "entries best.params.*"."""
+    return f"optimiser state {prefix[len('optimizer.'):]!r}" if prefix.startswith("optimizer.") else f"entries {prefix}.*"
 
 
 def _float_header(path: Path, archive: Archive, name: str):
@@ -150,6 +170,7 @@ def check_fields(path: Path, meta: dict, shapes) -> None:
     if history is not None and not _history_ok(history):
         raise ValueError(f"{path}: metadata 'history': expected a dict with lists of numbers 'loss'/'val_loss' "
                          f"and counts 'epochs'/'steps'/'samples', got {_shown(history)}")
+    _check_position(path, meta)
     extra = meta.setdefault("extra", None)
     if extra is not None and not isinstance(extra, dict):
         raise ValueError(f"{path}: metadata 'extra': expected a dict or null, got {_shown(extra)}")
@@ -159,6 +180,25 @@ def check_fields(path: Path, meta: dict, shapes) -> None:
                                 or len(classes) != max(2, shapes[-1][0])):
         raise ValueError(f"{path}: metadata 'classes': expected {max(2, shapes[-1][0])} distinct names or null, "
                          f"got {_shown(classes)}")
+
+
+def _check_position(path: Path, meta: dict) -> None:
+    """A saved :class:`~bpgpu.position.Position`: its counts, its part epoch's losses (one a
+    step), its epoch the file's, its best state's step count."""
+    position = meta.setdefault("position", None)
+    if position is None:
+        return
+    fields = isinstance(position, dict) and all(_count(position.get(k)) for k in ("epoch", "step", "samples", "wait"))
+    losses = position.get("losses") if fields else None
+    best = position.get("best") if fields else None
+    if not (fields and isinstance(losses, list) and all(_number(J) for J in losses) and len(losses) == position["step"]
+            and position["epoch"] == meta.get("epoch")
+            and (position.get("best_loss") is None or _number(position["best_loss"]))
+            and (position.get("best_epoch") is None or _count(position["best_epoch"]))
+            and (best is None or (isinstance(best, dict) and _count(best.get("t"))))):
+        raise ValueError(f"{path}: metadata 'position': expected the epoch {meta.get('epoch')}, counts 'step'/"
+                         f"'samples'/'wait', one loss a step and a best loss, epoch and state or null, got "
+                         f"{_shown(position)}")
 
 
 def _history_ok(history) -> bool:

@@ -41,6 +41,7 @@ from .atomic import atomic_write, check_target
 from .model_file import FORMAT
 from .npz import Archive
 from .optimizers import OPTIMIZERS
+from .position import Position, State
 from .training import History
 from .scaling import Standardizer
 
@@ -60,6 +61,9 @@ class Checkpoint:
         scaler: the :class:`~bpgpu.Standardizer` the inputs go through first, or None.
         classes: the class name of each output unit (of 0 and 1 for a single sigmoid
             output), or None.
+        position: where the saved run stands (``fit(resume=...)`` continues it exactly:
+            a part epoch, the early-stopping state), or None when no epoch was saved;
+            a file saved without one gives the start of epoch ``epoch``.
     """
 
     network: object
@@ -70,11 +74,13 @@ class Checkpoint:
     scaler: Standardizer | None = None
     classes: list[str] | None = None
     metadata: dict = field(default_factory=dict)
+    position: Position | None = None
 
 
 # -- writing ----------------------------------------------------------------------
 
-def save(net, path, *, optimizer=None, history=None, epoch=None, extra=None, scaler=None, classes=None) -> Path:
+def save(net, path, *, optimizer=None, history=None, epoch=None, extra=None, scaler=None, classes=None,
+         position=None) -> Path:
     """Write ``net`` (and optionally its training state) to ``path`` atomically.
 
     Args:
@@ -87,13 +93,15 @@ def save(net, path, *, optimizer=None, history=None, epoch=None, extra=None, sca
         scaler: a fitted :class:`~bpgpu.Standardizer` of the network's inputs.
         classes: the class names of the output units, one per unit (two for a single
             sigmoid output: the classes of 0 and 1).
+        position: a :class:`~bpgpu.position.Position` (``history.position``), so that the
+            run resumes exactly where it stopped; ``epoch`` is then its epoch.
 
     Returns the path written.
     """
     # Everything checked before the weights leave the device, so that load reads back
     # what save accepts.
     path = check_target(path)
-    epoch = check.number("epoch", epoch, low=0, integer=True, allow_none=True)
+    epoch = _epoch_of(check.number("epoch", epoch, low=0, integer=True, allow_none=True), position)
     if extra is not None and not isinstance(extra, dict):
         raise TypeError(f"extra: expected a JSON-serialisable dict or None, got {type(extra).__name__}")
     if history is not None and not isinstance(history, (dict, History)):
@@ -114,15 +122,12 @@ def save(net, path, *, optimizer=None, history=None, epoch=None, extra=None, sca
             "history": _history_dict(history), "extra": extra, "classes": classes}
     if optimizer is not None:
         saved = optimizer.state_dict(to_host)
-        # On disk, one array per parameter array [W(0), b(0), …], whatever the layout in memory.
-        state = {k: [p for flat in v for p in net.split(flat)] for k, v in saved["state"].items()}
-        if not all(np.isfinite(a).all() for v in state.values() for a in v):
-            raise ValueError("optimizer: its state holds NaN or inf (a diverged run); save the network alone, "
-                             "or a fresh optimiser")
+        state = _per_parameter(net, saved["state"], "optimizer")
         meta["optimizer"] = {"name": saved["name"], "t": saved["t"], "hyper": saved["hyper"],
                              "state": {k: len(v) for k, v in state.items()}}
-        for key, values in state.items():
-            arrays.update({f"optimizer.{key}.{i}": np.asarray(a) for i, a in enumerate(values)})
+        arrays.update(_entries("optimizer", state))
+    if position is not None:
+        meta["position"] = {**position.meta(), "best": _best_arrays(net, position.best, arrays)}
     try:
         meta_bytes = json.dumps(meta, sort_keys=True).encode()
     except TypeError as err:
@@ -130,6 +135,44 @@ def save(net, path, *, optimizer=None, history=None, epoch=None, extra=None, sca
     arrays["meta"] = np.frombuffer(meta_bytes, dtype=np.uint8)
     arrays["sha256"] = np.frombuffer(_digest(arrays).encode(), dtype=np.uint8)
     return atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def _epoch_of(epoch, position):
+    if position is None:
+        return epoch
+    if not isinstance(position, Position):
+        raise TypeError(f"position: expected a bpgpu.position.Position (history.position) or None, "
+                        f"got {type(position).__name__}")
+    if epoch is not None and epoch != position.epoch:
+        raise ValueError(f"epoch: the position is at epoch {position.epoch}, got epoch={epoch}")
+    return position.epoch
+
+
+def _per_parameter(net, state: dict, name: str) -> dict:
+    """{key: [host arrays]} of flat state vectors, one array per parameter array [W(0),
+    b(0), …] (the layout on disk, whatever it is in memory); NaN or inf refused."""
+    split = {k: [p for flat in v for p in net.split(flat)] for k, v in state.items()}
+    if not all(np.isfinite(a).all() for v in split.values() for a in v):
+        raise ValueError(f"{name}: its state holds NaN or inf (a diverged run); save the network alone, "
+                         "or a fresh optimiser")
+    return split
+
+
+def _entries(prefix: str, state: dict) -> dict:
+    return {f"{prefix}.{key}.{i}": np.asarray(a) for key, values in state.items() for i, a in enumerate(values)}
+
+
+def _best_arrays(net, best: State | None, arrays: dict) -> dict | None:
+    """A position's best weights and optimiser state into ``arrays`` (best.params.<i>,
+    best.optimizer.<key>.<i>); what the metadata says of them."""
+    if best is None:
+        return None
+    to_host = net.backend.to_host
+    params = [np.asarray(p) for p in net.split(np.array(to_host(best.params)))]
+    state = _per_parameter(net, {k: [np.array(to_host(a)) for a in v] for k, v in best.optimizer["state"].items()},
+                           "position")
+    arrays.update({f"best.params.{i}": p for i, p in enumerate(params)}, **_entries("best.optimizer", state))
+    return {"t": best.optimizer["t"], "params": len(params), "state": {k: len(v) for k, v in state.items()}}
 
 
 def _scaler_arrays(net, scaler) -> dict:
@@ -215,6 +258,7 @@ def load_checkpoint(path, backend="numpy", dtype=None) -> Checkpoint:
     except ValueError as err:  # NaN/inf weights under a valid checksum: a buggy writer
         raise ValueError(f"{path}: {err}") from None
 
+    flats = {prefix: _flat(path, net, arrays, prefix, count) for prefix, count in state_counts.items()}
     optimizer = None
     if meta["optimizer"] is not None:
         saved = meta["optimizer"]
@@ -223,18 +267,7 @@ def load_checkpoint(path, backend="numpy", dtype=None) -> Checkpoint:
             optimizer = make_optimizer(saved["name"], hyper.pop("lr"), **hyper)
         except (TypeError, ValueError) as err:
             raise ValueError(f"{path}: cannot build the saved optimizer: {err}") from None
-        # The state mirrors the parameter arrays the optimiser steps, whatever their layout.
-        param_shapes = net.param_shapes()
-        state = {}
-        for key, count in state_counts.items():
-            if count != len(param_shapes):
-                raise ValueError(f"{path}: optimiser state {key!r} has {count} arrays, the network has "
-                                 f"{len(param_shapes)} parameter arrays")
-            flat = np.empty(net.n_params)
-            for i, (view, shape) in enumerate(zip(net.split(flat), param_shapes)):
-                view[...] = model_file.entry(path, arrays, f"optimizer.{key}.{i}", shape)
-            state[key] = [flat]
-        optimizer.load_state_dict({"t": saved["t"], "state": state},
+        optimizer.load_state_dict({"t": saved["t"], "state": _state(flats, "optimizer.")},
                                   lambda a: net.backend.asarray(a, net.dtype))
     scaler = None
     if "scaler.mean" in arrays:
@@ -243,4 +276,38 @@ def load_checkpoint(path, backend="numpy", dtype=None) -> Checkpoint:
         except ValueError as err:
             raise ValueError(f"{path}: the saved scaler is unusable: {err}") from None
     return Checkpoint(network=net, optimizer=optimizer, epoch=meta["epoch"], history=meta["history"],
-                      extra=meta["extra"], scaler=scaler, classes=meta["classes"], metadata=meta)
+                      extra=meta["extra"], scaler=scaler, classes=meta["classes"], metadata=meta,
+                      position=_position(meta, net, flats))
+
+
+def _flat(path, net, arrays: dict, prefix: str, count: int) -> np.ndarray:
+    """One flat host vector (n_params,) in the layout of ``net.params`` from the entries
+    ``prefix``.0 … (one per parameter array, whatever the layout in memory)."""
+    param_shapes = net.param_shapes()
+    if count != len(param_shapes):
+        raise ValueError(f"{path}: {model_file.label(prefix)} has {count} arrays, the network has "
+                         f"{len(param_shapes)} parameter arrays")
+    flat = np.empty(net.n_params)
+    for i, (view, shape) in enumerate(zip(net.split(flat), param_shapes)):
+        view[...] = model_file.entry(path, arrays, f"{prefix}.{i}", shape)
+    return flat
+
+
+def _state(flats: dict, prefix: str) -> dict:
+    """{key: [flat vector]} of the state entries under ``prefix`` ("optimizer.", "best.optimizer.")."""
+    return {name[len(prefix):]: [flat] for name, flat in flats.items() if name.startswith(prefix)}
+
+
+def _position(meta: dict, net, flats: dict) -> Position | None:
+    """The saved :class:`Position`, its best state on the network's device; the start of
+    the saved epoch for a file without one; None without an epoch."""
+    saved = meta.get("position")
+    if saved is None:
+        return None if meta["epoch"] is None else Position(epoch=meta["epoch"])
+    best = None
+    if saved.get("best") is not None:
+        def to_device(a):
+            return net.backend.asarray(a, net.dtype)
+        state = {k: [to_device(a) for a in v] for k, v in _state(flats, "best.optimizer.").items()}
+        best = State(to_device(flats["best.params"]), {"t": saved["best"]["t"], "state": state})
+    return Position.from_meta(saved, best)

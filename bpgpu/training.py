@@ -13,13 +13,15 @@ import signal
 import threading
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from copy import deepcopy
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from . import distributed
 from . import validation as check
 from .optimizers import make_optimizer
+from .position import EarlyStopping, Position, State
 
 ON_NONFINITE = ("stop", "raise")
 DEFAULT_LR = {"sgd": 0.5, "momentum": 0.1, "adam": 0.001}
@@ -38,7 +40,11 @@ class History:
     """What one ``fit`` did.
 
     loss[e] is epoch e's training loss: the mean over its examples of the mini-batch
-    losses J computed during the epoch (each before its own update).
+    losses J computed during the epoch (each before its own update). ``epochs`` counts
+    whole epochs; an epoch stopped within (Ctrl-C, ``stop``, ``max_time``) is ``part``,
+    {"epoch", "steps", "samples", "loss"} (its steps' mean J), in ``steps`` and ``samples``
+    but not in ``loss`` or ``epochs``. ``position`` is where the run stands, for
+    ``fit(resume=...)``.
     """
 
     loss: list[float] = field(default_factory=list)
@@ -50,13 +56,17 @@ class History:
     stop_reason: str = ""
     best_epoch: int | None = None
     nonfinite_at: dict | None = None  # {"epoch": e, "step": k} of the first non-finite loss
+    part: dict | None = None
+    position: Position | None = field(default=None, repr=False, compare=False)
 
     @property
     def samples_per_s(self) -> float:
         return self.samples / self.elapsed if self.elapsed > 0 else 0.0
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "samples_per_s": self.samples_per_s}
+        """The JSON-able record (``position`` aside: it holds arrays)."""
+        record = {f.name: deepcopy(getattr(self, f.name)) for f in fields(self) if f.name != "position"}
+        return {**record, "samples_per_s": self.samples_per_s}
 
     def divergence_message(self) -> str:
         """What a run that stopped on a non-finite loss or weight says about it."""
@@ -110,9 +120,11 @@ def _check_options(epochs, batch_size, max_time, target_loss, patience, validati
         raise TypeError(f"validation_data: expected a pair (X_val, Y_val), got {type(validation_data).__name__}")
 
 
-def _epoch_loss(losses, params, step_sizes, backend):
-    """(epoch loss, None), or (None, (what, k)) when step k's loss (what = "loss") or, by
-    the end of the epoch, the weights (what = "weights", k = the last step) are not finite.
+def _epoch_loss(earlier, losses, params, step_sizes, backend):
+    """(epoch loss, None, step losses), or (None, (what, k), step losses) when step k's
+    loss (what = "loss") or, by the end of the epoch, the weights (what = "weights", k =
+    the last step) are not finite. ``earlier``: the J (host floats) of the epoch's steps
+    taken before a resume, then ``losses`` those taken since; step losses: all of them.
 
     One transfer to the host per epoch: the step losses J (0-d device arrays) together
     with Σ of every weight, finite when all weights are; only when it is not are the
@@ -127,21 +139,22 @@ def _epoch_loss(losses, params, step_sizes, backend):
     else:
         host = backend.to_host(xp.stack(losses + [weights]))
         step_losses, weight_sum = host[:-1].tolist(), float(host[-1])
+    step_losses = list(earlier) + step_losses
     for k, J in enumerate(step_losses):
         if not math.isfinite(J):
-            return None, ("loss", k)
+            return None, ("loss", k), step_losses
     if not math.isfinite(weight_sum) and not all(bool(xp.all(xp.isfinite(p))) for p in params):
-        return None, ("weights", len(step_losses) - 1)
+        return None, ("weights", len(step_losses) - 1), step_losses
     # Weighted by each step's share of the examples, so large finite losses cannot overflow.
     seen = sum(step_sizes)
-    return sum(J * (n / seen) for J, n in zip(step_losses, step_sizes)), None
+    return sum(J * (n / seen) for J, n in zip(step_losses, step_sizes)), None, step_losses
 
 
 def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shuffle=True,
         momentum=0.9, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8,
         max_time=None, target_loss=None, validation_data=None, patience=None,
         chunk_size=None, memory_budget=None, on_nonfinite="stop", verbose=False, callback=None, initial_epoch=0,
-        device=None, warm_start=False, comm=None, stop=None):
+        device=None, warm_start=False, comm=None, stop=None, resume=None):
     """Train ``net`` on (X, Y) by backpropagation; returns a :class:`History`.
 
     Args:
@@ -165,7 +178,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
             "stop" (warn and return) or "raise" :class:`DivergenceError`.
         verbose: show a progress bar (tqdm) with the loss and samples/s.
         callback: ``callback(epoch, history)`` after each epoch; returning True stops.
-        initial_epoch: the epoch number to start at (for resuming a checkpoint).
+        initial_epoch: the epoch number to start at (for resuming a checkpoint); below ``epochs``.
         device: the GPU to train on; it must be the network's (``Network(device=…)``, or
             ``net.clone(device=…)`` to move it), None: the network's.
         warm_start: continue the optimiser of this network's last ``fit`` (``net.optimizer``:
@@ -181,14 +194,17 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
             same epoch. ``shuffle`` permutes each rank's rows, seeded by (seed, epoch, rank).
         stop: ``stop()`` after each step; True stops there as Ctrl-C does (stop_reason
             "interrupted"): how a program that handles its own signals asks fit to stop.
+        resume: a :class:`~bpgpu.position.Position` (``history.position`` of a stopped fit,
+            or a checkpoint's ``position``): continue exactly where that run stopped, within
+            an epoch or not, its early-stopping state included (the weights and optimiser
+            must be that run's: its network and ``optimizer``); it sets ``initial_epoch``.
+            With the same data, options and ``epochs``, the weights are the uninterrupted run's.
     """
     _check_options(epochs, batch_size, max_time, target_loss, patience, validation_data,
                    on_nonfinite, chunk_size, initial_epoch, callback)
     if stop is not None and not callable(stop):
         raise TypeError(f"stop: expected a function stop() -> bool, got {stop!r}")
-    if device is not None and check.number("device", device, low=0, integer=True) != net.device:
-        raise ValueError(f"device: the network's arrays are on device {net.device}, got device={device}; "
-                         "train a copy there instead: net.clone(device=...)")
+    _check_device(net, device)
     comm = distributed.communicator(comm)
     xp, backend = net.xp, net.backend
     if memory_budget is not None:
@@ -198,9 +214,9 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
     if comm is None:
         bs = m if batch_size is None else min(int(batch_size), m)
         slices = [(s, min(s + bs, m)) for s in range(0, m, bs)]
-        step_sizes, m_all = [b - a for a, b in slices], m
+        step_sizes = [b - a for a, b in slices]
     else:
-        slices, step_sizes, m_all = distributed.step_slices(comm, m, batch_size)
+        slices, step_sizes, _ = distributed.step_slices(comm, m, batch_size)
     if validation_data is not None:
         X_val, Y_val = net.batch(*validation_data, names=("validation_data[0]", "validation_data[1]"))
     if not isinstance(warm_start, bool):
@@ -218,27 +234,25 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
     net.optimizer = opt
 
     history = History()
-    watch = _EarlyStopping(patience)
+    start = Position.starting(initial_epoch, resume, epochs, step_sizes)
+    watch = EarlyStopping(patience, start)
+    part = (0, 0, [])  # (steps, samples, their J) of an epoch stopped within
     # Weights and optimiser state at the start of this epoch and of the one before (each
     # checked finite at the end of the epoch before it): a non-finite loss at an epoch's
     # first step means the weights it started with were already bad, if finite.
     snapshot, previous_snapshot = None, None
-    bar = _progress(epochs - initial_epoch) if verbose else None
+    bar = _progress(epochs - start.epoch) if verbose else None
     t0 = time.perf_counter()
     deadline = None if max_time is None else t0 + max_time
     stopping = False
     with backend.activate(), _Interrupt() as interrupt, backend.quiet_float_errors(), _closing(bar):
-        for epoch in range(initial_epoch, epochs):
+        for epoch in range(start.epoch, epochs):
             # The state two epochs back is no longer needed: its arrays take this one's copy.
-            previous_snapshot, snapshot = snapshot, _State.of(net, opt, reuse=previous_snapshot)
-            Xe, Ye = X, Y
-            if shuffle and len(slices) > 1:
-                # Rank 0 draws what a single process draws, so one rank trains as no comm does.
-                seed = [net.seed, epoch] + ([comm.rank] if comm is not None and comm.rank else [])
-                perm = backend.asarray(np.random.default_rng(seed).permutation(m), "int64")
-                Xe, Ye = xp.take(X, perm, axis=0), xp.take(Y, perm, axis=0)
+            previous_snapshot, snapshot = snapshot, State.of(net, opt, reuse=previous_snapshot)
+            Xe, Ye = _epoch_order(net, X, Y, epoch, shuffle and len(slices) > 1, comm)
+            first, earlier = (start.step, start.losses) if epoch == start.epoch else (0, [])
             losses = []
-            for a, b in slices:
+            for a, b in slices[first:]:
                 xb, yb = (Xe, Ye) if (a, b) == (0, m) else (Xe[a:b, :], Ye[a:b, :])
                 J, chunk_size = _step_within_memory(net, opt, xb, yb, chunk_size, comm)
                 losses.append(J)
@@ -247,10 +261,10 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
                 # Ranks must take the same steps: across ranks, stopping waits for the epoch's end.
                 if comm is None and (stopping or (deadline is not None and time.perf_counter() > deadline)):
                     break
-            done = len(losses)
-            history.steps += done
-            history.samples += m_all if done == len(slices) else sum(step_sizes[:done])
-            epoch_loss, bad = _epoch_loss(losses, [net.params], step_sizes[:done], backend)
+            done = first + len(losses)
+            history.steps += len(losses)
+            history.samples += sum(step_sizes[first:done])
+            epoch_loss, bad, step_losses = _epoch_loss(earlier, losses, [net.params], step_sizes[:done], backend)
             if bad is not None:
                 what, step = bad
                 # A loss already non-finite at the epoch's first step condemns the weights
@@ -260,36 +274,36 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
                 history.nonfinite_at = {"epoch": epoch, "step": step}
                 history.stop_reason = "nonfinite"
                 break
+            if done < len(slices):  # stopped within the epoch: a part epoch, not a whole one
+                part = (done, sum(step_sizes[:done]), step_losses)
+                history.part = {"epoch": epoch, "steps": done, "samples": part[1], "loss": epoch_loss}
+                history.stop_reason = "interrupted" if stopping or interrupt.requested else "max_time"
+                break
             history.loss.append(epoch_loss)
             history.epochs += 1
             if validation_data is not None:
                 history.val_loss.append(float(net.loss_of(X_val, Y_val, chunk_size, comm)))
-                if watch.improved(history.val_loss[-1], net, opt):
-                    history.best_epoch = epoch
+                watch.improved(epoch, history.val_loss[-1], net, opt)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{epoch_loss:.4g}", samples_s=f"{history.samples / (time.perf_counter() - t0):.3g}")
+            # What a checkpoint written by the callback needs: where the run stands, how long it took.
+            history.position, history.elapsed = watch.position(epoch + 1), time.perf_counter() - t0
             asked = callback is not None and bool(callback(epoch, history))
             interrupted, late = stopping or interrupt.requested, deadline is not None and time.perf_counter() > deadline
             if comm is not None:
                 interrupted, late, asked = comm.vote(interrupted, late, asked)
-            if interrupted:
-                history.stop_reason = "interrupted"
-            elif late:
-                history.stop_reason = "max_time"
-            elif target_loss is not None and epoch_loss <= target_loss:
-                history.stop_reason = "target_loss"
-            elif watch.exhausted:
-                history.stop_reason = "early_stopping"
-                if watch.best is not None:  # None: no validation loss was ever finite; keep these
-                    watch.best.restore(net, opt)
-            elif asked:
-                history.stop_reason = "callback"
+            history.stop_reason = _stop_reason(target_loss is not None and epoch_loss <= target_loss, watch.exhausted,
+                                               interrupted, late, asked)
+            if history.stop_reason == "early_stopping" and watch.best is not None:
+                watch.best.restore(net, opt)  # None: no validation loss was ever finite; keep these
             if history.stop_reason:
                 break
         else:
             history.stop_reason = "epochs"
     backend.synchronize()
+    history.best_epoch = watch.best_epoch
+    history.position = watch.position(start.epoch + history.epochs, part)
     history.elapsed = time.perf_counter() - t0
     if history.stop_reason == "nonfinite":
         message = history.divergence_message() + " (try a smaller lr)"
@@ -299,6 +313,36 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
     return history
 
 
+def _check_device(net, device) -> None:
+    """``fit(device=)`` names the network's own device, or is None."""
+    if device is None or check.number("device", device, low=0, integer=True) == net.device:
+        return
+    if net.device is None:
+        raise ValueError(f"device: the network is on the CPU (backend {net.backend.name!r}), which has no devices; "
+                         f"got device={device}: build it with backend='cupy' to train on a GPU")
+    raise ValueError(f"device: the network's arrays are on device {net.device}, got device={device}; "
+                     "train a copy there instead: net.clone(device=...)")
+
+
+def _stop_reason(reached, exhausted, interrupted, late, asked) -> str:
+    """Why training stops after this epoch ("" to go on): the run's own rules first (the
+    target loss ``reached``, patience ``exhausted``), so a stop from outside that falls on
+    the same epoch ends the run as the uninterrupted one ends, and a resume does not go on."""
+    reasons = (("target_loss", reached), ("early_stopping", exhausted), ("interrupted", interrupted),
+               ("max_time", late), ("callback", asked))
+    return next((reason for reason, applies in reasons if applies), "")
+
+
+def _epoch_order(net, X, Y, epoch, shuffle, comm):
+    """(X, Y) in epoch ``epoch``'s order: permuted, seeded by (seed, epoch, rank), with
+    ``shuffle``; rank 0 draws what a single process draws, so one rank trains as no comm does."""
+    if not shuffle:
+        return X, Y
+    seed = [net.seed, epoch] + ([comm.rank] if comm is not None and comm.rank else [])
+    perm = net.backend.asarray(np.random.default_rng(seed).permutation(X.shape[0]), "int64")
+    return net.xp.take(X, perm, axis=0), net.xp.take(Y, perm, axis=0)
+
+
 def optimizer_for(optimizer, lr=None, *, momentum=0.9, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8):
     """The Optimizer ``fit`` uses: ``optimizer`` itself if it is one, else the named one with
     its own hyper-parameters picked from the rest; ``lr`` None takes the name's default."""
@@ -306,47 +350,6 @@ def optimizer_for(optimizer, lr=None, *, momentum=0.9, nesterov=False, beta1=0.9
     own = {"momentum": dict(momentum=momentum, nesterov=nesterov),
            "adam": dict(beta1=beta1, beta2=beta2, eps=eps)}.get(name, {})
     return make_optimizer(optimizer, DEFAULT_LR.get(name, 0.1) if lr is None else lr, **own)
-
-
-class _State:
-    """A copy of the weights and of the optimiser's state (moments, step count), to go back to."""
-
-    def __init__(self, params, optimizer):
-        self.params, self.optimizer = params, optimizer
-
-    @classmethod
-    def of(cls, net, opt, reuse: "_State | None" = None) -> "_State":
-        """The state now; ``reuse``, a state no longer needed, lends its arrays (written over)."""
-        copy = net.backend.copy
-        if reuse is None:
-            return cls(copy(net.params), opt.snapshot(copy))
-        reuse.params[...] = net.params
-        return cls(reuse.params, opt.snapshot(copy, into=reuse.optimizer))
-
-    def restore(self, net, opt) -> None:
-        net.set_params(self.params)
-        opt.restore(self.optimizer)
-
-
-class _EarlyStopping:
-    """Tracks the best validation loss, a copy of its weights and optimiser state, and
-    the epochs since."""
-
-    def __init__(self, patience):
-        self.patience, self.best_loss, self.best, self.wait = patience, math.inf, None, 0
-
-    def improved(self, val_loss: float, net, opt) -> bool:
-        if val_loss < self.best_loss:
-            self.wait, self.best_loss = 0, val_loss
-            if self.patience is not None:  # only early stopping goes back to the best epoch
-                self.best = _State.of(net, opt, reuse=self.best)
-            return True
-        self.wait += 1
-        return False
-
-    @property
-    def exhausted(self) -> bool:
-        return self.patience is not None and self.wait >= self.patience
 
 
 def _step_within_memory(net, opt, X, Y, chunk_size, comm=None):

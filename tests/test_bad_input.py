@@ -292,6 +292,8 @@ CLI_CASES = [
      ["--target", "data from a file only", "generator spirals"]),
     ("--noise with a file", "train --data data.csv --target y --sizes 2,4,1 --noise 0.1", 1,
      ["--noise", "generated data only", "a file (data.csv)"]),
+    ("--noise that overflows the inputs", "train --data spirals --sizes 2,4,3 --noise 1e308", 1,
+     ["--noise 1e+308", "overflow to inf or NaN", "smaller --noise"]),
     ("--momentum with a resumed adam run", "train --resume checkpoint.npz --data xor --epochs 4 --momentum 0.5", 1,
      ["--momentum", "adam"]),
     ("predict with a truncated model", "predict truncated.npz --input data.csv", 1,

@@ -152,11 +152,13 @@ def test_stops_at_target_loss():
 
 
 def test_stops_at_max_time():
-    """A deadline of 1 µs has passed by the first step's end: one step, one epoch."""
+    """A deadline of 1 µs has passed by the first step's end: one step, a part epoch, no whole one."""
     X, Y = small_problem(50)
     history = bpgpu.Network([3, 4, 2], seed=0).fit(X, Y, epochs=10**6, batch_size=1, max_time=1e-6)
     assert history.stop_reason == "max_time"
-    assert (history.epochs, history.steps, history.samples) == (1, 1, 1)
+    assert (history.epochs, history.steps, history.samples, history.loss) == (0, 1, 1, [])
+    assert {k: history.part[k] for k in ("epoch", "steps", "samples")} == {"epoch": 0, "steps": 1, "samples": 1}
+    assert (history.position.epoch, history.position.step) == (0, 1)
 
 
 def test_callback_sees_each_epoch_and_can_stop():
@@ -178,7 +180,8 @@ def test_stop_is_asked_after_every_step_and_stops_as_ctrl_c_does():
     asked = []
     history = bpgpu.Network([3, 4, 2], seed=0).fit(X, Y, epochs=100, batch_size=2,
                                                    stop=lambda: asked.append(1) or len(asked) == 7)
-    assert history.stop_reason == "interrupted" and (history.epochs, history.steps) == (2, 7)
+    assert history.stop_reason == "interrupted" and (history.epochs, history.steps) == (1, 7)
+    assert (history.part["epoch"], history.part["steps"], history.part["samples"]) == (1, 2, 4)
     with pytest.raises(TypeError, match="stop: expected a function"):
         bpgpu.Network([3, 4, 2]).fit(X, Y, stop=True)
 

@@ -43,7 +43,8 @@ FIT_ERRORS = [
     (dict(validation_data=(np.zeros((4, 3)), Y4)), ValueError, "validation_data[0]: expected 2 columns, got shape (4, 3)"),
     (dict(validation_data=(X4, np.zeros((4, 2)))), ValueError, "validation_data[1]: expected 1 columns, got shape (4, 2)"),
     (dict(device=0), ValueError,
-     "device: the network's arrays are on device None, got device=0; train a copy there instead: net.clone(device=...)"),
+     "device: the network is on the CPU (backend 'numpy'), which has no devices; got device=0: build it with "
+     "backend='cupy' to train on a GPU"),
     (dict(device=-1), ValueError, "device: expected a number >= 0, got -1"),
     (dict(device=0.5), TypeError, "device: expected an integer, got 0.5 (float)"),
     (dict(warm_start=1), TypeError, "warm_start: expected True or False, got 1"),
@@ -113,7 +114,7 @@ def test_max_time_stops_within_the_epoch_after_the_step_that_passes_it():
     rng = np.random.default_rng(3)
     X, Y = rng.standard_normal((5, 2)), rng.random((5, 1))
     history = bpgpu.Network([2, 1]).fit(X, Y, epochs=1000, batch_size=1, max_time=1e-9)
-    assert (history.stop_reason, history.epochs, history.steps, history.samples) == ("max_time", 1, 1, 1)
+    assert (history.stop_reason, history.epochs, history.steps, history.samples) == ("max_time", 0, 1, 1)
 
 
 def test_a_first_ctrl_c_stops_after_the_step_and_a_second_interrupts():

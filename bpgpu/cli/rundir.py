@@ -9,6 +9,7 @@ run's ``--out``) unless ``--out`` says otherwise.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from ..atomic import check_target
@@ -46,9 +47,27 @@ def portable(options: dict) -> dict:
     kept = dict(options)
     if kept.get("data") is not None and kept["data"] not in GENERATORS:
         kept["data"] = os.path.abspath(kept["data"])
+        kept["data_read_once"] = _read_once(kept["data"])
     if kept.get("out") is not None:
         kept["out"] = os.path.abspath(kept["out"])
     return kept
+
+
+def _read_once(path: str) -> bool:
+    """Whether data read from ``path`` is gone once read: a pipe, a FIFO, /dev/stdin."""
+    try:
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return True
+    return not regular or path.startswith(("/dev/", "/proc/"))
+
+
+def check_data(stored: dict, given: dict, resume) -> None:
+    """Refuse to resume a run whose data came from a pipe unless ``--data`` is given again
+    (the pipe cannot be read a second time); takes the note out of ``stored``."""
+    if stored.pop("data_read_once", False) and "data" not in given:
+        raise CLIError(f"--data: the run in {resume} read its data from {stored['data']}, a pipe that cannot "
+                       "be read again; give --data with the same rows to resume it")
 
 
 def resuming(resume, epoch: int, o, given: dict) -> str:

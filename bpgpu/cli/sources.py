@@ -40,22 +40,25 @@ def training_data(o, backend, rank=0, ranks=1):
     noise = {} if o.noise is None else {"noise": o.noise}
     common = dict(backend=backend, dtype=o.dtype, seed=rank_seed(o.data_seed, rank))
     if o.data in GENERATORS:
-        if o.data == "xor":
-            _fits(sizes, 2, 1, wanted, "xor has 2 inputs and 1 output")
-            X, Y = data.xor(m, **noise, **common)
-        elif o.data == "spirals":
-            classes = o.classes or sizes[-1]
-            _fits(sizes, 2, classes, wanted, f"spirals has 2 inputs and {classes} classes")
-            X, Y = data.spirals(m, classes, **noise, **common)
-        elif o.data == "blobs":
-            classes, features = o.classes or sizes[-1], o.features or sizes[0]
-            _fits(sizes, features, classes, wanted, f"blobs has {features} features and {classes} classes")
-            X, Y = data.blobs(m, classes, features, **({"spread": o.noise} if o.noise is not None else {}), **common)
-        else:
-            teacher = o.teacher_sizes or sizes
-            _fits(sizes, teacher[0], teacher[-1], wanted,
-                  f"the teacher {','.join(map(str, teacher))} has {count(teacher[0], 'input')} and {count(teacher[-1], 'output')}")
-            X, Y = data.teacher(m, teacher, **noise, **common)
+        with np.errstate(over="ignore", invalid="ignore"):  # a huge --noise is reported below, by name
+            if o.data == "xor":
+                _fits(sizes, 2, 1, wanted, "xor has 2 inputs and 1 output")
+                X, Y = data.xor(m, **noise, **common)
+            elif o.data == "spirals":
+                classes = o.classes or sizes[-1]
+                _fits(sizes, 2, classes, wanted, f"spirals has 2 inputs and {classes} classes")
+                X, Y = data.spirals(m, classes, **noise, **common)
+            elif o.data == "blobs":
+                classes, features = o.classes or sizes[-1], o.features or sizes[0]
+                _fits(sizes, features, classes, wanted, f"blobs has {features} features and {classes} classes")
+                X, Y = data.blobs(m, classes, features, **({"spread": o.noise} if o.noise is not None else {}), **common)
+            else:
+                teacher = o.teacher_sizes or sizes
+                _fits(sizes, teacher[0], teacher[-1], wanted,
+                      f"the teacher {','.join(map(str, teacher))} has {count(teacher[0], 'input')} and {count(teacher[-1], 'output')}")
+                X, Y = data.teacher(m, teacher, **noise, **common)
+        if o.noise is not None and not bool(backend.xp.all(backend.xp.isfinite(X))):
+            raise CLIError(f"--noise {o.noise:g}: the generated inputs overflow to inf or NaN; give a smaller --noise")
         return X, Y, {"kind": o.data, "description": f"{o.samples} {o.data} examples"}, None
     return _file_data(o, backend, wanted, lambda n: block_of(n, rank, ranks))
 

@@ -18,6 +18,7 @@ from ..losses import LOSSES
 from ..network import Network
 from ..optimizers import OPTIMIZERS
 from ..scaling import Standardizer
+from ..position import Position
 from ..training import DEFAULT_LR, DivergenceError, DivergenceWarning, optimizer_for
 from . import rundir
 from .applies import refuse_inapplicable
@@ -157,7 +158,8 @@ def _train(args, stop, comm) -> int:
             validation = (scaler.transform(validation[0]), validation[1])
 
     optimizer = _optimizer(o, checkpoint, net)
-    start = (checkpoint.epoch or 0) if checkpoint else 0
+    position = (checkpoint.position or Position()) if checkpoint else Position()
+    start = position.epoch
     if start >= o.epochs:
         raise CLIError(f"--epochs {o.epochs}: the checkpoint {args.resume} is already at epoch {start}; "
                        "ask for more epochs to continue")
@@ -173,15 +175,16 @@ def _train(args, stop, comm) -> int:
     scores = Scores(METRIC[source["kind"]], net, (X, Y), validation, prior, **({"score": ranks.scorer(comm)} if comm else {}))
     saved_options = rundir.portable(vars(o))
 
-    def save(path, history, epoch):
-        return persistence.save(net, path, optimizer=optimizer, epoch=epoch, history=_merge(prior, history, start, scores),
-                                extra={"cli": saved_options, "data": source}, scaler=scaler, classes=classes)
+    def save(path, history):
+        return persistence.save(net, path, optimizer=optimizer, position=history.position,
+                                history=_merge(prior, history, scores), extra={"cli": saved_options, "data": source},
+                                scaler=scaler, classes=classes)
 
     def after_epoch(epoch, history):
         scores.update()
         progress.epoch(epoch, history, scores.latest())
         if out is not None and o.checkpoint_every and (epoch + 1) % o.checkpoint_every == 0:
-            save(out / "checkpoint.npz", history, epoch + 1)
+            _checkpoint(save, out / "checkpoint.npz", history)
         return False
 
     if stop():  # stopped while the data was read: nothing trained, nothing to save
@@ -193,17 +196,19 @@ def _train(args, stop, comm) -> int:
             history = net.fit(X, Y, epochs=o.epochs, batch_size=o.batch_size or None, optimizer=optimizer,
                               shuffle=o.shuffle, max_time=o.max_time, target_loss=o.target_loss,
                               validation_data=validation, patience=o.patience, chunk_size=o.chunk_size,
-                              on_nonfinite="stop", callback=after_epoch, initial_epoch=start, comm=comm, stop=stop)
+                              on_nonfinite="stop", callback=after_epoch, resume=position, comm=comm, stop=stop)
     finally:
         progress.close()
     stop.saving(history, comm.size if comm else 1)
     diverged = history.divergence_message() if history.stop_reason == "nonfinite" else ""
-    end = start + history.epochs
-    merged = {**_merge(prior, history, start, scores), "ranks": comm.size if comm else 1}
+    end = history.position.epoch
+    merged = {**_merge(prior, history, scores), "ranks": comm.size if comm else 1}
     losses = merged["loss"]
     summary = f"epoch {end}/{o.epochs}: loss {losses[-1]:.6g}" if losses else f"epoch {end}/{o.epochs}"
     if len(losses) > 1:
         summary += f" (epoch 1: {losses[0]:.6g})"
+    if history.part:
+        summary += f" and {history.part['steps']} steps of epoch {end + 1}"
     if history.val_loss:
         summary += f", validation loss {history.val_loss[-1]:.6g}"
     summary += f", {scores.text()}"
@@ -218,7 +223,7 @@ def _train(args, stop, comm) -> int:
         if stop():
             print(f"bpgpu train: stopped by {stop.name}: nothing saved (no --out)", file=sys.stderr)
         return 0
-    model = save(out / "model.npz", history, end)
+    model = save(out / "model.npz", history)
     atomic_write_text(out / "history.json", json.dumps(merged, indent=1) + "\n")
     files = [model, out / "history.json"]
     if o.plot and _plotting_available():
@@ -244,6 +249,7 @@ def _options(given: dict, checkpoint, resume) -> argparse.Namespace:
     stored = {}
     if checkpoint is not None:
         stored = dict((checkpoint.extra or {}).get("cli", {}))
+        rundir.check_data(stored, given, resume)
         config = checkpoint.network.config()
         for key in ARCHITECTURE:
             if key in given and given[key] != "auto" and _normal(key, given[key], config) != config[key]:
@@ -251,13 +257,33 @@ def _options(given: dict, checkpoint, resume) -> argparse.Namespace:
                 option = "--no-bias" if key == "bias" else f"--{key}"
                 raise CLIError(f"{option}: the checkpoint's network has {key} {shown}; "
                                "a resumed run cannot change its architecture")
-        stored.update(config, **rundir.resumed_folder(resume))
+        stored.update(config, **_saved_optimizer(checkpoint), **rundir.resumed_folder(resume))
         for shown_only in ("log_every", "quiet", "plot"):  # how this run looks is this run's choice
             stored.pop(shown_only, None)
     options = {**TRAIN_DEFAULTS, **stored, **given}
     if options["data_seed"] is None:
         options["data_seed"] = options["seed"]
     return argparse.Namespace(**options)
+
+
+def _checkpoint(save, path, history) -> None:
+    """``save(path, history)``; a write that fails (a full disk, ``ulimit -f``) leaves the
+    previous checkpoint whole and costs no training: one line on stderr, and the run goes
+    on to save its model when it ends or is stopped."""
+    try:
+        save(path, history)
+    except OSError as err:
+        print(f"bpgpu train: warning: {err}; training goes on, and the model is saved when it ends",
+              file=sys.stderr, flush=True)
+
+
+def _saved_optimizer(checkpoint) -> dict:
+    """The options the checkpoint's optimiser stands for (its name, lr, momentum, …): a
+    resumed run continues it, whether the checkpoint has the CLI's record or not."""
+    saved = checkpoint.optimizer
+    if saved is None:
+        return {}
+    return {k: v for k, v in {"optimizer": saved.name, **saved.hyperparameters()}.items() if k in TRAIN_DEFAULTS}
 
 
 def _normal(key, value, config):
@@ -285,9 +311,11 @@ def _check(o, checkpoint):
 
 
 def _optimizer(o, checkpoint, net):
-    optimizer = optimizer_for(o.optimizer, o.lr, momentum=o.momentum, nesterov=o.nesterov, beta1=o.beta1, beta2=o.beta2)
-    o.lr = optimizer.lr  # the default resolved, so a resumed run keeps it
     saved = checkpoint.optimizer if checkpoint else None
+    eps = {"eps": saved.eps} if getattr(saved, "name", None) == "adam" else {}  # no option of its own: the saved one
+    optimizer = optimizer_for(o.optimizer, o.lr, momentum=o.momentum, nesterov=o.nesterov, beta1=o.beta1,
+                              beta2=o.beta2, **eps)
+    o.lr = optimizer.lr  # the default resolved, so a resumed run keeps it
     if saved is not None:
         if saved.name != optimizer.name:
             raise CLIError(f"--optimizer {o.optimizer}: the checkpoint was trained with {saved.name}, "
@@ -296,17 +324,18 @@ def _optimizer(o, checkpoint, net):
     return optimizer
 
 
-def _merge(prior, history, start, scores) -> dict:
+def _merge(prior, history, scores) -> dict:
     """The history of the whole run: the checkpoint's (if any) followed by this fit's, with
-    the metric of each epoch (``scores`` holds the checkpoint's epochs already)."""
-    now = {**history.to_dict(), "metric": scores.metric, **scores.history}
-    if not prior:
-        return {**now, "epochs": start + history.epochs}
-    return {**now, "loss": list(prior.get("loss", [])) + now["loss"],
-            "val_loss": list(prior.get("val_loss", [])) + now["val_loss"],
-            "epochs": start + history.epochs, "steps": prior.get("steps", 0) + now["steps"],
-            "samples": prior.get("samples", 0) + now["samples"],
-            "elapsed": prior.get("elapsed", 0.0) + now["elapsed"]}
+    the metric of each epoch (``scores`` holds the checkpoint's epochs already). ``epochs``
+    counts whole epochs (a part epoch is ``part``); the counts and the time are the whole
+    run's (a part epoch's steps were counted where they were taken), and so is the rate."""
+    prior = prior or {}
+    now = {**history.to_dict(), "metric": scores.metric, **scores.history, "epochs": history.position.epoch}
+    merged = {**now, "loss": list(prior.get("loss", [])) + now["loss"],
+              "val_loss": list(prior.get("val_loss", [])) + now["val_loss"],
+              **{k: prior.get(k, 0) + now[k] for k in ("steps", "samples", "elapsed")}}
+    elapsed = merged["elapsed"]
+    return {**merged, "samples_per_s": merged["samples"] / elapsed if elapsed > 0 else 0.0}
 
 
 def _scaler(o, checkpoint, X, comm, backend):

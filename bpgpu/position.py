@@ -1,0 +1,132 @@
+"""Where a training run stands between two steps: what a stopped ``fit`` needs to
+continue exactly as if it had never stopped.
+
+A run stops at any step (Ctrl-C, a signal, ``max_time``) or at an epoch's end (a
+callback, early stopping). Its :class:`Position` says how many whole epochs are done,
+how far into the next one it got (the mini-batch order of an epoch is a function of
+the seed and the epoch number, so the step count is all the shuffling state there is),
+the J of those steps (so the epoch's loss comes out the same), and the early-stopping
+state: the best validation loss, its epoch, the epochs since, and — with patience — a
+copy of the best epoch's weights and optimiser state to go back to.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+class State:
+    """A copy of the weights (a flat vector, the layout of ``net.params``) and of the
+    optimiser's state (:meth:`~bpgpu.optimizers.Optimizer.snapshot`), to go back to."""
+
+    def __init__(self, params, optimizer: dict):
+        self.params, self.optimizer = params, optimizer
+
+    @classmethod
+    def of(cls, net, opt, reuse: "State | None" = None) -> "State":
+        """The state now; ``reuse``, a state no longer needed, lends its arrays (written over)."""
+        copy = net.backend.copy
+        if reuse is None:
+            return cls(copy(net.params), opt.snapshot(copy))
+        reuse.params[...] = net.params
+        return cls(reuse.params, opt.snapshot(copy, into=reuse.optimizer))
+
+    def restore(self, net, opt) -> None:
+        net.set_params(self.params)
+        opt.restore(self.optimizer)
+
+
+@dataclass
+class Position:
+    """Where a run stands: ``epoch`` whole epochs done, then ``step`` steps of the next
+    one (a part epoch; 0 at an epoch's start) over ``samples`` examples, whose J were
+    ``losses`` (host floats, one a step); and the early-stopping state: ``best_loss``
+    (inf before any finite validation loss), ``best_epoch``, ``wait`` (epochs since it)
+    and, where patience is watched, ``best``: the :class:`State` of the best epoch.
+
+    ``fit(..., resume=history.position)`` (or a checkpoint's ``position``) continues from it.
+    """
+
+    epoch: int = 0
+    step: int = 0
+    samples: int = 0
+    losses: list = field(default_factory=list)
+    best_loss: float = math.inf
+    best_epoch: int | None = None
+    wait: int = 0
+    best: State | None = field(default=None, repr=False)
+
+    @classmethod
+    def starting(cls, initial_epoch: int, resume: "Position | None", epochs: int, step_sizes: list) -> "Position":
+        """Where a fit starts: ``resume`` (checked against this run's batches) or the start
+        of epoch ``initial_epoch``; refused when no epoch is left to train."""
+        if resume is not None:
+            if not isinstance(resume, Position):
+                raise TypeError(f"resume: expected a bpgpu.position.Position (a History's or a checkpoint's "
+                                f".position), got {type(resume).__name__}")
+            if initial_epoch not in (0, resume.epoch):
+                raise ValueError(f"initial_epoch: resume starts at epoch {resume.epoch}, got initial_epoch={initial_epoch}")
+            start = resume.check(step_sizes)
+        else:
+            start = cls(epoch=initial_epoch)
+        if start.epoch >= epochs:
+            raise ValueError(f"epochs: expected more than the {start.epoch} epochs already done (initial_epoch), "
+                             f"got epochs={epochs}: epochs counts the epochs before a resume too")
+        return start
+
+    def check(self, step_sizes: list, name: str = "resume") -> "Position":
+        """Refuse a part epoch that does not fit this run's batches (another batch size or
+        row count): a ValueError naming ``name``. ``step_sizes``: examples in each step."""
+        if self.step and (self.step >= len(step_sizes) or sum(step_sizes[:self.step]) != self.samples
+                          or len(self.losses) != self.step):
+            raise ValueError(f"{name}: the run stopped after {self.step} steps ({self.samples} examples) of epoch "
+                             f"{self.epoch}, which this run's batches ({len(step_sizes)} steps of "
+                             f"{sum(step_sizes)} examples an epoch) cannot continue; resume with the same data "
+                             "and batch size")
+        return self
+
+    def meta(self) -> dict:
+        """The JSON-able fields (``best`` aside; inf as None)."""
+        return {"epoch": self.epoch, "step": self.step, "samples": self.samples, "losses": list(self.losses),
+                "best_loss": None if math.isinf(self.best_loss) else self.best_loss,
+                "best_epoch": self.best_epoch, "wait": self.wait}
+
+    @classmethod
+    def from_meta(cls, meta: dict, best: State | None = None) -> "Position":
+        best_loss = meta.get("best_loss")
+        return cls(epoch=meta["epoch"], step=meta["step"], samples=meta["samples"], losses=list(meta["losses"]),
+                   best_loss=math.inf if best_loss is None else best_loss, best_epoch=meta["best_epoch"],
+                   wait=meta["wait"], best=best)
+
+
+class EarlyStopping:
+    """Tracks the best validation loss, a copy of its weights and optimiser state (with
+    ``patience`` only: only early stopping goes back to the best epoch), and the epochs
+    since; ``start`` (a :class:`Position`) carries a resumed run's."""
+
+    def __init__(self, patience, start: Position):
+        self.patience = patience
+        self.best_loss, self.best_epoch, self.wait = start.best_loss, start.best_epoch, start.wait
+        self.best = start.best if patience is not None else None
+        self._own = False  # a resumed run's best belongs to its Position: copied, never written over
+
+    def improved(self, epoch: int, val_loss: float, net, opt) -> bool:
+        if val_loss < self.best_loss:
+            self.wait, self.best_loss, self.best_epoch = 0, val_loss, epoch
+            if self.patience is not None:
+                self.best = State.of(net, opt, reuse=self.best if self._own else None)
+                self._own = True
+            return True
+        self.wait += 1
+        return False
+
+    @property
+    def exhausted(self) -> bool:
+        return self.patience is not None and self.wait >= self.patience
+
+    def position(self, epoch: int, part: tuple = (0, 0, [])) -> Position:
+        """The :class:`Position` after ``epoch`` whole epochs and ``part`` = (steps,
+        samples, losses) of the next."""
+        step, samples, losses = part
+        return Position(epoch, step, samples, list(losses), self.best_loss, self.best_epoch, self.wait, self.best)
