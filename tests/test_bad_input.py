@@ -258,7 +258,7 @@ CLI_CASES = [
     ("--sizes not fitting the generator", "train --data xor --sizes 2,3", 1,
      ["incompatible sizes", "xor has 2 inputs and 1 output", "--sizes 2,3", "3 outputs"]),
     ("--data file missing", "train --data nothere.csv --sizes 2,4,1", 1, ["nothere.csv", "no such file"]),
-    ("--data of an unknown kind", "train --data data.txt --sizes 2,4,1", 1, ["--data data.txt", ".npy/.npz/.csv", "xor"]),
+    ("--data of an unknown kind", "train --data data.txt --sizes 2,4,1", 1, ["--data data.txt", ".csv/.tsv/.parquet/.npy/.npz", "xor"]),
     ("CSV with a NaN", "train --data nan.csv --sizes 2,4,1 --target y", 1, ["nan.csv", "row 2", "finite", "nan"]),
     ("CSV ragged", "train --data ragged.csv --sizes 2,4,1 --target y", 1, ["ragged.csv", "line 3", "2 columns", "expected 3"]),
     ("CSV not numeric", "train --data text.csv --sizes 2,4,1 --target y", 1, ["text.csv", "expected a number", "'abc'"]),

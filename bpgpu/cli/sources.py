@@ -77,14 +77,14 @@ def _file_data(o, backend, wanted, rows):
     # A file without a suffix (a pipe, /dev/stdin) has its format sniffed; a name that is
     # neither is most likely a mistyped generator.
     if path.suffix.lower() not in SUFFIXES and (path.suffix or not path.exists()):
-        raise CLIError(f"--data {o.data}: expected one of {', '.join(GENERATORS)} or a .npy/.npz/.csv file")
+        raise CLIError(f"--data {o.data}: expected one of {', '.join(GENERATORS)} or a .csv/.tsv/.parquet/.npy/.npz file")
     rows_in_file = []
 
     def block(m):
         rows_in_file.append(m)
         return rows(m)
 
-    table = read_table(path, rows=block)
+    table = read_table(path, rows=block, delimiter=o.delimiter)
     xs, ys = for_training(table, o.target, o.columns)
     X = table.numbers(xs)
     Y, kind, classes = target_rows(table, ys, o.sizes[-1], one_hot=o.one_hot)
