@@ -2,8 +2,9 @@
 through NumPy's C reader, Parquet through pyarrow (an optional extra).
 
 Why NumPy's reader (``np.loadtxt``, C since NumPy 1.23): on a 150k × 51 CSV of numbers it
-measured about as fast as pandas' ``read_csv`` with well under half its peak memory, and it
-adds no dependency (``benchmarks/read_csv.py`` times both). It parses floats straight into
+took 1.3–1.6× the time of pandas' ``read_csv`` (1.3× pandas asked for float64 too) with a lower
+peak memory (1.5× the float64 table against pandas' 2×), and it adds no dependency
+(``benchmarks/read_csv.py`` measures both; BENCHMARKS.md has the runs). It parses floats straight into
 the array; only a file with text cells (class labels, an empty cell) takes a second pass
 that reads the cells as text.
 
