@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import distributed
+from . import distributed, labels
 from . import validation as check
 from .activations import DERIVATIVES, FORWARD, HIDDEN, OUTPUTS, below_one_unit
 from .backend import BACKENDS, DTYPES, get_backend
@@ -81,6 +81,8 @@ class Network(Parameters):
             raise TypeError(f"allow_tf32: expected True, False or None, got {allow_tf32!r}")
         self.allow_tf32 = allow_tf32
         self.optimizer = None  # the last fit's, which fit(warm_start=True) continues
+        self.feature_names = None  # the column names of the DataFrame the last fit took
+        self.classes = None  # what each output unit stands for, where the last fit took class labels
         if allow_tf32 is not None:
             self.backend.set_tf32(allow_tf32)
         self._build()
@@ -206,6 +208,7 @@ class Network(Parameters):
         Stage data once with this, then pass row slices of it to :meth:`step` and :meth:`loss`.
         """
         X = self._inputs(X, names[0])
+        Y, _ = labels.class_targets(names[1], Y, self.output, self.sizes[-1], self.classes, self.backend)
         Y = check.batch(names[1], Y, self.backend, self.dtype, self.sizes[-1])
         check.same_rows(X, Y, names)
         check.targets(Y, self.loss, self.output, self.xp, name=names[1])
@@ -232,6 +235,7 @@ class Network(Parameters):
         return J
 
     def _inputs(self, X, name="X"):
+        check.same_columns(name, X, self.feature_names)
         return check.batch(name, X, self.backend, self.dtype, self.sizes[0])
 
     @on_device
@@ -321,9 +325,17 @@ class Network(Parameters):
         return float(J), [self._join(gW, gb) for gW, gb in zip(self._DW, self._Db)]
 
     def fit(self, X, Y, **options):
-        """Train on (X, Y); see :func:`bpgpu.training.fit` for the options. Returns a History."""
+        """Train on (X, Y); see :func:`bpgpu.training.fit` for the options. Returns a History.
+
+        X may be a pandas DataFrame (its column names are kept as ``feature_names``, and later
+        DataFrames must have them) or any DLPack array; Y may be class labels (m,), integers
+        or text, for a softmax or sigmoid output (their classes are kept as ``classes``).
+        """
         from .training import fit
 
+        known = self.classes if options.get("warm_start") else None
+        Y, classes = labels.class_targets("Y", Y, self.output, self.sizes[-1], known, self.backend)
+        self.feature_names, self.classes = check.column_names(X), classes or known
         return fit(self, X, Y, **options)
 
     def config(self) -> dict:

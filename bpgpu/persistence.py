@@ -184,6 +184,8 @@ def _scaler_arrays(net, scaler) -> dict:
 
 
 def _class_names(net, classes) -> list[str] | None:
+    if classes is None and getattr(net, "classes", None) is not None:  # those the API's fit kept
+        classes = [str(c) for c in net.classes]
     if classes is None:
         return None
     wanted = 2 if net.sizes[-1] == 1 else net.sizes[-1]
@@ -275,6 +277,7 @@ def load_checkpoint(path, backend="numpy", dtype=None) -> Checkpoint:
             scaler = Standardizer(arrays["scaler.mean"], arrays["scaler.std"])
         except ValueError as err:
             raise ValueError(f"{path}: the saved scaler is unusable: {err}") from None
+    net.classes = meta["classes"]
     return Checkpoint(network=net, optimizer=optimizer, epoch=meta["epoch"], history=meta["history"],
                       extra=meta["extra"], scaler=scaler, classes=meta["classes"], metadata=meta,
                       position=_position(meta, net, flats))

@@ -17,7 +17,7 @@ from .backend import array_library
 
 # How a foreign array gets to the host, by the library it comes from.
 _TO_HOST_HINTS = {"cupy": " (move it to the host with .get(), or build the network with backend='cupy')",
-                  "torch": " (convert it with .cpu().numpy())",
+                  "torch": " (convert it with .detach().cpu().numpy())",
                   "jax": " (convert it with numpy.asarray())"}
 
 
@@ -166,7 +166,9 @@ def per_hidden_layer(name: str, value, n_hidden: int, options) -> list[str]:
 
 
 def host_or_backend_array(name: str, value, backend):
-    """``value`` as an array of ``backend`` or a NumPy array of numbers; a foreign array
+    """``value`` as an array of ``backend`` or a NumPy array of numbers: a list, a NumPy or
+    backend array as it is, a pandas DataFrame or Series by ``.to_numpy()``, any other DLPack
+    array (torch, JAX, CuPy) shared without a copy where its device is the backend's. Another
     type or a non-numeric dtype is a TypeError."""
     if isinstance(value, (list, tuple)):
         try:
@@ -175,14 +177,67 @@ def host_or_backend_array(name: str, value, backend):
             raise ValueError(f"{name}: expected finite numbers, got an integer too large for a float") from None
         except (ValueError, TypeError) as err:
             raise ValueError(f"{name}: expected a rectangular array of numbers, got a ragged or non-numeric list ({err})") from None
-    if not (backend.is_native(value) or isinstance(value, np.ndarray)):
-        accepted = "a list or a NumPy array" if backend.name == "numpy" else f"a list, a NumPy array or a {backend.name} array"
-        hint = _TO_HOST_HINTS.get(array_library(value), "")
-        raise TypeError(f"{name}: expected {accepted}, got {_kind(value)}{hint}")
+    if is_pandas(value):
+        value = _from_pandas(name, value)
+    elif not (backend.is_native(value) or isinstance(value, np.ndarray)):
+        value = _from_dlpack(name, value, backend)
     dtype = getattr(value, "dtype", None)
     if isinstance(dtype, np.dtype) and dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected an array of real numbers, got dtype {dtype}")
     return value
+
+
+def is_pandas(value) -> bool:
+    """Whether ``value`` is a pandas DataFrame or Series, told without importing pandas."""
+    return array_library(value) == "pandas" and hasattr(value, "to_numpy")
+
+
+def column_names(value) -> list[str] | None:
+    """The column names of a pandas DataFrame, as strings; None for anything else."""
+    return [str(c) for c in value.columns] if is_pandas(value) and hasattr(value, "columns") else None
+
+
+def _from_pandas(name: str, value) -> np.ndarray:
+    """A DataFrame's or Series' values; a column that is not numbers is named."""
+    kinds = list(value.dtypes) if hasattr(value, "columns") else [value.dtype]
+    for column, kind in zip(column_names(value) or [getattr(value, "name", None)], kinds):
+        if not isinstance(kind, np.dtype) or kind.kind not in "biuf":
+            raise TypeError(f"{name}: expected columns of real numbers, got column {column!r} of dtype {kind}")
+    return value.to_numpy()
+
+
+def _from_dlpack(name: str, value, backend):
+    """``value`` through DLPack as an array of ``backend`` (sharing its memory where the
+    device allows), else on the host; neither is a TypeError that says how to convert it."""
+    library = array_library(value)
+    hint = _TO_HOST_HINTS.get(library, " (convert it with numpy.asarray() or .to_numpy())")
+    accepted = "a list, a NumPy array, a pandas object or a DLPack array" + \
+        ("" if backend.name == "numpy" else f" (a {backend.name} array shares its memory)")
+    if not hasattr(value, "__dlpack__"):
+        raise TypeError(f"{name}: expected {accepted}, got {_kind(value)}{hint}")
+    errors = []
+    for from_dlpack in dict.fromkeys(f for f in (getattr(backend.xp, "from_dlpack", None), np.from_dlpack) if f):
+        try:
+            return from_dlpack(value)
+        except (BufferError, RuntimeError, TypeError, ValueError) as err:  # another device, a tensor needing grad
+            errors.append(" ".join(str(err).split()))
+    raise TypeError(f"{name}: expected an array DLPack can share with {backend.name}, got {_kind(value)} "
+                    f"({errors[-1]}){hint}")
+
+
+def same_columns(name: str, value, fitted: list[str] | None) -> None:
+    """Refuse a DataFrame whose column names are not ``fitted`` (those the network was fitted
+    on), in that order, naming the unseen, the missing or the reordered ones."""
+    got = column_names(value)
+    if fitted is None or got is None or got == fitted:
+        return
+    unseen, missing = [c for c in got if c not in fitted], [c for c in fitted if c not in got]
+    if unseen or missing:
+        raise ValueError(f"{name}: expected the columns the network was fitted on ({', '.join(fitted)}), got "
+                         + "; ".join(f"{what}: {', '.join(cols)}" for what, cols in (("unseen", unseen), ("missing", missing))
+                                     if cols))
+    raise ValueError(f"{name}: expected the columns in the order the network was fitted on ({', '.join(fitted)}), "
+                     f"got ({', '.join(got)})")
 
 
 def finite(name: str, a, backend, dtype: str):

@@ -199,7 +199,7 @@ ERRORS = [
     (["train", "--data", "spirals", "--sizes", "2,8,3", "--backend", "tpu"], 2, "argument --backend: invalid choice: 'tpu'"),
     (["train", "--data", "spirals", "--sizes", "2,8,3", "--optimizer", "rmsprop"], 2, "argument --optimizer: invalid choice"),
     (["train", "--data", "spirals", "--sizes", "2,8,3", "--activation", "swish"], 1, "activation: expected one of"),
-    (["train", "--data", "moons", "--sizes", "2,8,3"], 1, "--data moons: expected one of xor, spirals, blobs, teacher or a .npy/.npz/.csv file"),
+    (["train", "--data", "moons", "--sizes", "2,8,3"], 1, "--data moons: expected one of xor, spirals, blobs, teacher or a .csv/.tsv/.parquet/.npy/.npz file"),
     (["train", "--data", "xor", "--sizes", "2,3,1", "--patience", "3"], 1, "--patience: early stopping watches a validation loss"),
     (["train", "--data", "xor", "--sizes", "2,3,1", "--lr", "-1"], 2, "argument --lr: expected a positive float"),
     (["train", "--data", "xor", "--sizes", "2,3,1", "--output", "softmax"], 1, "output: 'softmax' expects at least 2 output units"),

@@ -50,7 +50,7 @@ def test_every_example_is_read(tmp_path, monkeypatch, capsys, text, argv):
 
 BAD = {
     "not UTF-8": (b"x0,x1,y\n0,0,0\n0,\xe9,1\n", "d.csv", ["d.csv: line 3", "not UTF-8", "0xe9"]),
-    "a field over the limit": (b"x0,x1,y\n0," + b"1" * 200_000 + b",0\n", "d.csv", ["d.csv: line 2", "field limit"]),
+    "a field over the limit": (b"x0,x1,y\n0," + b"1" * 200_000 + b",0\n", "d.csv", ["d.csv: row 1", "column 'x1'", "finite", "inf"]),
     "UTF-16": (("x0,x1,y\n" + XOR).encode("utf-16"), "d.csv", ["d.csv: line 1", "not UTF-8", "0xff"]),
     "an empty first cell used as input": (b"0,,0\n" + XOR.encode(), "d.csv", ["d.csv: line 1", "column 1", "''"]),
     "beyond float32": (b"x0,x1,y\n0,0,0\n0,1e39,1\n", "d.csv", ["d.csv: row 2", "1e+39 overflows float32"]),

@@ -1,5 +1,6 @@
 """CI must run the independent references, not skip them: under CI=true (how .ci/run is
-invoked) PyTorch, scikit-learn, SciPy and matplotlib have to be importable. Elsewhere the
+invoked) PyTorch, scikit-learn, SciPy, matplotlib, pandas and pyarrow (the Parquet reader's tests)
+have to be importable. Elsewhere the
 tests that need them skip, saying which package is missing."""
 
 import importlib
@@ -8,7 +9,7 @@ import os
 import pytest
 
 
-@pytest.mark.parametrize("module", ["torch", "sklearn", "scipy", "matplotlib"])
+@pytest.mark.parametrize("module", ["torch", "sklearn", "scipy", "matplotlib", "pandas", "pyarrow"])
 def test_references_are_installed_in_ci(module):
     if os.environ.get("CI") != "true":
         pytest.skip("only CI (CI=true) is required to have the reference packages")

@@ -78,7 +78,7 @@ def test_empty_and_missing_and_unknown_files(tmp_path):
     path = csv(tmp_path, "\n\n")
     fails(f"{path}: empty file", read_table, path)
     fails(f"{tmp_path / 'no.csv'}: no such file", read_table, tmp_path / "no.csv")
-    fails(f"{tmp_path / 'x.txt'}: expected a .npy, .npz or .csv file, got '.txt'", read_table, tmp_path / "x.txt")
+    fails(f"{tmp_path / 'x.txt'}: expected a .csv, .tsv, .parquet, .npy or .npz file, got '.txt'", read_table, tmp_path / "x.txt")
     fails(f"{tmp_path / 'x'}: no such file", read_table, tmp_path / "x")  # no suffix: sniffed, once it exists
 
 

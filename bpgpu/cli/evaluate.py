@@ -9,17 +9,18 @@ from ..metrics import score
 from .columns import model_inputs, model_targets, target_rows
 from .scores import LABELS
 from .sources import METRIC
-from .tables import check_fits, read_table
+from .tables import DELIMITER_HELP, check_fits, read_table
 
 
 def add_arguments(p) -> None:
     p.add_argument("model", help="a model.npz saved by bpgpu train")
-    p.add_argument("--data", required=True, metavar="FILE", help="examples with their targets (.npy, .npz, .csv)")
+    p.add_argument("--data", required=True, metavar="FILE", help="examples with their targets (.csv, .tsv, .parquet, .npy, .npz)")
     p.add_argument("--target", metavar="COLS", help="the target columns (default: those the model was trained on, "
                    "by name)")
     p.add_argument("--columns", metavar="COLS", help="the input columns: names, indices, ranges first:last, "
                    "'!COL' to leave one out (default: the model's inputs by name, else all but the targets)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a line")
+    p.add_argument("--delimiter", metavar="CHAR", help=DELIMITER_HELP)
     p.add_argument("--backend", choices=("numpy", "cupy", "auto"), default="numpy", help="(default numpy)")
 
 
@@ -28,7 +29,7 @@ def run(args) -> int:
     net = checkpoint.network
     extra = checkpoint.extra or {}
     stored, options = extra.get("data", {}), extra.get("cli", {})
-    table = read_table(args.data)
+    table = read_table(args.data, delimiter=args.delimiter)
     ys = model_targets(table, args.target, stored)
     X = model_inputs(table, args.columns, stored, args.model, net.sizes[0], targets=ys)
     Y, kind, _ = target_rows(table, ys, net.sizes[-1], one_hot=bool(options.get("one_hot")),

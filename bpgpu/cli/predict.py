@@ -11,18 +11,19 @@ from .. import metrics, persistence
 from ..atomic import check_target
 from .columns import class_probabilities, model_inputs
 from .errors import CLIError
-from .tables import check_fits, read_table, write_table
+from .tables import DELIMITER_HELP, check_fits, read_table, write_table
 
 
 def add_arguments(p) -> None:
     p.add_argument("model", help="a model.npz saved by bpgpu train or bpgpu.save")
-    p.add_argument("--input", required=True, metavar="FILE", help="inputs, one example a row (.npy, .npz, .csv); "
+    p.add_argument("--input", required=True, metavar="FILE", help="inputs, one example a row (.csv, .tsv, .parquet, .npy, .npz); "
                    "other columns, such as the target, are left out when the model knows its inputs' names")
     p.add_argument("--output", metavar="FILE", help="write predictions to .npy or .csv (default: CSV on stdout)")
     p.add_argument("--columns", metavar="COLS", help="the input columns to use: names, indices, ranges "
                    "first:last like f0:f63, '!COL' to leave one out (default: the model's inputs by name, else all)")
     p.add_argument("--argmax", action="store_true", help="write each row's most likely class (its name, for a "
                    "model trained on text labels) instead of the outputs")
+    p.add_argument("--delimiter", metavar="CHAR", help=DELIMITER_HELP)
     p.add_argument("--backend", choices=("numpy", "cupy", "auto"), default="numpy", help="(default numpy)")
 
 
@@ -34,7 +35,7 @@ def run(args) -> int:
         check_target(args.output)  # a symlink, FIFO or folder there is refused before any work
     checkpoint = persistence.load_checkpoint(args.model, backend=args.backend)
     net, classes = checkpoint.network, checkpoint.classes
-    table = read_table(args.input)
+    table = read_table(args.input, delimiter=args.delimiter)
     X = model_inputs(table, args.columns, (checkpoint.extra or {}).get("data", {}), args.model, net.sizes[0])
     check_fits(table, X, net.dtype, "input")
     if checkpoint.scaler is not None:

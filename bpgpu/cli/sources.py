@@ -4,6 +4,7 @@ the output and loss that suit them; and the validation split.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -80,14 +81,14 @@ def _file_data(o, backend, wanted, rows):
     # A file without a suffix (a pipe, /dev/stdin) has its format sniffed; a name that is
     # neither is most likely a mistyped generator.
     if path.suffix.lower() not in SUFFIXES and (path.suffix or not path.exists()):
-        raise CLIError(f"--data {o.data}: expected one of {', '.join(GENERATORS)} or a .npy/.npz/.csv file")
+        raise CLIError(f"--data {o.data}: expected one of {', '.join(GENERATORS)} or a .csv/.tsv/.parquet/.npy/.npz file")
     rows_in_file = []
 
     def block(m):
         rows_in_file.append(m)
         return rows(m)
 
-    table = read_table(path, rows=block)
+    table = read_table(path, rows=block, delimiter=o.delimiter)
     xs, ys = for_training(table, o.target, o.columns)
     X = table.numbers(xs)
     Y, kind, classes = target_rows(table, ys, o.sizes[-1], one_hot=o.one_hot)
@@ -95,16 +96,31 @@ def _file_data(o, backend, wanted, rows):
         X, Y = (A[slice(*block(X.shape[0]))] for A in (X, Y))
     check_fits(table, X, o.dtype, "input")
     check_fits(table, Y, o.dtype, "target")
+    k = class_codes(Y) if kind == "file" else None
+    codes = k and f"column {table.name(ys[0])} of {path} holds only the integers 0..{k - 1}"
     if X.shape[1] != o.sizes[0] or Y.shape[1] != o.sizes[-1]:
         raise CLIError(f"incompatible sizes: {path} gives {count(X.shape[1], 'input column')} and "
                        f"{count(Y.shape[1], 'target column')}{' (one-hot)' if kind == 'one-hot' else ''}, but {wanted} "
-                       f"has {count(o.sizes[0], 'input')} and {count(o.sizes[-1], 'output')}")
+                       f"has {count(o.sizes[0], 'input')} and {count(o.sizes[-1], 'output')}"
+                       + (f"; {codes}: if they are class labels, add --one-hot" if codes and o.sizes[-1] > 1 else ""))
+    if codes and k >= 3:  # one output unit: iris's 0/1/2 would train as regression, and score R²
+        warnings.warn(f"{codes}, trained as numbers on one output (regression); if they are class labels, "
+                      f"add --one-hot and end --sizes with {k}")
     # Staged on the device once, here, not per step.
     X, Y = backend.asarray(X, o.dtype), backend.asarray(Y, o.dtype)
     source = {"kind": kind, "path": str(path), "description": f"{rows_in_file[0]} examples from {path}"}
     if table.names:  # predict and evaluate find these columns by name
         source.update(inputs=[table.names[j] for j in xs], targets=[table.names[j] for j in ys])
     return X, Y, source, classes
+
+
+def class_codes(Y: np.ndarray) -> int | None:
+    """k when the one target column of Y (m, 1) holds exactly the integers 0..k−1, k ≥ 2 (class
+    codes, most likely), else None."""
+    if Y.shape[1] != 1:
+        return None
+    values = np.unique(Y[:, 0])
+    return len(values) if 2 <= len(values) <= 1000 and np.array_equal(values, np.arange(len(values))) else None
 
 
 def heads(o, source):

@@ -1,15 +1,14 @@
-"""Tables: the data files the commands read and write (.csv with an optional header, .npy, .npz).
+"""Tables: the data files the commands read (.csv/.tsv with an optional header, .parquet,
+.npy, .npz) and write (.csv, .npy).
 
 A table is one example a row, with its column names where the file has them. Cells are
-numbers, except that a CSV column may hold text (class labels such as "setosa"): such a
-column can be a target, never an input. Columns are picked by ``--columns``/``--target``
+numbers, except that a CSV or Parquet column may hold text (class labels such as "setosa"):
+such a column can be a target, never an input. Columns are picked by ``--columns``/``--target``
 specs (:meth:`Table.pick`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 import stat
@@ -21,8 +20,10 @@ import numpy as np
 from ..atomic import atomic_write, kind_of
 from ..npz import Archive, map_npy, read_npy
 from .errors import CLIError, one_line
+from .readers import delimiter_of, is_number, read_csv, read_parquet
 
-SUFFIXES = (".npy", ".npz", ".csv")
+SUFFIXES = (".npy", ".npz", ".csv", ".tsv", ".parquet")
+TEXT_SUFFIXES = (".csv", ".tsv")
 
 
 @dataclass
@@ -55,7 +56,7 @@ class Table:
         """values[:, columns] (m, len(columns)); a text cell among them is an error naming it."""
         for j in columns:
             if j in self.text:
-                i = next(i for i, cell in enumerate(self.text[j]) if not _is_number(cell))
+                i = next(i for i, cell in enumerate(self.text[j]) if not is_number(cell))
                 raise CLIError(f"{self.path}: line {self.first_line + i}, column {self.name(j)}: expected a number, "
                                f"got {str(self.text[j][i])!r}")
         return self.values[:, columns]
@@ -120,36 +121,52 @@ class Table:
         return bool(names) and names[-1].startswith("y") and all(re.fullmatch(r"[xy]\d*", n) for n in names)
 
 
-def read_table(path, rows=None) -> Table:
-    """The table in ``path``: a .csv, .npy or .npz file, or a file without a suffix (a pipe,
-    ``/dev/stdin``) whose format its first bytes tell. A .npz holding X and Y comes back as
-    the table [X | Y] with names x0…, y0…; every number must be finite.
+DELIMITER_HELP = "the delimiter of a text table: one character, '\\t' for a tab (default: a tab for .tsv, else ',')"
+
+
+def read_table(path, rows=None, delimiter=None) -> Table:
+    """The table in ``path``: a .csv/.tsv, .parquet, .npy or .npz file, or a file without a
+    suffix (a pipe, ``/dev/stdin``) whose format its first bytes tell. A .npz holding X and Y
+    comes back as the table [X | Y] with names x0…, y0…; every number must be finite.
+    ``delimiter``: the CSV's (``--delimiter``; default a tab for .tsv, else a comma).
 
     ``rows``: a function of the file's row count m giving the block (start, stop) to keep
     (a data-parallel rank's share) of a .npy (memory-mapped: only that block is read) or a
-    .npz (read whole). A CSV is always read whole: text labels name their classes from
-    every row, so the caller takes its block of the targets it makes.
+    .npz (read whole). A CSV or Parquet file is always read whole: text labels name their
+    classes from every row, so the caller takes its block of the targets it makes.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix and suffix not in SUFFIXES:
-        raise CLIError(f"{path}: expected a .npy, .npz or .csv file, got {path.suffix!r}")
+        raise CLIError(f"{path}: expected a .csv, .tsv, .parquet, .npy or .npz file, got {path.suffix!r}")
     if rows is not None and suffix == ".npy" and path.is_file():
         table = _read_npy_block(path, rows)
     else:
         data = _read_bytes(path)
-        # np.save's magic, a zip's (every .npz), else text.
-        suffix = suffix or (".npy" if data.startswith(b"\x93NUMPY") else ".npz" if data.startswith(b"PK") else ".csv")
-        table = _read_csv(path, data) if suffix == ".csv" else _read_numpy(path, data, suffix, rows)
+        suffix = suffix or _sniffed(data)
+        if suffix in TEXT_SUFFIXES:
+            table = Table(path, *read_csv(path, data, delimiter_of(path, delimiter)))
+        elif suffix == ".parquet":
+            table = Table(path, *read_parquet(path, data))
+        else:
+            table = _read_numpy(path, data, suffix, rows)
     if table.values.shape[0] == 0:
         raise CLIError(f"{path}: no rows")
-    numeric = [j for j in range(table.width) if j not in table.text]
-    bad = ~np.isfinite(table.values[:, numeric])
+    bad = ~np.isfinite(table.values)  # (m, n) booleans: no copy of the values
+    bad[:, list(table.text)] = False  # NaN marks a text cell
     if bad.any():
-        row, k = np.argwhere(bad)[0]
-        raise CLIError(f"{path}: row {row + 1}, column {table.name(numeric[k])}: expected a finite number, "
-                       f"got {table.values[row, numeric[k]]}")
+        row, j = np.argwhere(bad)[0]
+        raise CLIError(f"{path}: row {row + 1}, column {table.name(j)}: expected a finite number, "
+                       f"got {table.values[row, j]}")
     return table
+
+
+def _sniffed(data: bytes) -> str:
+    """The suffix a file's first bytes tell: np.save's magic, a zip's (every .npz), Parquet's, else text."""
+    for magic, suffix in ((b"\x93NUMPY", ".npy"), (b"PK", ".npz"), (b"PAR1", ".parquet")):
+        if data.startswith(magic):
+            return suffix
+    return ".csv"
 
 
 def check_fits(table: Table, A: np.ndarray, dtype: str, what: str) -> None:
@@ -228,60 +245,6 @@ def _as_2d(path, what, a) -> np.ndarray:
     if a.ndim != 2:
         raise CLIError(f"{path}: {what} has shape {a.shape}, expected a 2-D table (examples, columns)")
     return a.astype(np.float64, copy=False)
-
-
-def _read_csv(path: Path, data: bytes) -> Table:
-    try:
-        text = data.decode("utf-8-sig")  # "-sig": a leading byte-order mark is not part of the first cell
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        raise CLIError(f"{path}: line {line}: not UTF-8 text (byte 0x{data[err.start]:02x}); "
-                       "save the file as UTF-8") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        rows = [row for row in reader if row]
-    except csv.Error as err:  # a field over the size limit, a NUL byte
-        raise CLIError(f"{path}: line {reader.line_num}: {err}") from None
-    if not rows:
-        raise CLIError(f"{path}: empty file")
-    names = None
-    if _has_header(rows):
-        names, rows = [cell.strip() for cell in rows[0]], rows[1:]
-    width = len(names) if names else len(rows[0])
-    first_line = 1 + (names is not None)
-    for i, row in enumerate(rows):
-        if len(row) != width:
-            raise CLIError(f"{path}: line {first_line + i} has {len(row)} columns, expected {width}")
-    cells = np.array(rows, dtype=str).reshape(len(rows), width)
-    values = np.full((len(rows), width), np.nan)
-    text = {}
-    for j in range(width):
-        column = np.char.strip(cells[:, j])
-        if all(_is_number(cell) for cell in column):
-            values[:, j] = [float(cell) for cell in column]
-        else:
-            text[j] = column
-    return Table(path, values, names, text, first_line)
-
-
-def _has_header(rows) -> bool:
-    """Whether the first row names the columns: it holds text, unless it is a row of numbers
-    whose text sits only in columns that hold text (labels) further down as well. An empty
-    cell is no evidence either way: a missing number is not a column's name."""
-    texts = [j for j, cell in enumerate(rows[0]) if cell.strip() and not _is_number(cell)]
-    if not texts:
-        return False
-    if len(texts) == len(rows[0]) or len(rows) == 1:
-        return True
-    return not all(any(j < len(row) and not _is_number(row[j]) for row in rows[1:]) for j in texts)
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
 
 
 def write_table(path, Y: np.ndarray, names: list[str], fmt="%.10g") -> Path:

@@ -29,6 +29,7 @@ from .progress import Progress
 from .scores import Scores
 from .signals import Stop
 from .sources import METRIC, heads, split, training_data
+from .tables import DELIMITER_HELP
 
 TRAIN_DEFAULTS = dict(
     sizes=None, activation="tanh", output="auto", loss="auto", lam=0.0, bias=True,
@@ -37,7 +38,7 @@ TRAIN_DEFAULTS = dict(
     validation_split=None, chunk_size=None, shuffle=True,
     backend="numpy", dtype="float64", seed=0,
     data=None, samples=1000, classes=None, features=None, noise=None, teacher_sizes=None,
-    data_seed=None, target=None, columns=None, one_hot=False, standardize=False,
+    data_seed=None, target=None, columns=None, delimiter=None, one_hot=False, standardize=False,
     out=None, checkpoint_every=None, log_every=None, quiet=False, plot=True,
 )
 ARCHITECTURE = ("sizes", "activation", "output", "loss", "lam", "bias", "dtype", "seed")
@@ -88,7 +89,7 @@ def add_arguments(p) -> None:
 
     data = p.add_argument_group("data")
     data.add_argument("--data", metavar="SOURCE", help=f"a generator ({'|'.join(GENERATORS)}), made on the "
-                      "chosen device, or a file (.npy, .npz, .csv)")
+                      "chosen device, or a file (.csv, .tsv, .parquet, .npy, .npz)")
     data.add_argument("--samples", type=positive(int), help=f"examples to generate (default {d['samples']})")
     data.add_argument("--classes", type=positive(int), help="classes for spirals/blobs (default: sizes[-1])")
     data.add_argument("--features", type=positive(int), help="input features for blobs (default: sizes[0])")
@@ -99,6 +100,7 @@ def add_arguments(p) -> None:
                       "indices (negative from the end), comma-separated, e.g. 'label' or -1 or 3,4")
     data.add_argument("--columns", metavar="COLS", help="the input columns of a file (default: all but the "
                       "targets): names, indices, ranges first:last like f0:f63, and '!COL' to leave one out")
+    data.add_argument("--delimiter", metavar="CHAR", help=DELIMITER_HELP)
     data.add_argument("--one-hot", action="store_const", const=True, help="the one target column holds "
                       "class labels 0..sizes[-1]-1: train on their one-hot rows (a column of text labels "
                       "needs no flag: its names become the classes)")
@@ -297,7 +299,7 @@ def _check(o, checkpoint):
     if o.sizes is None:
         raise CLIError("--sizes: give the layer sizes, input first, e.g. --sizes 2,64,3")
     if o.data is None:
-        raise CLIError(f"--data: give a generator ({', '.join(GENERATORS)}) or a .npy/.npz/.csv file")
+        raise CLIError(f"--data: give a generator ({', '.join(GENERATORS)}) or a .csv/.tsv/.parquet/.npy/.npz file")
     if o.patience and not o.validation_split:
         raise CLIError("--patience: early stopping watches a validation loss; add --validation-split, e.g. 0.2")
     if o.checkpoint_every and not o.out:
