@@ -22,10 +22,14 @@ long (docs/scaling.md).
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 
+from .agreement import Pact, held_back, share_failure, training_terms  # noqa: F401 — fit asks for them here
+
 INSTALL_HINT = 'data-parallel training needs mpi4py and an MPI library: pip install "bpgpu[mpi]"'
+SHARED_BYTES = 8192  # each rank's part of a shared text (settings, an error): room to spare
 
 
 class Communicator:
@@ -55,20 +59,23 @@ class Communicator:
             kept = self._buffer = np.zeros(padded, dtype=dtype)
         return kept
 
+    failure: BaseException | None = None  # an error held back until the next vote (see held_back)
+
     def vote(self, *wishes: bool) -> list[bool]:
         """For each wish, whether any rank has it: one collective, so one rank's reason to
-        stop stops every rank at the same step."""
-        flags = np.array(wishes, dtype=np.float64)
+        stop stops every rank at the same step. A :attr:`failure` held back on any rank is
+        raised on every rank instead."""
+        flags = np.array([*wishes, self.failure is not None], dtype=np.float64)
         self.allreduce_sum(flags)
-        return [bool(f > 0) for f in flags]
+        if flags[-1] > 0:
+            failure, self.failure = self.failure, None
+            share_failure(self, failure)
+        return [bool(f > 0) for f in flags[:-1]]
 
-    def counts(self, m: int) -> list[int]:
-        """Every rank's m, in rank order."""
-        each = np.zeros(self.size, dtype=np.float64)  # exact for counts below 2**53
-        each[self.rank] = m
-        self.allreduce_sum(each)
-        return [int(c) for c in each]
-
+    def share(self, text: str) -> list[str]:
+        """Every rank's ``text`` (at most SHARED_BYTES of UTF-8), in rank order: one
+        collective."""
+        return [text]
 
 class SingleProcess(Communicator):
     """One rank: every collective is the identity."""
@@ -95,6 +102,22 @@ class MPICommunicator(Communicator):
     def barrier(self) -> None:
         self.comm.Barrier()
 
+    def share(self, text: str) -> list[str]:
+        """One all-gather of fixed-size blocks, started without blocking and waited for in
+        short sleeps: while a rank waits for a slow one (still reading its data, say), its
+        signal handlers run and its CPU rests, where MPI's own wait would spin in C."""
+        mine = np.zeros(SHARED_BYTES, dtype=np.uint8)
+        raw = text.encode()
+        if len(raw) > SHARED_BYTES:
+            raise ValueError(f"share: at most {SHARED_BYTES} bytes, got {len(raw)}")
+        mine[:len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+        every = np.empty(SHARED_BYTES * self.size, dtype=np.uint8)
+        request, pause = self.comm.Iallgather(mine, every), 1e-4
+        while not request.Test():
+            time.sleep(pause)
+            pause = min(2 * pause, 0.05)
+        return [bytes(b).rstrip(b"\0").decode() for b in every.reshape(self.size, SHARED_BYTES)]
+
     def abort(self, status: int) -> None:
         self.comm.Abort(status)
 
@@ -102,8 +125,9 @@ class MPICommunicator(Communicator):
 def _mpi():
     try:
         from mpi4py import MPI
-    except ImportError as err:
-        raise ImportError(INSTALL_HINT) from err
+    except (ImportError, RuntimeError) as err:  # RuntimeError: mpi4py found no MPI library to load
+        raise ImportError(f"{INSTALL_HINT} ({type(err).__name__}: {err})" if isinstance(err, RuntimeError)
+                          else INSTALL_HINT) from err
     return MPI
 
 
@@ -160,21 +184,21 @@ def interleaved_order(counts) -> tuple[np.ndarray, np.ndarray]:
     return ranks[order], local[order]
 
 
-def step_slices(comm: Communicator, m: int, batch_size: int | None):
-    """(local slices, global step sizes, global m): the rows this rank contributes to each
-    step, as (start, stop) of its own rows, and each step's example count over all ranks.
+def step_slices(rank: int, counts: list[int], batch_size: int | None):
+    """(local slices, global step sizes, global m): the rows ``rank`` contributes to each
+    step, as (start, stop) of its own rows, and each step's example count over all ranks
+    (rank r holds ``counts[r]`` rows).
 
     ``batch_size`` is the global batch (None: every row, one step). With the ranks' rows
     in :func:`interleaved_order`, step k is global rows k·B … (k+1)·B − 1: one process
     given the rows in that order and ``batch_size=B`` takes exactly the same steps, and
     each rank's share of a step is in proportion to its rows (within one row).
     """
-    counts = comm.counts(m)
     total = sum(counts)
     if batch_size is None or batch_size >= total:
-        return [(0, m)], [total], total
+        return [(0, counts[rank])], [total], total
     ranks, _ = interleaved_order(counts)
-    mine = np.concatenate([[0], np.cumsum(ranks == comm.rank)])
+    mine = np.concatenate([[0], np.cumsum(ranks == rank)])
     starts = range(0, total, batch_size)
     ends = [min(s + batch_size, total) for s in starts]
     slices = [(int(mine[s]), int(mine[e])) for s, e in zip(starts, ends)]
@@ -208,3 +232,4 @@ def sum_over_ranks(comm: Communicator, backend, flat, *numbers) -> list[float]:
     if flat is not None:
         flat[...] = backend.asarray(buf[:n], dtype.name)
     return buf[n:n + len(numbers)].tolist()
+

@@ -17,17 +17,6 @@ from mpirun import run_ranks
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class Ranks(distributed.SingleProcess):
-    """Rank ``rank`` among ranks holding ``counts`` rows, without MPI (for the plan only)."""
-
-    def __init__(self, counts, rank):
-        self._counts, self.rank, self.size = counts, rank, len(counts)
-
-    def counts(self, m):
-        assert m == self._counts[self.rank]
-        return list(self._counts)
-
-
 def test_equal_shards_interleave_round_robin():
     ranks, local = distributed.interleaved_order([3, 3])
     assert list(zip(ranks, local)) == [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (1, 2)]
@@ -35,7 +24,7 @@ def test_equal_shards_interleave_round_robin():
 
 def test_each_step_takes_the_global_batch_in_proportion_to_the_ranks_rows():
     counts, B = [10, 20, 30], 12
-    plans = [distributed.step_slices(Ranks(counts, r), counts[r], B) for r in range(3)]
+    plans = [distributed.step_slices(r, counts, B) for r in range(3)]
     sizes = plans[0][1]
     assert sizes == [12] * 5 and all(p[1] == sizes and p[2] == 60 for p in plans)
     for k in range(5):
@@ -46,7 +35,7 @@ def test_each_step_takes_the_global_batch_in_proportion_to_the_ranks_rows():
 
 
 def test_full_batch_is_one_step_of_every_row():
-    assert distributed.step_slices(Ranks([4, 7], 1), 7, None) == ([(0, 7)], [11], 11)
+    assert distributed.step_slices(1, [4, 7], None) == ([(0, 7)], [11], 11)
 
 
 def test_shard_blocks_differ_by_at_most_one_row():
@@ -119,3 +108,14 @@ def test_the_commands_standardizer_from_sums_equals_the_direct_one():
     got, want = ranks.standardizer(distributed.SingleProcess(), X, get_backend("numpy")), bpgpu.Standardizer().fit(X)
     np.testing.assert_allclose(got.mean, want.mean, rtol=1e-12)
     np.testing.assert_allclose(got.std, want.std, rtol=1e-12)
+
+
+def test_mpi4py_without_an_mpi_library_says_what_to_install(tmp_path):
+    """mpi4py raises RuntimeError (not ImportError) when it finds no MPI library to load."""
+    (tmp_path / "mpi4py").mkdir()
+    (tmp_path / "mpi4py" / "__init__.py").write_text("")
+    (tmp_path / "mpi4py" / "MPI.py").write_text("raise RuntimeError('cannot load MPI library')\n")
+    out = _python("import bpgpu\n"
+                  "try:\n bpgpu.Network([2, 1]).fit([[0, 0]], [0], epochs=1, comm='world')\n"
+                  "except ImportError as e:\n print(e)", PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}")
+    assert out.stdout.strip() == f"{distributed.INSTALL_HINT} (RuntimeError: cannot load MPI library)", out.stderr
