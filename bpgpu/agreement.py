@@ -112,8 +112,8 @@ class Pact:
     ``pact.counts`` is then every rank's rows. Without ``comm``, nothing is shared.
     """
 
-    def __init__(self, comm: Communicator | None, what: str = "fit(comm=)"):
-        self.comm, self.what, self.terms, self.rows, self.counts = comm, what, {}, 0, None
+    def __init__(self, comm: Communicator | None, rule: str = "fit(comm=): every rank must be given the same settings"):
+        self.comm, self.rule, self.terms, self.rows, self.counts = comm, rule, {}, 0, None
 
     def __enter__(self) -> "Pact":
         return self
@@ -127,7 +127,7 @@ class Pact:
         _raise_first([e["failure"] for e in everyone], self.comm.size, err)
         differ = disagreement([e["terms"] for e in everyone])
         if differ:
-            raise mark_every_rank(ValueError(f"{self.what}: every rank must be given the same settings; {differ}"))
+            raise mark_every_rank(ValueError(f"{self.rule}; {differ}"))
         self.counts = [e["rows"] for e in everyone]
         return False
 

@@ -45,6 +45,9 @@ class Communicator:
     def barrier(self) -> None:
         """Return once every rank has called it."""
 
+    def meet(self) -> None:
+        """:meth:`barrier`, waited for as :meth:`share` waits: signal handlers run meanwhile."""
+
     def abort(self, status: int) -> None:
         """End every rank's process now, with ``status`` (one rank's failure would otherwise
         leave the others waiting in a collective for ever)."""
@@ -112,14 +115,23 @@ class MPICommunicator(Communicator):
             raise ValueError(f"share: at most {SHARED_BYTES} bytes, got {len(raw)}")
         mine[:len(raw)] = np.frombuffer(raw, dtype=np.uint8)
         every = np.empty(SHARED_BYTES * self.size, dtype=np.uint8)
-        request, pause = self.comm.Iallgather(mine, every), 1e-4
-        while not request.Test():
-            time.sleep(pause)
-            pause = min(2 * pause, 0.05)
+        _wait(self.comm.Iallgather(mine, every))
         return [bytes(b).rstrip(b"\0").decode() for b in every.reshape(self.size, SHARED_BYTES)]
+
+    def meet(self) -> None:
+        _wait(self.comm.Ibarrier())
 
     def abort(self, status: int) -> None:
         self.comm.Abort(status)
+
+
+def _wait(request) -> None:
+    """Wait for a non-blocking MPI request in ever longer sleeps (up to 50 ms): Python runs
+    signal handlers between them, where MPI's own wait would spin in C, deaf to them."""
+    pause = 1e-4
+    while not request.Test():
+        time.sleep(pause)
+        pause = min(2 * pause, 0.05)
 
 
 def _mpi():

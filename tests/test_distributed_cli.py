@@ -108,3 +108,15 @@ def test_a_signal_to_one_rank_stops_every_rank_and_rank_0_saves(tmp_path):
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert history["stop_reason"] == "interrupted" and history["ranks"] == 2
     assert bpgpu.load(tmp_path / "run" / "model.npz").sizes == [2, 16, 3]
+
+
+def test_ranks_started_with_different_options_say_so_in_one_line(tmp_path):
+    """Once a page of MPICH's errors from a collective of the wrong size, or a hang."""
+    table(tmp_path)
+    code = ("import os, sys\nfrom bpgpu.cli import main\nargs = sys.argv[1:]\n"
+            "if os.environ['PMI_RANK'] == '1':\n    args[args.index('--epochs') + 1] = '5'\n"
+            "sys.exit(main(args))")
+    out = run_ranks(2, "-c", code, *TRAIN[2:], "--epochs", "4", cwd=tmp_path, timeout=60)
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.strip() == ("bpgpu train: error: every rank must be started with the same options; "
+                                  "--epochs: 4 on rank 0, 5 on rank 1"), out.stderr
