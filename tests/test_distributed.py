@@ -22,6 +22,12 @@ def test_equal_shards_interleave_round_robin():
     assert list(zip(ranks, local)) == [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (1, 2)]
 
 
+def test_unequal_shards_interleave_by_their_rows_midpoints():
+    """Rank 0's 2 rows sit at 1/4, 3/4, rank 1's 3 rows at 1/6, 1/2, 5/6 (written out here)."""
+    ranks, local = distributed.interleaved_order([2, 3])
+    assert list(zip(ranks.tolist(), local.tolist())) == [(1, 0), (0, 0), (1, 1), (0, 1), (1, 2)]
+
+
 def test_each_step_takes_the_global_batch_in_proportion_to_the_ranks_rows():
     counts, B = [10, 20, 30], 12
     plans = [distributed.step_slices(r, counts, B) for r in range(3)]
@@ -119,3 +125,39 @@ def test_mpi4py_without_an_mpi_library_says_what_to_install(tmp_path):
                   "try:\n bpgpu.Network([2, 1]).fit([[0, 0]], [0], epochs=1, comm='world')\n"
                   "except ImportError as e:\n print(e)", PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}")
     assert out.stdout.strip() == f"{distributed.INSTALL_HINT} (RuntimeError: cannot load MPI library)", out.stderr
+
+
+def test_device_vectors_travel_through_one_kept_host_buffer():
+    """No new host or device array per step: sum_over_ranks copies a CuPy vector into the
+    page-locked buffer the backend made once (``get(out=)``), and back (``set``)."""
+    from bpgpu.backend import CupyBackend
+
+    class DeviceVector(np.ndarray):  # a stand-in cupy.ndarray: its two copies to and from the host
+        def get(self, out):
+            np.copyto(out, self)
+
+        def set(self, host):
+            np.copyto(self, host)
+
+    class Device(CupyBackend):  # CuPy's copies, without a GPU: every other way to the host is refused
+        made = []
+
+        def __init__(self):
+            self.xp = np
+
+        def host_buffer(self, n, dtype):  # cupyx.empty_pinned needs a driver
+            self.made.append(np.zeros(n, dtype))
+            return self.made[-1]
+
+        def to_host(self, a):
+            raise AssertionError("a new host array")
+
+        def asarray(self, a, dtype):
+            raise AssertionError("a new device array")
+
+    backend, comm = Device(), distributed.SingleProcess()
+    flat = np.arange(5.0).view(DeviceVector)
+    for step in range(3):
+        assert distributed.sum_over_ranks(comm, backend, flat, 2.0, step) == [2.0, float(step)]
+    np.testing.assert_array_equal(flat, np.arange(5.0))
+    assert len(Device.made) == 1 and Device.made[0] is comm.buffer(7, np.float64)
