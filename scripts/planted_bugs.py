@@ -100,6 +100,19 @@ BUGS = {
     "CLI ignores --log-every": [
         ("bpgpu/cli/progress.py", "every = o.log_every\n", "every = None\n"),
     ],
+    # Data parallelism (tests/test_distributed*.py, run under mpiexec):
+    "MPI accuracy over this rank's rows": [
+        ("bpgpu/cli/ranks.py", "            return float(sums[0] / m)", "            return float(sums[0] / X.shape[0])"),
+    ],
+    "MPI interleaved order off by half a position": [
+        ("bpgpu/distributed.py", "position = (local + 0.5) / ", "position = local / "),
+    ],
+    "fit(comm=) agrees on nothing": [
+        ("bpgpu/agreement.py", "        differ = disagreement(", "        differ = '' and disagreement("),
+    ],
+    "one rank's callback error not shared": [
+        ("bpgpu/agreement.py", "            comm.failure = err\n            return False", "            raise"),
+    ],
 }
 
 

@@ -120,3 +120,18 @@ def test_ranks_started_with_different_options_say_so_in_one_line(tmp_path):
     assert out.returncode == 1, out.stderr
     assert out.stderr.strip() == ("bpgpu train: error: every rank must be started with the same options; "
                                   "--epochs: 4 on rank 0, 5 on rank 1"), out.stderr
+
+
+def test_ranks_score_classes_over_every_ranks_rows(tmp_path):
+    """Accuracy is the right answers of every rank over the rows of every rank (over one
+    rank's rows it would be about P times too high)."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((61, 4))
+    labels = np.argmax(X[:, :3] + 0.5 * X[:, 3:], axis=1)
+    np.save(tmp_path / "classes.npy", np.hstack([X, labels[:, None]]))
+    args = ["--data", "classes.npy", "--one-hot", "--sizes", "4,6,3", "--epochs", "3", "--batch-size", "full"]
+    train(tmp_path, 1, *args, "--out", "one")
+    train(tmp_path, 2, *args, "--out", "two")
+    one, two = (json.loads((tmp_path / d / "history.json").read_text()) for d in ("one", "two"))
+    assert two["metric"] == "accuracy" and len(two["accuracy"]) == 3 and max(two["accuracy"]) <= 1.0
+    np.testing.assert_allclose(two["accuracy"], one["accuracy"], rtol=1e-12)
