@@ -135,3 +135,11 @@ def test_ranks_score_classes_over_every_ranks_rows(tmp_path):
     one, two = (json.loads((tmp_path / d / "history.json").read_text()) for d in ("one", "two"))
     assert two["metric"] == "accuracy" and len(two["accuracy"]) == 3 and max(two["accuracy"]) <= 1.0
     np.testing.assert_allclose(two["accuracy"], one["accuracy"], rtol=1e-12)
+
+
+def test_fewer_rows_than_ranks_are_counted_not_called_none(tmp_path):
+    np.save(tmp_path / "two.npy", np.arange(10.0).reshape(2, 5))
+    out = run_ranks(3, *TRAIN, "--data", "two.npy", "--epochs", "1", cwd=tmp_path, timeout=60)
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.strip() == ("bpgpu train: error: --data two.npy: 2 examples for 3 ranks; every rank needs "
+                                  "at least one: start at most 2 ranks"), out.stderr
