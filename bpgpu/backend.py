@@ -88,6 +88,19 @@ class Backend:
         """A NumPy copy (or view, on the CPU) of a backend array."""
         return np.asarray(a)
 
+    def host_buffer(self, n: int, dtype) -> np.ndarray:
+        """A host vector of n zeros to copy this backend's arrays through, kept by its caller
+        (page-locked on a GPU, so the copies are direct)."""
+        return np.zeros(n, dtype=dtype)
+
+    def copy_to_host(self, a, out: np.ndarray) -> None:
+        """out ← the backend vector ``a`` (same length), into the caller's host buffer."""
+        np.copyto(out, self.to_host(a), casting="no")
+
+    def copy_from_host(self, host: np.ndarray, a) -> None:
+        """The backend vector ``a`` ← ``host`` (same length and dtype), in place."""
+        a[...] = self.asarray(host, host.dtype.name)
+
     def total(self, arrays):
         """Σ of every entry of every array: a 0-d device array."""
         return sum(self.xp.sum(a) for a in arrays)
@@ -167,6 +180,19 @@ class CupyBackend(Backend):
 
     def to_host(self, a) -> np.ndarray:
         return self.xp.asnumpy(a)
+
+    def host_buffer(self, n: int, dtype) -> np.ndarray:
+        from cupyx import empty_pinned  # a part of cupy
+
+        buf = empty_pinned((n,), dtype=dtype)
+        buf[...] = 0
+        return buf
+
+    def copy_to_host(self, a, out: np.ndarray) -> None:
+        a.get(out=out)
+
+    def copy_from_host(self, host: np.ndarray, a) -> None:
+        a.set(host)
 
     def synchronize(self) -> None:
         self.stream.synchronize()

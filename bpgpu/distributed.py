@@ -22,10 +22,14 @@ long (docs/scaling.md).
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 
+from .agreement import Pact, held_back, share_failure, training_terms  # noqa: F401 — fit asks for them here
+
 INSTALL_HINT = 'data-parallel training needs mpi4py and an MPI library: pip install "bpgpu[mpi]"'
+SHARED_BYTES = 8192  # each rank's part of a shared text (settings, an error): room to spare
 
 
 class Communicator:
@@ -41,34 +45,41 @@ class Communicator:
     def barrier(self) -> None:
         """Return once every rank has called it."""
 
+    def meet(self) -> None:
+        """:meth:`barrier`, waited for as :meth:`share` waits: signal handlers run meanwhile."""
+
     def abort(self, status: int) -> None:
         """End every rank's process now, with ``status`` (one rank's failure would otherwise
         leave the others waiting in a collective for ever)."""
         raise SystemExit(status)
 
-    def buffer(self, n: int, dtype) -> np.ndarray:
+    def buffer(self, n: int, dtype, backend=None) -> np.ndarray:
         """A host vector of ``dtype`` kept for reuse by the per-step reduction: n entries
-        padded with zeros to a multiple of ``size`` (so it splits into equal blocks)."""
+        padded with zeros to a multiple of ``size`` (so it splits into equal blocks); made
+        by ``backend.host_buffer`` where given (page-locked for a GPU's copies)."""
         padded = -(-n // self.size) * self.size
         kept = getattr(self, "_buffer", None)
         if kept is None or kept.shape != (padded,) or kept.dtype != dtype:
-            kept = self._buffer = np.zeros(padded, dtype=dtype)
+            kept = self._buffer = np.zeros(padded, dtype) if backend is None else backend.host_buffer(padded, dtype)
         return kept
+
+    failure: BaseException | None = None  # an error held back until the next vote (see held_back)
 
     def vote(self, *wishes: bool) -> list[bool]:
         """For each wish, whether any rank has it: one collective, so one rank's reason to
-        stop stops every rank at the same step."""
-        flags = np.array(wishes, dtype=np.float64)
+        stop stops every rank at the same step. A :attr:`failure` held back on any rank is
+        raised on every rank instead."""
+        flags = np.array([*wishes, self.failure is not None], dtype=np.float64)
         self.allreduce_sum(flags)
-        return [bool(f > 0) for f in flags]
+        if flags[-1] > 0:
+            failure, self.failure = self.failure, None
+            share_failure(self, failure)
+        return [bool(f > 0) for f in flags[:-1]]
 
-    def counts(self, m: int) -> list[int]:
-        """Every rank's m, in rank order."""
-        each = np.zeros(self.size, dtype=np.float64)  # exact for counts below 2**53
-        each[self.rank] = m
-        self.allreduce_sum(each)
-        return [int(c) for c in each]
-
+    def share(self, text: str) -> list[str]:
+        """Every rank's ``text`` (at most SHARED_BYTES of UTF-8), in rank order: one
+        collective."""
+        return [text]
 
 class SingleProcess(Communicator):
     """One rank: every collective is the identity."""
@@ -78,7 +89,7 @@ class MPICommunicator(Communicator):
     """An mpi4py communicator (``MPI.COMM_WORLD`` or a sub-communicator)."""
 
     def __init__(self, comm):
-        self.comm, self._sum = comm, _mpi().SUM
+        self.comm, self._sum, self._block = comm, _mpi().SUM, None
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
 
     def allreduce_sum(self, buf: np.ndarray) -> None:
@@ -86,7 +97,9 @@ class MPICommunicator(Communicator):
             return
         n = buf.shape[0]
         whole = buf if n % self.size == 0 else np.concatenate([buf, np.zeros(-n % self.size, buf.dtype)])
-        block = np.empty(whole.shape[0] // self.size, dtype=buf.dtype)
+        block = self._block
+        if block is None or block.shape[0] != whole.shape[0] // self.size or block.dtype != buf.dtype:
+            block = self._block = np.empty(whole.shape[0] // self.size, dtype=buf.dtype)
         self.comm.Reduce_scatter_block(whole, block, op=self._sum)
         self.comm.Allgather(block, whole)
         if whole is not buf:
@@ -95,15 +108,41 @@ class MPICommunicator(Communicator):
     def barrier(self) -> None:
         self.comm.Barrier()
 
+    def share(self, text: str) -> list[str]:
+        """One all-gather of fixed-size blocks, started without blocking and waited for in
+        short sleeps: while a rank waits for a slow one (still reading its data, say), its
+        signal handlers run and its CPU rests, where MPI's own wait would spin in C."""
+        mine = np.zeros(SHARED_BYTES, dtype=np.uint8)
+        raw = text.encode()
+        if len(raw) > SHARED_BYTES:
+            raise ValueError(f"share: at most {SHARED_BYTES} bytes, got {len(raw)}")
+        mine[:len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+        every = np.empty(SHARED_BYTES * self.size, dtype=np.uint8)
+        _wait(self.comm.Iallgather(mine, every))
+        return [bytes(b).rstrip(b"\0").decode() for b in every.reshape(self.size, SHARED_BYTES)]
+
+    def meet(self) -> None:
+        _wait(self.comm.Ibarrier())
+
     def abort(self, status: int) -> None:
         self.comm.Abort(status)
+
+
+def _wait(request) -> None:
+    """Wait for a non-blocking MPI request in ever longer sleeps (up to 50 ms): Python runs
+    signal handlers between them, where MPI's own wait would spin in C, deaf to them."""
+    pause = 1e-4
+    while not request.Test():
+        time.sleep(pause)
+        pause = min(2 * pause, 0.05)
 
 
 def _mpi():
     try:
         from mpi4py import MPI
-    except ImportError as err:
-        raise ImportError(INSTALL_HINT) from err
+    except (ImportError, RuntimeError) as err:  # RuntimeError: mpi4py found no MPI library to load
+        raise ImportError(f"{INSTALL_HINT} ({type(err).__name__}: {err})" if isinstance(err, RuntimeError)
+                          else INSTALL_HINT) from err
     return MPI
 
 
@@ -160,21 +199,21 @@ def interleaved_order(counts) -> tuple[np.ndarray, np.ndarray]:
     return ranks[order], local[order]
 
 
-def step_slices(comm: Communicator, m: int, batch_size: int | None):
-    """(local slices, global step sizes, global m): the rows this rank contributes to each
-    step, as (start, stop) of its own rows, and each step's example count over all ranks.
+def step_slices(rank: int, counts: list[int], batch_size: int | None):
+    """(local slices, global step sizes, global m): the rows ``rank`` contributes to each
+    step, as (start, stop) of its own rows, and each step's example count over all ranks
+    (rank r holds ``counts[r]`` rows).
 
     ``batch_size`` is the global batch (None: every row, one step). With the ranks' rows
     in :func:`interleaved_order`, step k is global rows k·B … (k+1)·B − 1: one process
     given the rows in that order and ``batch_size=B`` takes exactly the same steps, and
     each rank's share of a step is in proportion to its rows (within one row).
     """
-    counts = comm.counts(m)
     total = sum(counts)
     if batch_size is None or batch_size >= total:
-        return [(0, m)], [total], total
+        return [(0, counts[rank])], [total], total
     ranks, _ = interleaved_order(counts)
-    mine = np.concatenate([[0], np.cumsum(ranks == comm.rank)])
+    mine = np.concatenate([[0], np.cumsum(ranks == rank)])
     starts = range(0, total, batch_size)
     ends = [min(s + batch_size, total) for s in starts]
     slices = [(int(mine[s]), int(mine[e])) for s, e in zip(starts, ends)]
@@ -192,19 +231,21 @@ def shard(n: int, rank: int, size: int) -> tuple[int, int]:
 def sum_over_ranks(comm: Communicator, backend, flat, *numbers) -> list[float]:
     """flat ← Σ over ranks of ``flat`` (a backend vector, or None), in place, and the
     sums of ``numbers`` (0-d arrays or Python numbers), in ONE collective: they travel
-    packed at the end of the flat vector. Device vectors are staged through a host buffer
-    (CUDA-aware MPI and NCCL are not used).
+    packed at the end of the flat vector. Device vectors are copied through one kept host
+    buffer, page-locked on CuPy, both ways (CUDA-aware MPI and NCCL are not used): no new
+    array per step.
 
     The packed numbers share the vector's dtype: example counts are exact below 2**24
     rows per step in float32, 2**53 in float64.
     """
     n = 0 if flat is None else flat.shape[0]
     dtype = np.dtype(np.float64 if flat is None else str(flat.dtype).rpartition(".")[2])
-    buf = comm.buffer(n + len(numbers), dtype)
+    buf = comm.buffer(n + len(numbers), dtype, backend)
     if flat is not None:
-        buf[:n] = backend.to_host(flat)
+        backend.copy_to_host(flat, buf[:n])
     buf[n:n + len(numbers)] = [float(x) for x in numbers]
     comm.allreduce_sum(buf)
     if flat is not None:
-        flat[...] = backend.asarray(buf[:n], dtype.name)
+        backend.copy_from_host(buf[:n], flat)
     return buf[n:n + len(numbers)].tolist()
+

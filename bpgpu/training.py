@@ -200,38 +200,44 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
             must be that run's: its network and ``optimizer``); it sets ``initial_epoch``.
             With the same data, options and ``epochs``, the weights are the uninterrupted run's.
     """
-    _check_options(epochs, batch_size, max_time, target_loss, patience, validation_data,
-                   on_nonfinite, chunk_size, initial_epoch, callback)
-    if stop is not None and not callable(stop):
-        raise TypeError(f"stop: expected a function stop() -> bool, got {stop!r}")
-    _check_device(net, device)
     comm = distributed.communicator(comm)
-    xp, backend = net.xp, net.backend
-    if memory_budget is not None:
-        chunk_size = net.chunk_size_for(memory_budget)
-    X, Y = net.batch(X, Y)
-    m = X.shape[0]
+    with distributed.Pact(comm) as pact:  # one rank's error or other settings: the same error on every rank
+        _check_options(epochs, batch_size, max_time, target_loss, patience, validation_data,
+                       on_nonfinite, chunk_size, initial_epoch, callback)
+        if stop is not None and not callable(stop):
+            raise TypeError(f"stop: expected a function stop() -> bool, got {stop!r}")
+        _check_device(net, device)
+        xp, backend = net.xp, net.backend
+        if memory_budget is not None:
+            chunk_size = net.chunk_size_for(memory_budget)
+        X, Y = net.batch(X, Y)
+        m = X.shape[0]
+        if validation_data is not None:
+            X_val, Y_val = net.batch(*validation_data, names=("validation_data[0]", "validation_data[1]"))
+        if not isinstance(warm_start, bool):
+            raise TypeError(f"warm_start: expected True or False, got {warm_start!r}")
+        if warm_start and net.optimizer is not None and isinstance(optimizer, str):
+            if net.optimizer.name != optimizer:
+                raise ValueError(f"warm_start: the last fit used optimizer {net.optimizer.name!r}, got optimizer="
+                                 f"{optimizer!r}; pass warm_start=False to start a fresh one")
+            opt = net.optimizer
+            if lr is not None:
+                opt.lr = check.number("lr", lr, low=0.0, low_open=True)
+        else:
+            opt = optimizer_for(optimizer, lr, momentum=momentum, nesterov=nesterov, beta1=beta1, beta2=beta2, eps=eps)
+        opt.check_params([net.params])  # before any weight changes
+        pact.rows, pact.terms = m, distributed.training_terms(
+            net, opt, epochs=epochs, initial_epoch=initial_epoch, batch_size=batch_size, shuffle=shuffle,
+            max_time=max_time, target_loss=target_loss, patience=patience, on_nonfinite=on_nonfinite,
+            validation=validation_data is not None)
+    net.optimizer = opt
     if comm is None:
         bs = m if batch_size is None else min(int(batch_size), m)
         slices = [(s, min(s + bs, m)) for s in range(0, m, bs)]
         step_sizes = [b - a for a, b in slices]
     else:
-        slices, step_sizes, _ = distributed.step_slices(comm, m, batch_size)
-    if validation_data is not None:
-        X_val, Y_val = net.batch(*validation_data, names=("validation_data[0]", "validation_data[1]"))
-    if not isinstance(warm_start, bool):
-        raise TypeError(f"warm_start: expected True or False, got {warm_start!r}")
-    if warm_start and net.optimizer is not None and isinstance(optimizer, str):
-        if net.optimizer.name != optimizer:
-            raise ValueError(f"warm_start: the last fit used optimizer {net.optimizer.name!r}, got optimizer="
-                             f"{optimizer!r}; pass warm_start=False to start a fresh one")
-        opt = net.optimizer
-        if lr is not None:
-            opt.lr = check.number("lr", lr, low=0.0, low_open=True)
-    else:
-        opt = optimizer_for(optimizer, lr, momentum=momentum, nesterov=nesterov, beta1=beta1, beta2=beta2, eps=eps)
-    opt.check_params([net.params])  # before any weight changes
-    net.optimizer = opt
+        slices, step_sizes, _ = distributed.step_slices(comm.rank, pact.counts, batch_size)
+    callback = distributed.held_back(comm, callback)  # raised on every rank at the epoch's vote
 
     history = History()
     start = Position.starting(initial_epoch, resume, epochs, step_sizes)

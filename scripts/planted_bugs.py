@@ -132,6 +132,19 @@ BUGS = {
         ("bpgpu/position.py", "self.best_loss, self.best_epoch, self.wait = start.best_loss, start.best_epoch, start.wait",
          "self.best_loss, self.best_epoch, self.wait = math.inf, None, 0"),
     ],
+    # Data parallelism (tests/test_distributed*.py, run under mpiexec):
+    "MPI accuracy over this rank's rows": [
+        ("bpgpu/cli/ranks.py", "            return float(sums[0] / m)", "            return float(sums[0] / X.shape[0])"),
+    ],
+    "MPI interleaved order off by half a position": [
+        ("bpgpu/distributed.py", "position = (local + 0.5) / ", "position = local / "),
+    ],
+    "fit(comm=) agrees on nothing": [
+        ("bpgpu/agreement.py", "        differ = disagreement(", "        differ = '' and disagreement("),
+    ],
+    "one rank's callback error not shared": [
+        ("bpgpu/agreement.py", "            comm.failure = err\n            return False", "            raise"),
+    ],
 }
 
 

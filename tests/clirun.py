@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -24,10 +25,57 @@ ENDLESS = ["train", "--data", "spirals", "--sizes", "2,16,3", "--samples", "400"
            "--epochs", "1000000", "--log-every", "1", "--no-plot", "--checkpoint-every", "2", "--out", "run"]
 
 
+def default_signals() -> None:
+    """In a child before it runs: Ctrl-C as from a terminal, whatever this test process
+    inherited (a shell started with `nohup … &` makes its children ignore SIGINT, and an
+    ignored signal stays ignored across exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(args, cwd: Path, **popen) -> subprocess.Popen:
-    """``bpgpu args`` started in ``cwd``, stdout and stderr piped unless given."""
-    popen = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **popen}
-    return subprocess.Popen([*BPGPU, *args], cwd=cwd, env=ENV, text=True, **popen)
+    """``bpgpu args`` started in ``cwd`` with SIGINT at its default, stdout and stderr piped
+    unless given."""
+    popen = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "preexec_fn": default_signals, "env": ENV, **popen}
+    return subprocess.Popen([*BPGPU, *args], cwd=cwd, text=True, **popen)
+
+
+def _status(pid: int, field: str) -> str | None:
+    """A field of /proc/PID/status (Linux), or None once the process is gone."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return next(line for line in lines if line.startswith(field + ":")).split()[1]
+
+
+def _signal_mask(pid: int, field: str) -> int:
+    """A signal mask of /proc/PID/status (SigCgt: handled, SigPnd/ShdPnd: pending); 0 once
+    the process is gone."""
+    return int(_status(pid, field) or "0", 16)
+
+
+def wait_for_file(process: subprocess.Popen, path: Path, timeout: float = 60.0) -> None:
+    """Wait until ``process`` has written ``path``; the test fails if it ends or times out first."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"{process.args} wrote no {path}")
+        time.sleep(0.01)
+
+
+def wait_until(pid: int, signum: int, state: str, timeout: float = 60.0) -> None:
+    """Wait until process ``pid`` handles ``signum`` (state "handled": its handler is
+    installed) or no longer has it pending ("delivered": the kernel has run its handler,
+    which for Python is the C-level one that notes it), as Linux's /proc says; the test fails when that does not happen within ``timeout``."""
+    bit, deadline = 1 << (signum - 1), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if state == "handled" and _signal_mask(pid, "SigCgt") & bit:
+            return
+        if state == "delivered" and not (_signal_mask(pid, "SigPnd") | _signal_mask(pid, "ShdPnd")) & bit:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid}: signal {signum} not {state} in {timeout} s")
 
 
 def readline(process: subprocess.Popen, stream, timeout: float = 60.0) -> str:

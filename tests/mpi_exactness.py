@@ -5,6 +5,7 @@ tests/test_distributed.py launches it with P = 2 and 3."""
 
 import os
 import signal
+from fractions import Fraction
 
 import numpy as np
 from mpi4py import MPI
@@ -68,9 +69,12 @@ for opt, lr in (("sgd", 0.5), ("momentum", 0.1), ("adam", 0.01)):
     close(np.array(h.loss), np.array(h1.loss), f"full batch {opt} losses")
     same_on_every_rank(net.params, f"full batch {opt} weights")
 
-# Mini-batches, no shuffling: one process on the documented interleaved order.
-ranks, local = distributed.interleaved_order([hi - lo for lo, hi in blocks])
-order = np.array([blocks[r][0] + j for r, j in zip(ranks, local)])
+# Mini-batches, no shuffling: one process on the documented interleaved order, built here
+# from its definition in exact fractions (rank r's row j at (j + ½) / counts[r], ties to the
+# lower rank), not with the function under test.
+counts = [hi - lo for lo, hi in blocks]
+placed = sorted((Fraction(2 * j + 1, 2 * c), r, j) for r, c in enumerate(counts) for j in range(c))
+order = np.array([blocks[r][0] + j for _, r, j in placed])
 for B in (7, 16):
     net, ref = network(), network()
     h = net.fit(Xr, Yr, epochs=4, lr=0.01, batch_size=B, optimizer="adam", shuffle=False, comm=comm)

@@ -15,7 +15,8 @@ import time
 import pytest
 
 from bpgpu import cli
-from clirun import ENDLESS, ENV, BPGPU, assert_one_saved_run, start, wait_for_epoch
+from clirun import (ENDLESS, ENV, BPGPU, assert_one_saved_run, default_signals, start, wait_for_epoch, wait_for_file,
+                    wait_until)
 from reliability import tally
 
 RELIABILITY = "signals"
@@ -50,15 +51,15 @@ def test_a_barrage_of_signals_leaves_one_whole_run(tmp_path):
     """Signals every 2 ms until the process is gone: the first stops it, the rest leave the saved run whole"""
     train = start(ENDLESS, tmp_path, stdout=subprocess.DEVNULL)
     try:
-        (tmp_path / "run").mkdir(exist_ok=True)
+        wait_for_file(train, tmp_path / "run" / "checkpoint.npz")
         deadline = time.monotonic() + 60
-        while not (tmp_path / "run/checkpoint.npz").exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
         rng = random.Random(3)
         sent = []
         while train.poll() is None and time.monotonic() < deadline:
             sent.append(rng.choice([signal.SIGTERM, signal.SIGHUP]))
             train.send_signal(sent[-1])
+            if len(sent) == 1:  # the first has arrived before any other is sent (the kernel
+                wait_until(train.pid, sent[0], "delivered")  # hands pending ones over lowest first)
             time.sleep(0.002)
         tally(len(sent))
         _, err = train.communicate(timeout=60)
@@ -100,9 +101,35 @@ def test_ctrl_c_reaches_a_background_job_under_job_control(tmp_path):
               'for i in $(seq 1500); do grep -q "^epoch" out.txt && break; sleep 0.02; done; '
               'kill -INT %1; wait %1; echo "status $?"')
     done = subprocess.run(["bash", "-c", script, "bash", *BPGPU, *ENDLESS], cwd=tmp_path, env=ENV,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, preexec_fn=default_signals)
     tally()
     err = (tmp_path / "err.txt").read_text()
     assert done.stdout.strip() == "status 130", err
     assert "stopped by SIGINT (Ctrl-C)" in err
+    assert_one_saved_run(tmp_path / "run")
+
+
+def test_the_first_stopping_signal_decides_the_status(tmp_path, monkeypatch, capsys):
+    """Ctrl-C, then SIGTERM, during training: stopped by SIGINT, exit 130 (fit's own handler
+    takes the Ctrl-C, so the command reads the order of arrival from Python's wakeup pipe)"""
+    monkeypatch.chdir(tmp_path)
+    real_epoch = cli.train.Progress.epoch
+
+    def epoch_then_signals(self, epoch, *args):
+        if epoch == 1:
+            for signum in (signal.SIGINT, signal.SIGTERM):  # each handled in C before kill returns
+                os.kill(os.getpid(), signum)
+            tally(2)
+        return real_epoch(self, epoch, *args)
+
+    monkeypatch.setattr(cli.train.Progress, "epoch", epoch_then_signals)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as from a terminal, even under nohup
+    try:
+        status = cli.main(["train", "--data", "xor", "--sizes", "2,4,1", "--epochs", "50", "--quiet", "--no-plot",
+                           "--out", "run"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    err = capsys.readouterr().err
+    assert status == 130, err
+    assert "bpgpu train: stopped by SIGINT (Ctrl-C) at epoch 2: saved run/model.npz" in err
     assert_one_saved_run(tmp_path / "run")

@@ -17,25 +17,20 @@ from mpirun import run_ranks
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class Ranks(distributed.SingleProcess):
-    """Rank ``rank`` among ranks holding ``counts`` rows, without MPI (for the plan only)."""
-
-    def __init__(self, counts, rank):
-        self._counts, self.rank, self.size = counts, rank, len(counts)
-
-    def counts(self, m):
-        assert m == self._counts[self.rank]
-        return list(self._counts)
-
-
 def test_equal_shards_interleave_round_robin():
     ranks, local = distributed.interleaved_order([3, 3])
     assert list(zip(ranks, local)) == [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (1, 2)]
 
 
+def test_unequal_shards_interleave_by_their_rows_midpoints():
+    """Rank 0's 2 rows sit at 1/4, 3/4, rank 1's 3 rows at 1/6, 1/2, 5/6 (written out here)."""
+    ranks, local = distributed.interleaved_order([2, 3])
+    assert list(zip(ranks.tolist(), local.tolist())) == [(1, 0), (0, 0), (1, 1), (0, 1), (1, 2)]
+
+
 def test_each_step_takes_the_global_batch_in_proportion_to_the_ranks_rows():
     counts, B = [10, 20, 30], 12
-    plans = [distributed.step_slices(Ranks(counts, r), counts[r], B) for r in range(3)]
+    plans = [distributed.step_slices(r, counts, B) for r in range(3)]
     sizes = plans[0][1]
     assert sizes == [12] * 5 and all(p[1] == sizes and p[2] == 60 for p in plans)
     for k in range(5):
@@ -46,7 +41,7 @@ def test_each_step_takes_the_global_batch_in_proportion_to_the_ranks_rows():
 
 
 def test_full_batch_is_one_step_of_every_row():
-    assert distributed.step_slices(Ranks([4, 7], 1), 7, None) == ([(0, 7)], [11], 11)
+    assert distributed.step_slices(1, [4, 7], None) == ([(0, 7)], [11], 11)
 
 
 def test_shard_blocks_differ_by_at_most_one_row():
@@ -119,3 +114,50 @@ def test_the_commands_standardizer_from_sums_equals_the_direct_one():
     got, want = ranks.standardizer(distributed.SingleProcess(), X, get_backend("numpy")), bpgpu.Standardizer().fit(X)
     np.testing.assert_allclose(got.mean, want.mean, rtol=1e-12)
     np.testing.assert_allclose(got.std, want.std, rtol=1e-12)
+
+
+def test_mpi4py_without_an_mpi_library_says_what_to_install(tmp_path):
+    """mpi4py raises RuntimeError (not ImportError) when it finds no MPI library to load."""
+    (tmp_path / "mpi4py").mkdir()
+    (tmp_path / "mpi4py" / "__init__.py").write_text("")
+    (tmp_path / "mpi4py" / "MPI.py").write_text("raise RuntimeError('cannot load MPI library')\n")
+    out = _python("import bpgpu\n"
+                  "try:\n bpgpu.Network([2, 1]).fit([[0, 0]], [0], epochs=1, comm='world')\n"
+                  "except ImportError as e:\n print(e)", PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}")
+    assert out.stdout.strip() == f"{distributed.INSTALL_HINT} (RuntimeError: cannot load MPI library)", out.stderr
+
+
+def test_device_vectors_travel_through_one_kept_host_buffer():
+    """No new host or device array per step: sum_over_ranks copies a CuPy vector into the
+    page-locked buffer the backend made once (``get(out=)``), and back (``set``)."""
+    from bpgpu.backend import CupyBackend
+
+    class DeviceVector(np.ndarray):  # a stand-in cupy.ndarray: its two copies to and from the host
+        def get(self, out):
+            np.copyto(out, self)
+
+        def set(self, host):
+            np.copyto(self, host)
+
+    class Device(CupyBackend):  # CuPy's copies, without a GPU: every other way to the host is refused
+        made = []
+
+        def __init__(self):
+            self.xp = np
+
+        def host_buffer(self, n, dtype):  # cupyx.empty_pinned needs a driver
+            self.made.append(np.zeros(n, dtype))
+            return self.made[-1]
+
+        def to_host(self, a):
+            raise AssertionError("a new host array")
+
+        def asarray(self, a, dtype):
+            raise AssertionError("a new device array")
+
+    backend, comm = Device(), distributed.SingleProcess()
+    flat = np.arange(5.0).view(DeviceVector)
+    for step in range(3):
+        assert distributed.sum_over_ranks(comm, backend, flat, 2.0, step) == [2.0, float(step)]
+    np.testing.assert_array_equal(flat, np.arange(5.0))
+    assert len(Device.made) == 1 and Device.made[0] is comm.buffer(7, np.float64)

@@ -108,3 +108,38 @@ def test_a_signal_to_one_rank_stops_every_rank_and_rank_0_saves(tmp_path):
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert history["stop_reason"] == "interrupted" and history["ranks"] == 2
     assert bpgpu.load(tmp_path / "run" / "model.npz").sizes == [2, 16, 3]
+
+
+def test_ranks_started_with_different_options_say_so_in_one_line(tmp_path):
+    """Once a page of MPICH's errors from a collective of the wrong size, or a hang."""
+    table(tmp_path)
+    code = ("import os, sys\nfrom bpgpu.cli import main\nargs = sys.argv[1:]\n"
+            "if os.environ['PMI_RANK'] == '1':\n    args[args.index('--epochs') + 1] = '5'\n"
+            "sys.exit(main(args))")
+    out = run_ranks(2, "-c", code, *TRAIN[2:], "--epochs", "4", cwd=tmp_path, timeout=60)
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.strip() == ("bpgpu train: error: every rank must be started with the same options; "
+                                  "--epochs: 4 on rank 0, 5 on rank 1"), out.stderr
+
+
+def test_ranks_score_classes_over_every_ranks_rows(tmp_path):
+    """Accuracy is the right answers of every rank over the rows of every rank (over one
+    rank's rows it would be about P times too high)."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((61, 4))
+    labels = np.argmax(X[:, :3] + 0.5 * X[:, 3:], axis=1)
+    np.save(tmp_path / "classes.npy", np.hstack([X, labels[:, None]]))
+    args = ["--data", "classes.npy", "--one-hot", "--sizes", "4,6,3", "--epochs", "3", "--batch-size", "full"]
+    train(tmp_path, 1, *args, "--out", "one")
+    train(tmp_path, 2, *args, "--out", "two")
+    one, two = (json.loads((tmp_path / d / "history.json").read_text()) for d in ("one", "two"))
+    assert two["metric"] == "accuracy" and len(two["accuracy"]) == 3 and max(two["accuracy"]) <= 1.0
+    np.testing.assert_allclose(two["accuracy"], one["accuracy"], rtol=1e-12)
+
+
+def test_fewer_rows_than_ranks_are_counted_not_called_none(tmp_path):
+    np.save(tmp_path / "two.npy", np.arange(10.0).reshape(2, 5))
+    out = run_ranks(3, *TRAIN, "--data", "two.npy", "--epochs", "1", cwd=tmp_path, timeout=60)
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.strip() == ("bpgpu train: error: --data two.npy: 2 examples for 3 ranks; every rank needs "
+                                  "at least one: start at most 2 ranks"), out.stderr

@@ -14,12 +14,13 @@ import sys
 
 import numpy as np
 
-from .. import distributed
+from .. import agreement, distributed
 from ..backend import cuda_device_count
 from ..metrics import classes
 from ..scaling import Standardizer
 from ..training import DivergenceError
 from .errors import CLIError, one_line
+from .signals import Stopped
 
 
 def communicator(asked: bool):
@@ -45,8 +46,10 @@ def device(comm, backend: str) -> int | None:
 @contextlib.contextmanager
 def abort_on_failure(comm):
     """A failure on one rank ends every rank (MPI_Abort), saying which rank and why, instead of
-    leaving the others waiting in a collective. A divergence is not a failure of one rank:
-    every rank sees the same losses, and rank 0 must finish saving the last good weights."""
+    leaving the others waiting in a collective. Not failures of one rank: a divergence (every
+    rank sees the same losses, and rank 0 must finish saving the last good weights), and an
+    error raised alike on every rank (:func:`bpgpu.agreement.mark_every_rank`), which rank 0
+    alone says."""
     try:
         yield
     except DivergenceError:
@@ -54,9 +57,29 @@ def abort_on_failure(comm):
     except BaseException as err:
         if comm is None:
             raise
-        why = "interrupted" if isinstance(err, KeyboardInterrupt) else f"error: {one_line(err)}"
+        if agreement.raised_everywhere(err):
+            if comm.rank == 0:
+                raise
+            raise SystemExit(1) from None
+        if isinstance(err, Stopped):
+            why, status = str(err), 128 + err.signum
+        elif isinstance(err, KeyboardInterrupt):
+            why, status = "interrupted", 130
+        else:
+            why, status = f"error: {one_line(err)}", 1
         print(f"bpgpu train: rank {comm.rank} of {comm.size}: {why}", file=sys.stderr, flush=True)
-        comm.abort(130 if isinstance(err, KeyboardInterrupt) else 1)
+        comm.abort(status)
+
+
+def agree_on_options(comm, args) -> None:
+    """Ranks started with different options would fail in a collective (a page of MPI's
+    errors) or train apart: every rank raises the same one-line error instead, naming the
+    options and the ranks."""
+    if comm is None:
+        return
+    skip = ("run", "prog", "progress_only", "command")
+    with agreement.Pact(comm, "every rank must be started with the same options") as pact:
+        pact.terms = {"--" + k.replace("_", "-"): v for k, v in sorted(vars(args).items()) if k not in skip}
 
 
 @contextlib.contextmanager
@@ -71,6 +94,7 @@ def first_speaks(comm):
 
 def standardizer(comm, X, backend) -> Standardizer:
     """The Standardizer of every rank's rows X (m_r, n) together: the mean, then the deviation."""
+    comm.meet()  # a rank still reading its data keeps this one waiting where a signal can stop it
     host = backend.to_host(X).astype(np.float64)
     total, m = _sum(comm, host.sum(axis=0), host.shape[0])
     mean = total / m

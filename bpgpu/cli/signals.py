@@ -1,25 +1,47 @@
 """Stopping signals in ``bpgpu train``: the run is saved, whoever stops it.
 
 SIGTERM and SIGHUP are how batch systems, ``timeout``, ``docker stop``, systemd and a
-closed terminal stop a program. Here they stop training after the current step, exactly
-as Ctrl-C does, so the model, its history and its checkpoint are saved; the command then
-exits with the shell's status for that signal (128 + its number: 130 SIGINT, 129 SIGHUP,
-143 SIGTERM), so a script or scheduler still sees that the run was stopped.
+closed terminal stop a program. During training they stop it after the current step,
+exactly as Ctrl-C does, so the model, its history and its checkpoint are saved; the command
+then exits with the shell's status for that signal (128 + its number: 130 SIGINT, 129
+SIGHUP, 143 SIGTERM), so a script or scheduler still sees that the run was stopped.
+
+Before training (while the data is read: a FIFO, a slow pipe, a big CSV) there is nothing to
+save, so a stopping signal stops the command at once, as Ctrl-C does: its handler raises
+:class:`Stopped`, which ends a read blocked in the kernel (the call returns EINTR and
+Python runs the handler) and a parse that checks for signals.
 
 While the files are written every stopping signal (Ctrl-C included) is only noted: the
 writes are atomic, so a file is always old or new, and deferring the signal means no run
 ends with a new model beside an old history. The library leaves signals to the program
 that imports it (``fit`` only turns Ctrl-C into a stop request, and only where SIGINT is
 Python's default), so these handlers are the command's own, installed for one run.
+
+The first stopping signal decides the status. Python runs the handlers of signals that
+arrived together in signal-number order (SIGHUP before SIGTERM, whichever came first), and
+a Ctrl-C during training goes to ``fit``'s handler, not here; so the order of arrival is
+read from Python's wakeup pipe, where its C-level handler writes each signal's number as it
+arrives.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import sys
 import threading
 
 STOPPING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class Stopped(BaseException):
+    """A stopping signal before training: nothing to save, the command ends now. A
+    BaseException, as KeyboardInterrupt is, so that no ``except Exception`` swallows it."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name} before training: nothing saved")
+        self.signum = signum
 
 
 class Stop:
@@ -29,27 +51,44 @@ class Stop:
     def __init__(self):
         self.signum: int | None = None
         self.elsewhere = False  # stopped by the vote of several ranks, not by a signal noted here
+        self.before_training = True  # a signal raises Stopped until training()
         self._previous: dict = {}
+        self._arrivals: _Arrivals | None = None
 
     def __call__(self) -> bool:
         return self.signum is not None
 
     def _note(self, signum, frame):
+        if self.before_training:
+            raise Stopped(signum)
         if self.signum is None:
-            self.signum = signum
+            first = self._arrivals.first(STOPPING + (signal.SIGINT,)) if self._arrivals else None
+            self.signum = first or signum
         # A later one is dropped: the run is already stopping, and its saving must finish.
+
+    def training(self) -> None:
+        """Training starts: from now on a stopping signal is noted, to stop after a step."""
+        self.before_training = False
 
     @contextlib.contextmanager
     def catching(self, signals=STOPPING):
         """Note ``signals`` instead of dying of them until the block ends (main thread only:
-        Python runs handlers there)."""
+        Python runs handlers there). A :class:`Stopped` ends the block, said in one line on
+        stderr; :meth:`status` then gives the exit status."""
+        main = threading.current_thread() is threading.main_thread()
         try:
+            self._arrivals = _Arrivals() if main else None
             self.also(*signals)
             yield self
+        except Stopped as stopped:
+            self.signum = stopped.signum
+            print(f"bpgpu train: {stopped}", file=sys.stderr)
         finally:
             for signum, handler in self._previous.items():
                 signal.signal(signum, handler)
             self._previous.clear()
+            if self._arrivals is not None:
+                self._arrivals.close()
 
     def also(self, *signals) -> None:
         """Note these signals too, until the block of :meth:`catching` ends."""
@@ -78,3 +117,28 @@ class Stop:
     def status(self) -> int:
         """128 + the signal's number, or 0 when none stopped the run."""
         return 0 if self.signum is None else 128 + self.signum
+
+
+class _Arrivals:
+    """The signals that reached this process, in order of arrival: Python's C-level handler
+    writes each one's number into the wakeup pipe set here (for signals with a Python
+    handler), before any Python handler runs."""
+
+    def __init__(self):
+        self._read, self._write = os.pipe()
+        for fd in (self._read, self._write):
+            os.set_blocking(fd, False)
+        self._previous = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        self._seen = bytearray()
+
+    def first(self, among) -> int | None:
+        """The first of the signals ``among`` to have arrived so far, or None."""
+        with contextlib.suppress(BlockingIOError):
+            while chunk := os.read(self._read, 4096):
+                self._seen += chunk
+        return next((s for s in self._seen if s in among), None)
+
+    def close(self) -> None:
+        signal.set_wakeup_fd(self._previous)
+        os.close(self._read)
+        os.close(self._write)

@@ -11,7 +11,8 @@ import numpy as np
 
 from .. import data
 from ..data import GENERATORS
-from ..distributed import shard as block_of
+from ..agreement import mark_every_rank
+from ..distributed import shard
 from ..losses import CROSS_ENTROPY_OUTPUTS
 from .errors import CLIError, count
 from .columns import for_training, target_rows
@@ -35,7 +36,7 @@ def training_data(o, backend, rank=0, ranks=1):
     Data-parallel ``rank`` of ``ranks`` gets its block of rows (:func:`bpgpu.distributed.shard`
     of the file's rows, or of --samples) and generates its own, seeded by (--data-seed, rank).
     """
-    start, stop = block_of(o.samples, rank, ranks)
+    start, stop = block_of(o.samples, rank, ranks, f"--samples {o.samples}")
     sizes, m = o.sizes, stop - start
     wanted = f"--sizes {','.join(map(str, sizes))}"
     noise = {} if o.noise is None else {"noise": o.noise}
@@ -61,7 +62,16 @@ def training_data(o, backend, rank=0, ranks=1):
         if o.noise is not None and not bool(backend.xp.all(backend.xp.isfinite(X))):
             raise CLIError(f"--noise {o.noise:g}: the generated inputs overflow to inf or NaN; give a smaller --noise")
         return X, Y, {"kind": o.data, "description": f"{o.samples} {o.data} examples"}, None
-    return _file_data(o, backend, wanted, lambda n: block_of(n, rank, ranks))
+    return _file_data(o, backend, wanted, lambda n: block_of(n, rank, ranks, f"--data {o.data}"))
+
+
+def block_of(n: int, rank: int, ranks: int, what: str) -> tuple[int, int]:
+    """(start, stop) of ``rank``'s block of n rows; fewer rows than ranks are refused alike
+    on every rank (a rank without rows would say the file has none)."""
+    if n < ranks:
+        raise mark_every_rank(CLIError(f"{what}: {count(n, 'example')} for {ranks} ranks; every rank needs at least "
+                                       f"one: start at most {n} ranks"))
+    return shard(n, rank, ranks)
 
 
 def rank_seed(seed: int, rank: int) -> int:

@@ -126,7 +126,9 @@ def run(args) -> int:
     comm = ranks.communicator(bool(args.distributed))
     stop = Stop()
     with stop.catching(), ranks.first_speaks(comm), ranks.abort_on_failure(comm):  # until the run is saved: see signals.py
+        ranks.agree_on_options(comm, args)
         return _train(args, stop, comm) or stop.status()
+    return stop.status()  # stopped before training (signals.py)
 
 
 def _train(args, stop, comm) -> int:
@@ -189,9 +191,7 @@ def _train(args, stop, comm) -> int:
             _checkpoint(save, out / "checkpoint.npz", history)
         return False
 
-    if stop():  # stopped while the data was read: nothing trained, nothing to save
-        print(f"bpgpu train: stopped by {stop.name} before training: nothing saved", file=sys.stderr)
-        return stop.status()
+    stop.training()  # until now a stopping signal ended the command at once: nothing to save
     try:  # a diverging run is reported below, once its last good weights are saved
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DivergenceWarning)
