@@ -29,7 +29,7 @@ def run(args) -> int:
     extra = checkpoint.extra or {}
     stored, options = extra.get("data", {}), extra.get("cli", {})
     table = read_table(args.data)
-    ys = model_targets(table, args.target, stored)
+    ys = model_targets(table, args.target, stored, args.model)
     X = model_inputs(table, args.columns, stored, args.model, net.sizes[0], targets=ys)
     Y, kind, _ = target_rows(table, ys, net.sizes[-1], one_hot=bool(options.get("one_hot")),
                              classes=checkpoint.classes)
