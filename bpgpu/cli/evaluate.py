@@ -6,6 +6,7 @@ import json
 
 from .. import persistence
 from ..metrics import score
+from .chunks import rows_per_chunk
 from .columns import model_inputs, model_targets, target_rows
 from .scores import LABELS
 from .sources import METRIC
@@ -38,7 +39,9 @@ def run(args) -> int:
     if checkpoint.scaler is not None:
         X = checkpoint.scaler.transform(X)
     metric = METRIC.get(stored.get("kind"), "accuracy" if kind != "file" else "r2")
-    result = {"loss": net.evaluate(X, Y), metric: score(net, X, Y, metric), "examples": X.shape[0],
+    rows = rows_per_chunk(net)  # activations of a bounded chunk of rows at a time
+    result = {"loss": net.evaluate(X, Y, chunk_size=rows), metric: score(net, X, Y, metric, rows=rows),
+              "examples": X.shape[0],
               "data": str(args.data), "model": str(args.model)}
     if args.json:
         print(json.dumps(result))

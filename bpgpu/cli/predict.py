@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import metrics, persistence
 from ..atomic import check_target
+from .chunks import outputs
 from .columns import class_probabilities, model_inputs
 from .errors import CLIError
 from .tables import check_fits, read_table, write_table
@@ -37,9 +38,7 @@ def run(args) -> int:
     table = read_table(args.input)
     X = model_inputs(table, args.columns, (checkpoint.extra or {}).get("data", {}), args.model, net.sizes[0])
     check_fits(table, X, net.dtype, "input")
-    if checkpoint.scaler is not None:
-        X = checkpoint.scaler.transform(X)
-    A = net.predict(X)
+    A = outputs(net, X, checkpoint.scaler)
     fmt = "%.10g"
     if args.argmax:
         k = metrics.classes(A, np).astype(int)
