@@ -85,11 +85,15 @@ def target_rows(table: Table, ys: list[int], outputs: int, *, one_hot=False, cla
     """(Y (m, k), kind, classes): the targets a network with ``outputs`` units trains on.
 
     A text column (or any column, given the model's ``classes``) holds class labels: kind
-    "labels", classes its sorted names unless given. ``one_hot``: integer labels
-    0..outputs−1, kind "one-hot". Otherwise the numbers themselves, kind "file".
+    "labels", classes its sorted names unless given (``one_hot`` on text is refused: it would
+    do nothing). ``one_hot``: integer labels 0..outputs−1, kind "one-hot". Otherwise the
+    numbers themselves, kind "file".
     """
     if classes is not None or any(j in table.text for j in ys):
         column = _one_column(table, ys, "class labels")
+        if one_hot and column in table.text:  # an option that would do nothing is refused
+            raise CLIError(f"--one-hot: column {table.name(column)} of {table.path} holds text labels, which "
+                           "become one-hot classes without it; leave out --one-hot")
         labels = table.labels(column)
         classes = classes or class_names(labels)
         return encode(labels, classes, outputs, f"column {table.name(column)} of {table.path}"), "labels", classes
