@@ -12,6 +12,7 @@ from ..atomic import check_target
 from .chunks import outputs
 from .columns import class_probabilities, model_inputs
 from .errors import CLIError
+from .stopping import Stopped, raising
 from .tables import check_fits, read_table, write_table
 
 
@@ -28,6 +29,16 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    try:
+        with raising():
+            return _predict(args)
+    except Stopped as stop:  # the output's temporary is already gone
+        print(f"bpgpu predict: stopped by {stop}" + (f"; {args.output} not written" if args.output else ""),
+              file=sys.stderr)
+        return stop.status
+
+
+def _predict(args) -> int:
     if args.output is not None:
         if Path(args.output).suffix.lower() not in (".npy", ".csv"):
             raise CLIError(f"{args.output}: expected a .npy or .csv output file, "
