@@ -45,8 +45,8 @@ class Standardizer:
         # overflows (inputs near 1e160 made σ inf, and every scaled input 0). A power of two
         # scales exactly: where the plain formula neither overflowed nor underflowed (σ of inputs
         # near 1e-300 came out 0), these are its very bits.
-        _, exponent = xp.frexp(xp.max(xp.abs(X), axis=0))
-        scale = xp.ldexp(xp.ones(X.shape[1], dtype=X.dtype), exponent)
+        _, exponent = np.frexp(backend.to_host(xp.max(xp.abs(X), axis=0)))  # n numbers, on the host
+        scale = backend.asarray(np.ldexp(1.0, exponent), _dtype(backend, X))
         X = X / scale
         mean = xp.mean(X, axis=0)
         std = xp.sqrt(xp.mean((X - mean) ** 2, axis=0))
