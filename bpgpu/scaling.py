@@ -41,10 +41,17 @@ class Standardizer:
         """Learn μ and σ from X (m, n), m ≥ 1; returns self."""
         backend, X = _batch("X", X)
         xp = backend.xp
+        # Each feature divided first by a power of two near its largest |x|, so that no square
+        # overflows (inputs near 1e160 made σ inf, and every scaled input 0). A power of two
+        # scales exactly: where the plain formula neither overflowed nor underflowed (σ of inputs
+        # near 1e-300 came out 0), these are its very bits.
+        _, exponent = np.frexp(backend.to_host(xp.max(xp.abs(X), axis=0)))  # n numbers, on the host
+        scale = backend.asarray(np.ldexp(1.0, exponent), _dtype(backend, X))
+        X = X / scale
         mean = xp.mean(X, axis=0)
         std = xp.sqrt(xp.mean((X - mean) ** 2, axis=0))
-        self.mean = np.asarray(backend.to_host(mean), dtype=np.float64)
-        std = np.asarray(backend.to_host(std), dtype=np.float64)
+        self.mean = np.asarray(backend.to_host(mean * scale), dtype=np.float64)
+        std = np.asarray(backend.to_host(std * scale), dtype=np.float64)
         self.std = np.where(std > 0, std, 1.0)
         return self
 

@@ -31,18 +31,20 @@ class Workspaces:
 
     def __init__(self, xp, dtype: str, sizes: list[int], bias: bool):
         self._make = lambda rows: Workspace(xp, dtype, sizes, bias, rows)
-        self.kept: dict[int, Workspace] = {}  # by row count, oldest first
+        self.kept: dict[int, Workspace] = {}  # by row count, least recently used first
 
     def get(self, rows: int, keep: bool) -> Workspace:
         """Buffers for ``rows`` rows: kept for reuse (training steps), or new ones for one
-        call (whose results must outlive it, or whose batch may be huge)."""
+        call (whose results must outlive it, or whose batch may be huge). Beyond ``KEPT``
+        batch sizes, the least recently used one gives up its buffers."""
         if not keep:
             return self._make(rows)
-        ws = self.kept.get(rows)
+        ws = self.kept.pop(rows, None)  # re-inserted below: the dict's order is the order of use
         if ws is None:
             if len(self.kept) >= KEPT:
                 self.kept.pop(next(iter(self.kept)))
-            ws = self.kept[rows] = self._make(rows)
+            ws = self._make(rows)
+        self.kept[rows] = ws
         return ws
 
     def clear(self) -> None:

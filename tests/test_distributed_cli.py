@@ -68,9 +68,9 @@ def test_a_failure_on_one_rank_ends_every_rank_saying_which(tmp_path):
     table(tmp_path)
     code = ("import sys\nfrom mpi4py import MPI\nimport bpgpu.cli.train as train\n"
             "from bpgpu.cli.errors import CLIError\nreal = train.training_data\n"
-            "def failing(o, backend, *rank):\n"
+            "def failing(o, backend, *rank, **columns):\n"
             "    if MPI.COMM_WORLD.rank == 1:\n        raise CLIError('disk on fire')\n"
-            "    return real(o, backend, *rank)\n"
+            "    return real(o, backend, *rank, **columns)\n"
             "train.training_data = failing\nfrom bpgpu.cli import main\n"
             f"sys.exit(main({TRAIN[2:] + ['--epochs', '50']!r}))")
     out = run_ranks(2, "-c", code, cwd=tmp_path, timeout=60)

@@ -62,6 +62,20 @@ def test_at_most_four_batch_sizes_keep_buffers_the_oldest_dropped_first():
     assert sorted(net._workspaces.kept) == [3, 4, 5, 6]
 
 
+def test_the_least_recently_used_batch_size_gives_up_its_buffers():
+    """sizes 2, 3, 4, 5 kept; 2 used again; a fifth size 6 evicts 3 (least recently used), not 2 (oldest inserted)"""
+    net = bpgpu.Network([3, 5, 2])
+    opt = SGD(0.1)
+    batches = {m: net.batch(*data(m)) for m in (2, 3, 4, 5, 6)}
+    for m in (2, 3, 4, 5):
+        net.step(*batches[m], opt)
+    kept = net._workspaces.kept[2]
+    for m in (2, 6):
+        net.step(*batches[m], opt)
+    assert sorted(net._workspaces.kept) == [2, 4, 5, 6]
+    assert net._workspaces.kept[2] is kept
+
+
 def test_release_buffers_then_a_chunked_step_gives_the_same_D():
     net = bpgpu.Network([3, 5, 2], lam=0.1)
     X, Y = net.batch(*data(9))

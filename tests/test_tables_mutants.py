@@ -13,6 +13,7 @@ import pytest
 from bpgpu.cli.columns import class_names, class_probabilities, encode, for_training, model_inputs, \
     model_targets, target_rows
 from bpgpu.cli.errors import CLIError
+from bpgpu.cli.headers import pick
 from bpgpu.cli.tables import Table, read_table, write_table
 
 
@@ -151,31 +152,31 @@ def table(names=("a", "b", "c", "d"), m=2, text=None):
 
 def test_pick_names_indices_ranges_and_exclusions():
     t = table()
-    assert t.pick("c,a", "--columns") == [2, 0]
-    assert t.pick(" -1 , 0", "--columns") == [3, 0]
-    assert t.pick("b:d", "--columns") == [1, 2, 3]
-    assert t.pick("0:1", "--columns") == [0, 1]
-    assert t.pick("-2:-1", "--columns") == [2, 3]
-    assert t.pick("!b", "--columns") == [0, 2, 3]
-    assert t.pick("!b,!d", "--columns", rest=[0, 1, 2]) == [0, 2]
-    assert t.pick("a:c,!b", "--columns") == [0, 2]
+    assert pick(t, "c,a", "--columns") == [2, 0]
+    assert pick(t, " -1 , 0", "--columns") == [3, 0]
+    assert pick(t, "b:d", "--columns") == [1, 2, 3]
+    assert pick(t, "0:1", "--columns") == [0, 1]
+    assert pick(t, "-2:-1", "--columns") == [2, 3]
+    assert pick(t, "!b", "--columns") == [0, 2, 3]
+    assert pick(t, "!b,!d", "--columns", rest=[0, 1, 2]) == [0, 2]
+    assert pick(t, "a:c,!b", "--columns") == [0, 2]
 
 
 def test_pick_refusals():
     t = table()
-    fails("--columns a,,b: an empty column name; expected names, indices or ranges like f0:f63", t.pick, "a,,b", "--columns")
-    fails("--columns a,a: column 'a' named twice", t.pick, "a,a", "--columns")
-    fails("--columns !a,!b,!c,!d: leaves no column of f.csv", t.pick, "!a,!b,!c,!d", "--columns")
-    fails("--target c:a: the range 'c:a' runs backwards (column 2 to 0)", t.pick, "c:a", "--target")
-    fails("--columns z: no column 'z' in f.csv (its columns are a, b, c, d)", t.pick, "z", "--columns")
-    fails("--columns 4: column 4 is out of range, f.csv has 4 columns", t.pick, "4", "--columns")
-    fails("--columns -5: column -5 is out of range, f.csv has 4 columns", t.pick, "-5", "--columns")
-    assert t.pick("-4", "--columns") == [0]
-    fails("--columns z: no column 'z' in f.csv (it has no header, use indices)", table(None).pick, "z", "--columns")
+    fails("--columns a,,b: an empty column name; expected names, indices or ranges like f0:f63", pick, t, "a,,b", "--columns")
+    fails("--columns a,a: column 'a' named twice", pick, t, "a,a", "--columns")
+    fails("--columns !a,!b,!c,!d: leaves no column of f.csv", pick, t, "!a,!b,!c,!d", "--columns")
+    fails("--target c:a: the range 'c:a' runs backwards (column 2 to 0)", pick, t, "c:a", "--target")
+    fails("--columns z: no column 'z' in f.csv (its columns are a, b, c, d)", pick, t, "z", "--columns")
+    fails("--columns 4: column 4 is out of range, f.csv has 4 columns", pick, t, "4", "--columns")
+    fails("--columns -5: column -5 is out of range, f.csv has 4 columns", pick, t, "-5", "--columns")
+    assert pick(t, "-4", "--columns") == [0]
+    fails("--columns z: no column 'z' in f.csv (it has no header, use indices)", pick, table(None), "z", "--columns")
 
 
 def test_a_name_with_a_colon_is_a_name_not_a_range():
-    assert table(("a:b", "c")).pick("a:b", "--columns") == [0]
+    assert pick(table(("a:b", "c")), "a:b", "--columns") == [0]
 
 
 def test_numbers_and_labels():
@@ -218,11 +219,13 @@ def test_model_inputs_by_columns_stored_names_x_and_y_or_the_rest():
     np.testing.assert_array_equal(model_inputs(t, None, {"inputs": ["c", "b"]}, "m", 2), t.values[:, [2, 1]])
     xy = table(("x0", "x1", "y"))
     np.testing.assert_array_equal(model_inputs(xy, None, {}, "m", 2), xy.values[:, :2])
-    np.testing.assert_array_equal(model_inputs(t, None, {"inputs": ["q"]}, "m", 3, targets=[1]), t.values[:, [0, 2, 3]])
+    bare = table(None)  # no header: by position, all but the targets
+    np.testing.assert_array_equal(model_inputs(bare, None, {"inputs": ["q"]}, "m", 3, targets=[1]),
+                                  bare.values[:, [0, 2, 3]])
     fails("incompatible sizes: m expects 3 input columns, f.csv has 4 (pick them with --columns)",
           model_inputs, t, None, {}, "m", 3)
     fails("incompatible sizes: m expects 3 input columns, f.csv has 4 (its inputs were q, r; pick them with --columns)",
-          model_inputs, t, None, {"inputs": ["q", "r"]}, "m", 3)
+          model_inputs, bare, None, {"inputs": ["q", "r"]}, "m", 3)
     fails("incompatible sizes: m expects 3 input columns, f.csv has 1", model_inputs, t, "a", {}, "m", 3)
 
 
@@ -231,7 +234,8 @@ def test_model_targets():
     assert model_targets(t, "b", {}) == [1]
     assert model_targets(t, None, {"targets": ["d", "a"]}) == [3, 0]
     assert model_targets(table(("x0", "y0", "y1")), None, {}) == [1, 2]
-    fails("--target: name the target column(s) of f.csv; the model's were q", model_targets, t, None, {"targets": ["q"]})
+    fails("--target: name the target column(s) of f.csv; the model's were q", model_targets, table(None), None,
+          {"targets": ["q"]})
     fails("--target: name the target column(s) of f.csv, e.g. --target -1 (the last column)", model_targets, t, None, {})
 
 
@@ -307,7 +311,7 @@ def test_model_columns_name_their_option():
     t = table()
     fails("--columns z: no column 'z' in f.csv (its columns are a, b, c, d)", model_inputs, t, "z", {}, "m", 1)
     fails("--target z: no column 'z' in f.csv (its columns are a, b, c, d)", model_targets, t, "z", {})
-    fails("--target: name the target column(s) of f.csv; the model's were q, r", model_targets, t, None,
+    fails("--target: name the target column(s) of f.csv; the model's were q, r", model_targets, table(None), None,
           {"targets": ["q", "r"]})
 
 
@@ -325,9 +329,9 @@ def test_training_columns_name_their_option():
 
 def test_range_ends_are_checked_and_a_range_of_one_column_is_allowed():
     t = table()
-    assert t.pick("b:b", "--columns") == [1]
-    fails("--columns a:z: no column 'z' in f.csv (its columns are a, b, c, d)", t.pick, "a:z", "--columns")
-    fails("--columns 0:1:2: no column '1:2' in f.csv (its columns are a, b, c, d)", t.pick, "0:1:2", "--columns")
+    assert pick(t, "b:b", "--columns") == [1]
+    fails("--columns a:z: no column 'z' in f.csv (its columns are a, b, c, d)", pick, t, "a:z", "--columns")
+    fails("--columns 0:1:2: no column '1:2' in f.csv (its columns are a, b, c, d)", pick, t, "0:1:2", "--columns")
 
 
 def test_csv_reading_keeps_line_breaks_inside_quoted_cells(tmp_path):

@@ -9,13 +9,16 @@ import itertools
 import os
 import platform
 import shlex
+import signal
 import sys
 import traceback
 
 from .. import environment, plotting
 from ..atomic import check_target
 from ..backend import DTYPES, BackendUnavailable, get_backend
+from ..validation import fits_in_memory
 from ..cli.argtypes import at_least, names
+from ..cli.stopping import Stopped, raising
 from .case import run_case
 from .peers import PEERS
 from .report import check_targets, write
@@ -99,8 +102,13 @@ def run(args: argparse.Namespace) -> int:
             unavailable[name] = f'{name} is not installed (pip install "bpgpu[compare]")'
         else:
             peers.append(name)
+    try:  # sizes whose data cannot fit are refused now, in one line, not inside a case
+        _check_memory(args)
+    except ValueError as err:
+        print(f"bpgpu bench: error: {err}", file=sys.stderr)
+        return 1
     min_time, repeats, rounds = (0.0, 1, 1) if args.smoke else (args.min_time, args.repeats, args.rounds)
-    results = []
+    results, stopped = [], None
     with thread_limits(args.threads):
         meta = {"command": _command_line(args), "commit": environment.commit(),
                 "when": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -110,26 +118,57 @@ def run(args: argparse.Namespace) -> int:
                 "unavailable": unavailable, "smoke": args.smoke, "min_time": min_time, "repeats": repeats, "rounds": rounds,
                 "batches": args.batches, "measures": args.measures, "optimizers": args.optimizers,
                 "tf32": f"off (torch allow_tf32=False; CUPY_TF32={os.environ.get('CUPY_TF32', 'unset')})"}
-        for name in args.workloads:
-            w = workload(name, args.smoke)
-            for backend in backends:
-                for dtype in args.dtypes:
-                    for m, opt in itertools.product(args.batch_sizes or [w.batch], args.optimizers):
-                        print(f"bpgpu bench: {w.name} {backend.name} {dtype} batch {m} {opt}", file=sys.stderr, flush=True)
-                        try:
-                            results.append(undisturbed(lambda: run_case(
-                                w, backend, dtype, m, peers=peers, measures=args.measures, n_batches=args.batches,
-                                threads=args.threads, min_time=min_time, repeats=repeats, rounds=rounds, seed=args.seed,
-                                optimizer=opt), args.quiet_retries))
-                        except Exception as err:  # one failed case must not lose the others' report
-                            traceback.print_exc()
-                            results.append({"workload": w.name, "backend": backend.name, "dtype": dtype, "batch": m,
-                                            "optimizer": opt, "sizes": list(w.sizes),
-                                            "error": f"{type(err).__name__}: {err}"})
+        try:  # a stopping signal or Ctrl-C ends the measuring; what was measured is still reported
+            with raising():
+                _measure_cases(args, backends, peers, dict(min_time=min_time, repeats=repeats, rounds=rounds), results)
+        except (Stopped, KeyboardInterrupt) as stop:
+            stopped = stop if isinstance(stop, Stopped) else Stopped(signal.SIGINT)
+            meta["stopped"] = f"by {stopped} after {len(results)} case{'s' if len(results) != 1 else ''}"
+            print(f"bpgpu bench: stopped {meta['stopped']}; reporting those", file=sys.stderr)
         meta["thread_pools"] = environment.thread_pools()  # now that the peers' libraries are loaded too
     report = {"meta": meta, "results": results, "targets": [] if args.smoke else check_targets(results)}
-    print(write(report, json_path=args.json, markdown_path=args.markdown, plot_path=args.plot))
+    held = []
+    with raising(held=held):  # a signal now waits until the report is written
+        print(write(report, json_path=args.json, markdown_path=args.markdown, plot_path=args.plot))
+    stopped = stopped or (Stopped(held[0]) if held else None)
+    if stopped is not None:
+        return stopped.status
     return 0 if results and not any("error" in r for r in results) else 1
+
+
+def _measure_cases(args, backends, peers, timing: dict, results: list) -> None:
+    """Append to ``results`` each case's row (or its error) as it is measured."""
+    for name in args.workloads:
+        w = workload(name, args.smoke)
+        for backend in backends:
+            for dtype in args.dtypes:
+                for m, opt in itertools.product(args.batch_sizes or [w.batch], args.optimizers):
+                    print(f"bpgpu bench: {w.name} {backend.name} {dtype} batch {m} {opt}", file=sys.stderr, flush=True)
+                    try:
+                        results.append(undisturbed(lambda: run_case(
+                            w, backend, dtype, m, peers=peers, measures=args.measures, n_batches=args.batches,
+                            threads=args.threads, seed=args.seed, optimizer=opt, **timing), args.quiet_retries))
+                    except Exception as err:  # one failed case must not lose the others' report
+                        if isinstance(err, MemoryError):
+                            print(f"bpgpu bench: {w.name} batch {m}: out of memory ({err})", file=sys.stderr)
+                        else:
+                            traceback.print_exc()
+                        results.append({"workload": w.name, "backend": backend.name, "dtype": dtype, "batch": m,
+                                        "optimizer": opt, "sizes": list(w.sizes),
+                                        "error": f"{type(err).__name__}: {err}"})
+
+
+def _check_memory(args) -> None:
+    """Refuse (ValueError) --batches × a batch size whose data cannot fit in memory: the host
+    data (float64, X, Y and labels), its copy on the device, and a batch's activations."""
+    for name in args.workloads:
+        w = workload(name, args.smoke)
+        for m in args.batch_sizes or [w.batch]:
+            rows = args.batches * m
+            need = 2 * 8 * rows * (w.sizes[0] + w.sizes[-1] + 1) + 4 * 8 * m * sum(w.sizes)
+            option = f"--batch-sizes {m} with --batches {args.batches}" if args.batch_sizes else \
+                f"--batches {args.batches} with {w.name}'s batch size {m}"
+            fits_in_memory(option, need, f"{rows:,} rows of {w.name}'s data")
 
 
 def _command_line(args) -> str:

@@ -13,21 +13,32 @@ import numpy as np
 
 from ..validation import fits_in_memory
 from .errors import CLIError
+from .headers import by_name, index_of, listed, pick
 from .tables import Table
 
 
-def for_training(table: Table, target: str | None, columns: str | None) -> tuple[list[int], list[int]]:
+def for_training(table: Table, target: str | None, columns: str | None,
+                 like: dict | None = None) -> tuple[list[int], list[int]]:
     """(input columns, target columns) from --target (default: the y… of an X/Y table) and
-    --columns (default: every column that is not a target)."""
+    --columns (default: every column that is not a target).
+
+    ``like``: the data record of the model a run resumes ({"inputs": names, "targets":
+    names}); a table with a header then gives those columns by name, in the model's order
+    (the columns of the file may come in any order)."""
+    if like and like.get("inputs") and table.names:
+        hint = "name them with --columns and --target"
+        return (by_name(table, like["inputs"], "inputs of the resumed model", hint),
+                by_name(table, like["targets"], "targets of the resumed model", hint))
     if target is None:
         if not table.x_and_y():
             raise CLIError(f"--target: name the target column(s) of {table.path}, e.g. --target -1 (the last column)"
                            + (f" or --target {table.names[-1]}" if table.names else ""))
         target = ",".join(n for n in table.names if n.startswith("y"))
-    ys = table.pick(target, "--target")
-    rest = [j for j in range(table.width) if j not in ys]
-    xs = table.pick(columns, "--columns", rest) if columns else rest
-    both = [j for j in xs if j in ys]
+    ys = pick(table, target, "--target")
+    targets = set(ys)
+    rest = [j for j in range(table.width) if j not in targets]
+    xs = pick(table, columns, "--columns", rest) if columns else rest
+    both = [j for j in xs if j in targets]
     if both:
         raise CLIError(f"--columns {columns}: column {table.name(both[0])} is also a --target column")
     return xs, ys
@@ -35,46 +46,54 @@ def for_training(table: Table, target: str | None, columns: str | None) -> tuple
 
 def model_inputs(table: Table, columns: str | None, stored: dict, model, inputs: int, targets=()) -> np.ndarray:
     """The inputs (m, ``inputs``) of ``model`` in ``table``: the columns --columns names, else
-    those named as the model's inputs were (``stored["inputs"]``), else the x… of an X/Y
-    table, else all but the ``targets`` columns."""
+    (in a table with a header) those named as the model's inputs were (``stored["inputs"]``:
+    every one must be there), else the x… of an X/Y table, else all but the ``targets``
+    columns, by position."""
     names = stored.get("inputs")
+    index_of(table)  # a header naming a column twice is refused, however the columns are found
     if columns:
-        xs = table.pick(columns, "--columns")
-    elif names and table.names and all(n in table.names for n in names):
-        xs = [table.names.index(n) for n in names]
+        xs = pick(table, columns, "--columns")
+    elif names and table.names:
+        xs = by_name(table, names, f"inputs of {model}", "pick the inputs with --columns")
     elif table.x_and_y():
         xs = [j for j, n in enumerate(table.names) if n.startswith("x")]
     else:
-        xs = [j for j in range(table.width) if j not in targets]
+        omitted = set(targets)
+        xs = [j for j in range(table.width) if j not in omitted]
     if len(xs) != inputs:
         raise CLIError(f"incompatible sizes: {model} expects {inputs} input columns, {table.path} has {len(xs)}"
-                       + ("" if columns else f" ({'its inputs were ' + ', '.join(names) + '; ' if names else ''}"
+                       + ("" if columns else f" ({'its inputs were ' + listed(names) + '; ' if names else ''}"
                                              "pick them with --columns)"))
     return table.numbers(xs)
 
 
-def model_targets(table: Table, target: str | None, stored: dict) -> list[int]:
-    """The target columns for a saved model: --target, else those named as in training."""
+def model_targets(table: Table, target: str | None, stored: dict, model="the model") -> list[int]:
+    """The target columns for a saved model: --target, else (in a table with a header) those
+    named as in training (every one must be there), else the y… of an X/Y table."""
     if target:
-        return table.pick(target, "--target")
+        return pick(table, target, "--target")
     names = stored.get("targets")
-    if names and table.names and all(n in table.names for n in names):
-        return [table.names.index(n) for n in names]
+    if names and table.names:
+        return by_name(table, names, f"targets of {model}", "name the target column(s) with --target")
     if table.x_and_y():
         return [j for j, n in enumerate(table.names) if n.startswith("y")]
     raise CLIError(f"--target: name the target column(s) of {table.path}"
-                   + (f"; the model's were {', '.join(names)}" if names else ", e.g. --target -1 (the last column)"))
+                   + (f"; the model's were {listed(names)}" if names else ", e.g. --target -1 (the last column)"))
 
 
 def target_rows(table: Table, ys: list[int], outputs: int, *, one_hot=False, classes=None):
     """(Y (m, k), kind, classes): the targets a network with ``outputs`` units trains on.
 
     A text column (or any column, given the model's ``classes``) holds class labels: kind
-    "labels", classes its sorted names unless given. ``one_hot``: integer labels
-    0..outputs−1, kind "one-hot". Otherwise the numbers themselves, kind "file".
+    "labels", classes its sorted names unless given (``one_hot`` on text is refused: it would
+    do nothing). ``one_hot``: integer labels 0..outputs−1, kind "one-hot". Otherwise the
+    numbers themselves, kind "file".
     """
     if classes is not None or any(j in table.text for j in ys):
         column = _one_column(table, ys, "class labels")
+        if one_hot and column in table.text:  # an option that would do nothing is refused
+            raise CLIError(f"--one-hot: column {table.name(column)} of {table.path} holds text labels, which "
+                           "become one-hot classes without it; leave out --one-hot")
         labels = table.labels(column)
         classes = classes or class_names(labels)
         return encode(labels, classes, outputs, f"column {table.name(column)} of {table.path}"), "labels", classes

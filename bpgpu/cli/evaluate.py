@@ -6,6 +6,7 @@ import json
 
 from .. import persistence
 from ..metrics import score
+from .chunks import rows_per_chunk
 from .columns import model_inputs, model_targets, target_rows
 from .scores import LABELS
 from .sources import METRIC
@@ -30,7 +31,7 @@ def run(args) -> int:
     extra = checkpoint.extra or {}
     stored, options = extra.get("data", {}), extra.get("cli", {})
     table = read_table(args.data, delimiter=args.delimiter)
-    ys = model_targets(table, args.target, stored)
+    ys = model_targets(table, args.target, stored, args.model)
     X = model_inputs(table, args.columns, stored, args.model, net.sizes[0], targets=ys)
     Y, kind, _ = target_rows(table, ys, net.sizes[-1], one_hot=bool(options.get("one_hot")),
                              classes=checkpoint.classes)
@@ -39,7 +40,9 @@ def run(args) -> int:
     if checkpoint.scaler is not None:
         X = checkpoint.scaler.transform(X)
     metric = METRIC.get(stored.get("kind"), "accuracy" if kind != "file" else "r2")
-    result = {"loss": net.evaluate(X, Y), metric: score(net, X, Y, metric), "examples": X.shape[0],
+    rows = rows_per_chunk(net)  # activations of a bounded chunk of rows at a time
+    result = {"loss": net.evaluate(X, Y, chunk_size=rows), metric: score(net, X, Y, metric, rows=rows),
+              "examples": X.shape[0],
               "data": str(args.data), "model": str(args.model)}
     if args.json:
         print(json.dumps(result))

@@ -9,8 +9,10 @@ import numpy as np
 
 from .. import metrics, persistence
 from ..atomic import check_target
+from .chunks import outputs
 from .columns import class_probabilities, model_inputs
 from .errors import CLIError
+from .stopping import Stopped, raising
 from .tables import DELIMITER_HELP, check_fits, read_table, write_table
 
 
@@ -28,6 +30,16 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    try:
+        with raising():
+            return _predict(args)
+    except Stopped as stop:  # the output's temporary is already gone
+        print(f"bpgpu predict: stopped by {stop}" + (f"; {args.output} not written" if args.output else ""),
+              file=sys.stderr)
+        return stop.status
+
+
+def _predict(args) -> int:
     if args.output is not None:
         if Path(args.output).suffix.lower() not in (".npy", ".csv"):
             raise CLIError(f"{args.output}: expected a .npy or .csv output file, "
@@ -38,9 +50,7 @@ def run(args) -> int:
     table = read_table(args.input, delimiter=args.delimiter)
     X = model_inputs(table, args.columns, (checkpoint.extra or {}).get("data", {}), args.model, net.sizes[0])
     check_fits(table, X, net.dtype, "input")
-    if checkpoint.scaler is not None:
-        X = checkpoint.scaler.transform(X)
-    A = net.predict(X)
+    A = outputs(net, X, checkpoint.scaler)
     fmt = "%.10g"
     if args.argmax:
         k = metrics.classes(A, np).astype(int)

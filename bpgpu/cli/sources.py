@@ -28,10 +28,11 @@ METRIC = {"xor": "accuracy", "spirals": "accuracy", "blobs": "accuracy", "teache
           "one-hot": "accuracy", "labels": "accuracy", "file": "r2"}
 
 
-def training_data(o, backend, rank=0, ranks=1):
+def training_data(o, backend, rank=0, ranks=1, like=None):
     """(X, Y, source, classes): X (m, sizes[0]) and Y (m, sizes[-1]) on ``backend``, checked
     against --sizes; ``source`` describes the data (kept in the model); ``classes`` names the
-    classes of a text label column, else None.
+    classes of a text label column, else None. ``like``: the resumed model's columns
+    (:func:`resumed_columns`), which a table with a header gives by name.
 
     Data-parallel ``rank`` of ``ranks`` gets its block of rows (:func:`bpgpu.distributed.shard`
     of the file's rows, or of --samples) and generates its own, seeded by (--data-seed, rank).
@@ -62,7 +63,7 @@ def training_data(o, backend, rank=0, ranks=1):
         if o.noise is not None and not bool(backend.xp.all(backend.xp.isfinite(X))):
             raise CLIError(f"--noise {o.noise:g}: the generated inputs overflow to inf or NaN; give a smaller --noise")
         return X, Y, {"kind": o.data, "description": f"{o.samples} {o.data} examples"}, None
-    return _file_data(o, backend, wanted, lambda n: block_of(n, rank, ranks, f"--data {o.data}"))
+    return _file_data(o, backend, wanted, lambda n: block_of(n, rank, ranks, f"--data {o.data}"), like)
 
 
 def block_of(n: int, rank: int, ranks: int, what: str) -> tuple[int, int]:
@@ -72,6 +73,15 @@ def block_of(n: int, rank: int, ranks: int, what: str) -> tuple[int, int]:
         raise mark_every_rank(CLIError(f"{what}: {count(n, 'example')} for {ranks} ranks; every rank needs at least "
                                        f"one: start at most {n} ranks"))
     return shard(n, rank, ranks)
+
+
+def resumed_columns(checkpoint, given: dict) -> dict | None:
+    """The data record ({"inputs": names, "targets": names}) of the model a run resumes, by
+    whose names its --data is matched; None without a checkpoint, or where this run names
+    its columns itself (``given`` holds --columns or --target)."""
+    if checkpoint is None or "columns" in given or "target" in given:
+        return None
+    return (checkpoint.extra or {}).get("data")
 
 
 def rank_seed(seed: int, rank: int) -> int:
@@ -85,7 +95,7 @@ def _fits(sizes, inputs, outputs, wanted, what):
         raise CLIError(f"incompatible sizes: {what}, but {wanted} has {count(sizes[0], 'input')} and {count(sizes[-1], 'output')}")
 
 
-def _file_data(o, backend, wanted, rows):
+def _file_data(o, backend, wanted, rows, like):
     """The file's examples; ``rows(m)`` is the block (start, stop) of its m rows to keep."""
     path = Path(o.data)
     # A file without a suffix (a pipe, /dev/stdin) has its format sniffed; a name that is
@@ -99,7 +109,7 @@ def _file_data(o, backend, wanted, rows):
         return rows(m)
 
     table = read_table(path, rows=block, delimiter=o.delimiter)
-    xs, ys = for_training(table, o.target, o.columns)
+    xs, ys = for_training(table, o.target, o.columns, like)
     X = table.numbers(xs)
     Y, kind, classes = target_rows(table, ys, o.sizes[-1], one_hot=o.one_hot)
     if not rows_in_file:  # a CSV, read whole (text labels name their classes from every row): keep this rank's block

@@ -4,7 +4,7 @@
 A table is one example a row, with its column names where the file has them. Cells are
 numbers, except that a CSV or Parquet column may hold text (class labels such as "setosa"):
 such a column can be a target, never an input. Columns are picked by ``--columns``/``--target``
-specs (:meth:`Table.pick`).
+specs (:func:`bpgpu.cli.headers.pick`).
 """
 
 from __future__ import annotations
@@ -66,54 +66,6 @@ class Table:
         if j in self.text:
             return self.text[j]
         return np.array([f"{v:g}" for v in self.values[:, j]])
-
-    def pick(self, spec: str, option: str, rest: list[int] | None = None) -> list[int]:
-        """Column indices from ``spec``, in its order: comma-separated items, each a header
-        name, an index (negative from the end) or an inclusive range ``first:last`` of either
-        (``f0:f63``, ``0:3``); an item written ``!item`` leaves those columns out. A spec of
-        exclusions only starts from ``rest`` (default: every column)."""
-        items = [s.strip() for s in spec.split(",")]
-        if not all(items):
-            raise CLIError(f"{option} {spec}: an empty column name; expected names, indices or ranges like f0:f63")
-        if all(item.startswith("!") for item in items):
-            picked = list(range(self.width)) if rest is None else list(rest)
-        else:
-            picked = []
-        for item in items:
-            excluded = item.startswith("!")
-            found = self._resolve(item[1:] if excluded else item, spec, option)
-            if excluded:
-                picked = [j for j in picked if j not in found]
-                continue
-            for j in found:
-                if j in picked:
-                    raise CLIError(f"{option} {spec}: column {self.name(j)} named twice")
-                picked.append(j)
-        if not picked:
-            raise CLIError(f"{option} {spec}: leaves no column of {self.path}")
-        return picked
-
-    def _resolve(self, item: str, spec: str, option: str) -> list[int]:
-        if self.names and item in self.names:
-            return [self.names.index(item)]
-        if ":" in item:
-            first, last = (self._index(end, spec, option) for end in item.split(":", 1))
-            if first > last:
-                raise CLIError(f"{option} {spec}: the range {item!r} runs backwards (column {first} to {last})")
-            return list(range(first, last + 1))
-        return [self._index(item, spec, option)]
-
-    def _index(self, item: str, spec: str, option: str) -> int:
-        if self.names and item in self.names:
-            return self.names.index(item)
-        try:
-            j = int(item)
-        except ValueError:
-            known = f"its columns are {', '.join(self.names)}" if self.names else "it has no header, use indices"
-            raise CLIError(f"{option} {spec}: no column {item!r} in {self.path} ({known})") from None
-        if not -self.width <= j < self.width:
-            raise CLIError(f"{option} {spec}: column {j} is out of range, {self.path} has {self.width} columns")
-        return j % self.width
 
     def x_and_y(self) -> bool:
         """Whether the columns are x…/y… (x0, x1, y, or those of an X/Y .npz), targets last."""

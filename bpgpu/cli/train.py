@@ -28,7 +28,7 @@ from .errors import CLIError
 from .progress import Progress
 from .scores import Scores
 from .signals import Stop
-from .sources import METRIC, heads, split, training_data
+from .sources import METRIC, heads, resumed_columns, split, training_data
 from .tables import DELIMITER_HELP
 
 TRAIN_DEFAULTS = dict(
@@ -143,7 +143,8 @@ def _train(args, stop, comm) -> int:
         o.quiet, o.log_every = True, 0
     # An unusable backend says why before any data is made.
     backend = get_backend(o.backend, ranks.device(comm, o.backend))
-    X, Y, source, classes = training_data(o, backend, *((comm.rank, comm.size) if comm else ()))
+    X, Y, source, classes = training_data(o, backend, *((comm.rank, comm.size) if comm else ()),
+                                          like=resumed_columns(checkpoint, given))  # columns by name on --resume
     o.output, o.loss = heads(o, source)
     if checkpoint:
         net = checkpoint.network.clone(backend=backend)

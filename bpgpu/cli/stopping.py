@@ -1,0 +1,54 @@
+"""Stopping signals in the commands that only compute and write (``predict``, ``bench``):
+SIGTERM or SIGHUP raises :class:`Stopped` where the program is, so the write in progress
+removes its temporary (:func:`bpgpu.atomic.atomic_write` cleans up on any exception; the
+default disposition killed the process and left a temporary as large as the output) and
+``bench`` can still report what it measured. ``train`` has its own handlers
+(:mod:`bpgpu.cli.signals`): it stops after a step and saves the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+
+from .signals import STOPPING
+
+
+class Stopped(BaseException):
+    """A stopping signal arrived; ``signum`` is its number. A BaseException, like
+    KeyboardInterrupt: no ``except Exception`` that carries on past a failure swallows it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def status(self) -> int:
+        """The shell's exit status for the signal: 128 + its number (143 SIGTERM, 129 SIGHUP)."""
+        return 128 + self.signum
+
+
+@contextlib.contextmanager
+def raising(signals=STOPPING, held: list | None = None):
+    """Within the block, the first of ``signals`` raises :class:`Stopped`; later ones are
+    ignored (the command is already saving what it has). With ``held`` (a list), nothing is
+    raised: the signals' numbers are appended to it, for a write that must finish first.
+    Main thread only, where Python runs signal handlers; the previous handlers come back
+    when the block ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    noted = [] if held is None else held
+
+    def stop(signum, frame):
+        noted.append(signum)
+        if held is None and len(noted) == 1:
+            raise Stopped(signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in signals}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
