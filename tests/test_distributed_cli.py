@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import bpgpu
 from bpgpu import distributed
@@ -143,3 +144,25 @@ def test_fewer_rows_than_ranks_are_counted_not_called_none(tmp_path):
     assert out.returncode == 1, out.stderr
     assert out.stderr.strip() == ("bpgpu train: error: --data two.npy: 2 examples for 3 ranks; every rank needs "
                                   "at least one: start at most 2 ranks"), out.stderr
+
+
+@pytest.mark.parametrize("suffix, value, message", [
+    (".npy", 1e39, "row 40: input 1e+39 overflows float32"),
+    (".csv", 1e39, "row 40: input 1e+39 overflows float32"),
+    (".npy", np.nan, "row 40, column 2: expected a finite number, got nan"),
+])
+def test_a_rank_names_the_files_row_not_its_blocks(tmp_path, suffix, value, message):
+    """Under MPI each rank reads its block of rows; a bad value in rank 1's block is named by its
+    row in the file (40 of 53), not by its place in the block"""
+    rng = np.random.default_rng(0)
+    rows = np.hstack([rng.standard_normal((53, 4)), rng.standard_normal((53, 1))])
+    rows[39, 2] = value
+    path = tmp_path / f"bad{suffix}"
+    if suffix == ".npy":
+        np.save(path, rows)
+    else:
+        np.savetxt(path, rows, delimiter=",", header="a,b,c,d,y", comments="")
+    out = run_ranks(2, *TRAIN[:3], "--data", path.name, *TRAIN[5:], "--dtype", "float32",
+                    "--epochs", "1", cwd=tmp_path, timeout=60)
+    assert out.returncode != 0
+    assert f"{path.name}: {message}" in out.stderr, out.stderr

@@ -102,11 +102,12 @@ def _file_data(o, backend, wanted, rows, like):
     # neither is most likely a mistyped generator.
     if path.suffix.lower() not in SUFFIXES and (path.suffix or not path.exists()):
         raise CLIError(f"--data {o.data}: expected one of {', '.join(GENERATORS)} or a .csv/.tsv/.parquet/.npy/.npz file")
-    rows_in_file = []
+    rows_in_file, spans = [], []
 
     def block(m):
         rows_in_file.append(m)
-        return rows(m)
+        spans.append(rows(m))
+        return spans[-1]
 
     table = read_table(path, rows=block, delimiter=o.delimiter)
     xs, ys = for_training(table, o.target, o.columns, like)
@@ -114,8 +115,9 @@ def _file_data(o, backend, wanted, rows, like):
     Y, kind, classes = target_rows(table, ys, o.sizes[-1], one_hot=o.one_hot)
     if not rows_in_file:  # a CSV, read whole (text labels name their classes from every row): keep this rank's block
         X, Y = (A[slice(*block(X.shape[0]))] for A in (X, Y))
-    check_fits(table, X, o.dtype, "input")
-    check_fits(table, Y, o.dtype, "target")
+    first = spans[0][0] if spans else 0  # messages name the file's rows, not the rank's
+    check_fits(table, X, o.dtype, "input", first)
+    check_fits(table, Y, o.dtype, "target", first)
     k = class_codes(Y) if kind == "file" else None
     codes = k and f"column {table.name(ys[0])} of {path} holds only the integers 0..{k - 1}"
     if X.shape[1] != o.sizes[0] or Y.shape[1] != o.sizes[-1]:

@@ -36,6 +36,8 @@ class Table:
         names: the n column names (a CSV header, or x…/y… of an X/Y .npz), or None.
         text: {column: (m,) str array} for each column holding text.
         first_line: the file line of row 0, for messages (2 under a CSV header).
+        first_row: the file's row number of row 0 less one (a data-parallel rank's block
+            of a .npy starts further in), for messages.
     """
 
     path: Path
@@ -43,6 +45,7 @@ class Table:
     names: list[str] | None = None
     text: dict[int, np.ndarray] = field(default_factory=dict)
     first_line: int = 1
+    first_row: int = 0
 
     @property
     def width(self) -> int:
@@ -108,7 +111,7 @@ def read_table(path, rows=None, delimiter=None) -> Table:
     bad[:, list(table.text)] = False  # NaN marks a text cell
     if bad.any():
         row, j = np.argwhere(bad)[0]
-        raise CLIError(f"{path}: row {row + 1}, column {table.name(j)}: expected a finite number, "
+        raise CLIError(f"{path}: row {table.first_row + row + 1}, column {table.name(j)}: expected a finite number, "
                        f"got {table.values[row, j]}")
     return table
 
@@ -121,14 +124,14 @@ def _sniffed(data: bytes) -> str:
     return ".csv"
 
 
-def check_fits(table: Table, A: np.ndarray, dtype: str, what: str) -> None:
-    """Refuse ``what`` (rows of ``table``) if a value overflows ``dtype``, naming the row:
-    float32 would turn it into inf."""
+def check_fits(table: Table, A: np.ndarray, dtype: str, what: str, first_row: int = 0) -> None:
+    """Refuse ``what`` (rows of ``table`` from row ``first_row`` + 1 of its file on) if a value
+    overflows ``dtype``, naming the file's row: float32 would turn it into inf."""
     largest = np.finfo(dtype).max
     over = np.abs(A) > largest
     if over.any():
         row, k = np.argwhere(over)[0]
-        raise CLIError(f"{table.path}: row {row + 1}: {what} {A[row, k]:g} overflows {dtype} (largest {largest:.4g}); "
+        raise CLIError(f"{table.path}: row {first_row + row + 1}: {what} {A[row, k]:g} overflows {dtype} (largest {largest:.4g}); "
                        "rescale it" + (", or use --dtype float64" if dtype == "float32" else ""))
 
 
@@ -184,9 +187,11 @@ def _read_numpy(path: Path, data: bytes, suffix: str, rows=None) -> Table:
 
 def _table(path: Path, loaded: np.ndarray, names, rows) -> Table:
     """``loaded`` as a Table, only the block ``rows(m)`` of its m rows where ``rows`` is given."""
+    first = 0
     if rows is not None and loaded.ndim in (1, 2):
-        loaded = np.array(loaded[slice(*rows(len(loaded)))])  # from a memory map: reads this block only
-    return Table(path, _as_2d(path, "the array", loaded), names)
+        first, stop = rows(len(loaded))
+        loaded = np.array(loaded[first:stop])  # from a memory map: reads this block only
+    return Table(path, _as_2d(path, "the array", loaded), names, first_row=first)
 
 
 def _as_2d(path, what, a) -> np.ndarray:
