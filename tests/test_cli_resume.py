@@ -12,7 +12,7 @@ import threading
 import numpy as np
 import pytest
 
-from bpgpu import persistence
+from bpgpu.io import persistence
 from bpgpu.cli import main, train
 from bpgpu.cli.signals import Stop
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import bpgpu
-from bpgpu import model_file, persistence
+from bpgpu.io import model_file, persistence
 from bpgpu import validation as check
 from reliability import tally
 

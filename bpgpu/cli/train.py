@@ -9,9 +9,10 @@ import warnings
 
 import numpy as np
 
-from .. import metrics, persistence, plotting
+from .. import metrics, plotting
+from ..io import persistence
 from ..activations import HIDDEN, OUTPUTS
-from ..atomic import atomic_write_text
+from ..io.atomic import atomic_write_text
 from ..backend import DTYPES, get_backend
 from ..data import GENERATORS
 from ..losses import LOSSES

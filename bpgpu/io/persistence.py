@@ -15,7 +15,7 @@ Weights travel through the host, so a model saved from CuPy loads on NumPy and t
 other way round. A file without a scaler or class names is written as format version 1,
 which every bpgpu reads; one with them as version 2, so that a bpgpu too old to apply them
 refuses the file instead of predicting from unscaled inputs. Writes go through
-:func:`bpgpu.atomic.atomic_write`: a crash or a full disk mid-write leaves the old file
+:func:`bpgpu.io.atomic.atomic_write`: a crash or a full disk mid-write leaves the old file
 whole, and symlinks, FIFOs and devices are refused.
 
 Reading trusts nothing in the file: only a regular file is opened; every array's
@@ -36,14 +36,14 @@ from pathlib import Path
 import numpy as np
 
 from . import model_file
-from . import validation as check
+from .. import validation as check
 from .atomic import atomic_write, check_target
 from .model_file import FORMAT
 from .npz import Archive
-from .optimizers import OPTIMIZERS
-from .position import Position, State
-from .training import History
-from .scaling import Standardizer
+from ..optimizers import OPTIMIZERS
+from ..position import Position, State
+from ..training import History
+from ..scaling import Standardizer
 
 
 
@@ -201,7 +201,7 @@ def _history_dict(history):
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
 
@@ -237,8 +237,8 @@ def load_checkpoint(path, backend="numpy", dtype=None) -> Checkpoint:
 
     Raises as :func:`load`.
     """
-    from .network import Network
-    from .optimizers import make_optimizer
+    from ..network import Network
+    from ..optimizers import make_optimizer
 
     path = Path(path)
     arrays = {}
