@@ -37,6 +37,27 @@ class State:
         opt.restore(self.optimizer)
 
 
+class Rollback:
+    """The weights and optimiser state at the start of this epoch and of the one before
+    (each checked finite at the end of the epoch before it), to go back to on divergence."""
+
+    def __init__(self):
+        self.now: State | None = None
+        self.before: State | None = None
+
+    def keep(self, net, opt) -> None:
+        """At an epoch's start: the state two epochs back is no longer needed, and its
+        arrays take this one's copy."""
+        self.before, self.now = self.now, State.of(net, opt, reuse=self.before)
+
+    def restore(self, net, opt, nonfinite: tuple[str, int]) -> None:
+        """Go back to the last good state: this epoch's start, or the one before when the
+        loss was already non-finite at the epoch's first step (``nonfinite`` = ("loss",
+        0)), which condemns the weights this epoch started with."""
+        before_this_epoch = nonfinite == ("loss", 0) and self.before is not None
+        (self.before if before_this_epoch else self.now).restore(net, opt)
+
+
 @dataclass
 class Position:
     """Where a run stands: ``epoch`` whole epochs done, then ``step`` steps of the next
