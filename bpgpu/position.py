@@ -1,13 +1,7 @@
-"""Where a training run stands between two steps: what a stopped ``fit`` needs to
-continue exactly as if it had never stopped.
-
-A run stops at any step (Ctrl-C, a signal, ``max_time``) or at an epoch's end (a
-callback, early stopping). Its :class:`Position` says how many whole epochs are done,
-how far into the next one it got (the mini-batch order of an epoch is a function of
-the seed and the epoch number, so the step count is all the shuffling state there is),
-the J of those steps (so the epoch's loss comes out the same), and the early-stopping
-state: the best validation loss, its epoch, the epochs since, and — with patience — a
-copy of the best epoch's weights and optimiser state to go back to.
+"""Where a training run stands between two steps (:class:`Position`), the copies of weights
+and optimiser state it may go back to (:class:`State`, :class:`Rollback`), and the
+early-stopping watch: what a stopped ``fit`` needs to continue exactly as if it had never
+stopped (docs/architecture.md, "Training").
 """
 
 from __future__ import annotations
