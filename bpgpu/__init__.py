@@ -6,17 +6,22 @@
     bpgpu.save(net, "model.npz"); net = bpgpu.load("model.npz")
 """
 
+import sys
+
 from . import data, metrics, schedules
 from .backend import BackendUnavailable, available_backends, get_backend
 from .gradcheck import gradient_check
 from .network import Network
 from .optimizers import SGD, Adam, Momentum, Optimizer
-from .persistence import load, save
+from .io import load, load_checkpoint, persistence, save
 from .scaling import Standardizer
 from .training import DivergenceError, DivergenceWarning, History, fit
 
 __version__ = "0.1.0"
 
-__all__ = ["Network", "fit", "History", "gradient_check", "save", "load", "Standardizer", "data", "metrics", "schedules", "get_backend", "available_backends",
+# bpgpu.persistence, the name README has given load_checkpoint, stays importable.
+sys.modules[__name__ + ".persistence"] = persistence
+
+__all__ = ["Network", "fit", "History", "gradient_check", "save", "load", "load_checkpoint", "Standardizer", "data", "metrics", "schedules", "get_backend", "available_backends",
            "BackendUnavailable", "DivergenceError", "DivergenceWarning", "Optimizer", "SGD", "Momentum", "Adam",
            "__version__"]

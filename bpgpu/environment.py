@@ -1,4 +1,5 @@
-"""What this machine runs: versions, CUDA devices, BLAS and thread pools, the CPU, the commit.
+"""What this machine runs: versions, CUDA devices, BLAS and thread pools, the CPU, the commit,
+and the memory it has free now (:func:`available_memory`, read where a size comes from outside).
 
 The one place that reports them: ``bpgpu info`` prints them and ``bpgpu bench`` records
 them beside its timings. CuPy is reached through the backend, the one module that imports it.
@@ -127,3 +128,47 @@ def commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return head + ("+" if dirty else "")
+
+
+# Where Linux says how much memory can be allocated now, for this machine and for
+# this process's control group (a container's limit); tests point these elsewhere.
+MEMINFO = "/proc/meminfo"
+CGROUP = "/sys/fs/cgroup"
+
+
+def available_memory() -> int | None:
+    """Bytes that can be allocated now without swapping: Linux's MemAvailable (free
+    memory plus caches it can drop), lowered to what the cgroup limit leaves; elsewhere
+    the physical memory. None where the OS does not say."""
+    have = _meminfo_available()
+    if have is None:
+        try:
+            have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (AttributeError, ValueError, OSError):
+            return None
+    left = _cgroup_left()
+    return have if left is None else min(have, left)
+
+
+def _meminfo_available() -> int | None:
+    try:
+        with open(MEMINFO) as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # the kernel's kB are KiB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _cgroup_left() -> int | None:
+    """The cgroup v2 memory limit less its current use, or None without a limit."""
+    try:
+        with open(os.path.join(CGROUP, "memory.max")) as f:
+            limit = f.read().strip()
+        if limit == "max":
+            return None
+        with open(os.path.join(CGROUP, "memory.current")) as f:
+            return max(0, int(limit) - int(f.read().strip()))
+    except (OSError, ValueError):
+        return None

@@ -1,13 +1,7 @@
-"""Where a training run stands between two steps: what a stopped ``fit`` needs to
-continue exactly as if it had never stopped.
-
-A run stops at any step (Ctrl-C, a signal, ``max_time``) or at an epoch's end (a
-callback, early stopping). Its :class:`Position` says how many whole epochs are done,
-how far into the next one it got (the mini-batch order of an epoch is a function of
-the seed and the epoch number, so the step count is all the shuffling state there is),
-the J of those steps (so the epoch's loss comes out the same), and the early-stopping
-state: the best validation loss, its epoch, the epochs since, and — with patience — a
-copy of the best epoch's weights and optimiser state to go back to.
+"""Where a training run stands between two steps (:class:`Position`), the copies of weights
+and optimiser state it may go back to (:class:`State`, :class:`Rollback`), and the
+early-stopping watch: what a stopped ``fit`` needs to continue exactly as if it had never
+stopped (docs/architecture.md, "Training").
 """
 
 from __future__ import annotations
@@ -35,6 +29,27 @@ class State:
     def restore(self, net, opt) -> None:
         net.set_params(self.params)
         opt.restore(self.optimizer)
+
+
+class Rollback:
+    """The weights and optimiser state at the start of this epoch and of the one before
+    (each checked finite at the end of the epoch before it), to go back to on divergence."""
+
+    def __init__(self):
+        self.now: State | None = None
+        self.before: State | None = None
+
+    def keep(self, net, opt) -> None:
+        """At an epoch's start: the state two epochs back is no longer needed, and its
+        arrays take this one's copy."""
+        self.before, self.now = self.now, State.of(net, opt, reuse=self.before)
+
+    def restore(self, net, opt, nonfinite: tuple[str, int]) -> None:
+        """Go back to the last good state: this epoch's start, or the one before when the
+        loss was already non-finite at the epoch's first step (``nonfinite`` = ("loss",
+        0)), which condemns the weights this epoch started with."""
+        before_this_epoch = nonfinite == ("loss", 0) and self.before is not None
+        (self.before if before_this_epoch else self.now).restore(net, opt)
 
 
 @dataclass

@@ -9,10 +9,10 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
-import os
 
 import numpy as np
 
+from . import environment
 from .backend import array_library
 
 # How a foreign array gets to the host, by the library it comes from.
@@ -71,50 +71,6 @@ def _short(value) -> str:
     return text if len(text) <= 30 else f"{text[:12]}…{text[-6:]}, {len(text)} digits"
 
 
-# Where Linux says how much memory can be allocated now, for this machine and for
-# this process's control group (a container's limit); tests point these elsewhere.
-MEMINFO = "/proc/meminfo"
-CGROUP = "/sys/fs/cgroup"
-
-
-def available_memory() -> int | None:
-    """Bytes that can be allocated now without swapping: Linux's MemAvailable (free
-    memory plus caches it can drop), lowered to what the cgroup limit leaves; elsewhere
-    the physical memory. None where the OS does not say."""
-    have = _meminfo_available()
-    if have is None:
-        try:
-            have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        except (AttributeError, ValueError, OSError):
-            return None
-    left = _cgroup_left()
-    return have if left is None else min(have, left)
-
-
-def _meminfo_available() -> int | None:
-    try:
-        with open(MEMINFO) as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024  # the kernel's kB are KiB
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def _cgroup_left() -> int | None:
-    """The cgroup v2 memory limit less its current use, or None without a limit."""
-    try:
-        with open(os.path.join(CGROUP, "memory.max")) as f:
-            limit = f.read().strip()
-        if limit == "max":
-            return None
-        with open(os.path.join(CGROUP, "memory.current")) as f:
-            return max(0, int(limit) - int(f.read().strip()))
-    except (OSError, ValueError):
-        return None
-
-
 def network_bytes(sizes: list[int]) -> int:
     """Host bytes a network of ``sizes`` allocates at its peak while it is built, counted
     as float64 (the larger dtype): the initial weights drawn on the host, their checked
@@ -148,7 +104,7 @@ def sizes(value) -> list[int]:
 def fits_in_memory(name: str, need: int, got: str) -> None:
     """Refuse what needs ``need`` bytes when less memory is available, before anything
     tries to allocate it; ``got`` says what it is."""
-    have = available_memory()
+    have = environment.available_memory()
     if have is not None and need > have:
         raise ValueError(f"{name}: expected what fits in the memory available ({_bytes(have)}), "
                          f"got {got}, needing {_bytes(need)}")

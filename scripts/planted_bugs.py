@@ -89,7 +89,7 @@ BUGS = {
         ("bpgpu/cli/sources.py", 'noise = {} if o.noise is None else {"noise": o.noise}', "noise = {}"),
     ],
     "fit ignores shuffle=False": [
-        ("bpgpu/training.py", "epoch, shuffle and len(slices) > 1, comm)", "epoch, len(slices) > 1, comm)"),
+        ("bpgpu/batches.py", "self.shuffle = shuffle and len(self.slices) > 1", "self.shuffle = len(self.slices) > 1"),
     ],
     "CLI ignores --batch-size full": [
         ("bpgpu/cli/train.py", "batch_size=o.batch_size or None", "batch_size=o.batch_size or 64"),
@@ -106,27 +106,27 @@ BUGS = {
         ("bpgpu/optimizers.py", "            del self.state[key]  # made after", "            pass  # made after"),
     ],
     "save sorts the class names": [
-        ("bpgpu/persistence.py", "    return list(classes)\n", "    return sorted(classes)\n"),
+        ("bpgpu/io/persistence.py", "    return list(classes)\n", "    return sorted(classes)\n"),
     ],
     "history.json after --resume drops the earlier steps and samples": [
         ("bpgpu/cli/train.py", 'for k in ("steps", "samples", "elapsed")}', 'for k in ("elapsed",)}'),
     ],
     "a scaler without classes saved as version 1": [
-        ("bpgpu/persistence.py", '"version": 1 if scaler is None and classes is None else 2',
+        ("bpgpu/io/persistence.py", '"version": 1 if scaler is None and classes is None else 2',
          '"version": 1 if classes is None else 2'),
     ],
     "a float32 checkpoint reloads its optimiser state as float64": [
-        ("bpgpu/persistence.py", '"optimizer.")},\n                                  lambda a: net.backend.asarray(a, net.dtype))',
+        ("bpgpu/io/persistence.py", '"optimizer.")},\n                                  lambda a: net.backend.asarray(a, net.dtype))',
          '"optimizer.")},\n                                  lambda a: net.backend.asarray(a, "float64"))'),
     ],
     "a part epoch's loss weighted by the whole epoch": [
-        ("bpgpu/training.py", "[net.params], step_sizes[:done], backend)", "[net.params], step_sizes, backend)"),
+        ("bpgpu/training.py", "[net.params], plan.sizes[:done], net.backend)", "[net.params], plan.sizes, net.backend)"),
     ],
     "an atomic write without fsync": [
-        ("bpgpu/atomic.py", "            os.fsync(f.fileno())\n", ""),
+        ("bpgpu/io/atomic.py", "            os.fsync(f.fileno())\n", ""),
     ],
     "a stop within an epoch counted as a whole epoch": [
-        ("bpgpu/training.py", "            if done < len(slices):  # stopped within", "            if False:  # stopped within"),
+        ("bpgpu/training.py", "            if done < plan.steps:  # stopped within", "            if False:  # stopped within"),
     ],
     "the early-stopping state not carried into a resumed fit": [
         ("bpgpu/position.py", "self.best_loss, self.best_epoch, self.wait = start.best_loss, start.best_epoch, start.wait",

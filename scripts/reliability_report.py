@@ -118,7 +118,7 @@ def main(argv=None) -> int:
     if args.output == "-":
         print(text)
     else:
-        from bpgpu.atomic import atomic_write_text  # run() put the repository on sys.path
+        from bpgpu.io.atomic import atomic_write_text  # run() put the repository on sys.path
 
         atomic_write_text(args.output, text)
         print(f"wrote {args.output}: {len(cases)} checks", file=sys.stderr)

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from bpgpu import persistence
+from bpgpu.io import persistence
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bpgpu import persistence
+from bpgpu.io import persistence
 
 try:
     import matplotlib  # noqa: F401 — only whether the optional plot extra is here

@@ -1,4 +1,4 @@
-"""Every file the command line writes goes through ``bpgpu.atomic``: train's model, history
+"""Every file the command line writes goes through ``bpgpu.io.atomic``: train's model, history
 and pictures, predict's output, bench's reports. A symlink, FIFO or folder where one of
 them goes is refused in one line naming it, before any training or measuring; a write cut
 off by ``ulimit -f`` leaves the previous file whole and says which file."""
@@ -124,7 +124,7 @@ def test_ulimit_f_leaves_the_previous_file(tmp_path, command):
 
 
 def test_pictures_and_reports_are_written_atomically(tmp_path):
-    """loss.png, regions.png, bench's PNG, JSON and Markdown go through bpgpu.atomic: a symlink refused"""
+    """loss.png, regions.png, bench's PNG, JSON and Markdown go through bpgpu.io.atomic: a symlink refused"""
     pytest.importorskip("matplotlib")
     from bpgpu import plotting
     from bpgpu.bench import report

@@ -12,7 +12,7 @@ import threading
 import numpy as np
 import pytest
 
-from bpgpu import persistence
+from bpgpu.io import persistence
 from bpgpu.cli import main, train
 from bpgpu.cli.signals import Stop
 
@@ -107,7 +107,7 @@ def test_a_library_checkpoint_resumes_with_its_own_optimiser(cli, tmp_path):
 
     X, Y = xor(32, noise=0.1, seed=1)
     net = bpgpu.Network([2, 4, 1], activation="tanh", seed=2)
-    net.fit(X, Y, epochs=3, batch_size=8, optimizer="momentum", lr=0.2, momentum=0.5)
+    net.fit(X, Y, epochs=3, batch_size=8, optimizer=bpgpu.Momentum(lr=0.2, momentum=0.5))
     persistence.save(net, tmp_path / "lib.npz", optimizer=net.optimizer, epoch=3)
     status, out, err = cli("train", "--resume", "lib.npz", "--data", "xor", "--samples", "32", "--epochs", "5",
                            "--quiet", "--no-plot")

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from bpgpu import persistence
+from bpgpu.io import persistence
 from bpgpu.cli import main
 
 SPECIES = np.array(["setosa", "versicolor", "virginica"])

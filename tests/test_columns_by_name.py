@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import bpgpu
-from bpgpu import persistence
+from bpgpu.io import persistence
 from bpgpu.cli import main
 from bpgpu.cli.columns import model_inputs
 from bpgpu.cli.errors import CLIError

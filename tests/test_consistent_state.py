@@ -11,7 +11,7 @@ import pytest
 
 import bpgpu
 from bpgpu.optimizers import SGD, Adam
-from bpgpu.persistence import load_checkpoint, save
+from bpgpu.io.persistence import load_checkpoint, save
 
 
 def regression(m=16, n=2, seed=0):

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import bpgpu
-from bpgpu import persistence
+from bpgpu.io import persistence
 from reliability import tally
 
 RELIABILITY = "fault"
@@ -36,7 +36,7 @@ WRITER = r"""
 import os, sys, time
 import numpy as np
 from bpgpu import Network
-from bpgpu.persistence import save
+from bpgpu.io.persistence import save
 
 path, stage = sys.argv[1], sys.argv[2]
 net = Network([300, 300, 20], seed=0)

@@ -1,4 +1,4 @@
-"""Atomic writes (``bpgpu.atomic``) and the writers built on it.
+"""Atomic writes (``bpgpu.io.atomic``) and the writers built on it.
 
 The promises under test: a write that fails — a full disk, ``ulimit -f``, an error in
 the caller's own writer, a SIGKILL — leaves the previous file whole and says which
@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 import bpgpu
-from bpgpu import persistence
-from bpgpu.atomic import atomic_write, atomic_write_bytes, atomic_write_text, check_target
+from bpgpu.io import persistence
+from bpgpu.io.atomic import atomic_write, atomic_write_bytes, atomic_write_text, check_target
 from reliability import tally
 
 RELIABILITY = "files"
@@ -187,8 +187,8 @@ def test_the_writers_own_error_propagates_unchanged(tmp_path):
 OVER_THE_LIMIT = r"""
 import sys
 import bpgpu
-from bpgpu.atomic import atomic_write_text
-from bpgpu.persistence import save
+from bpgpu.io.atomic import atomic_write_text
+from bpgpu.io.persistence import save
 
 kind, path = sys.argv[1], sys.argv[2]
 try:
@@ -227,7 +227,7 @@ def test_ulimit_f_leaves_the_previous_file(tmp_path, kind):
 # Writes the file at argv[1] in two halves, announcing "stalled" between them, where it is killed.
 STALLED_WRITER = r"""
 import sys, time
-from bpgpu.atomic import atomic_write
+from bpgpu.io.atomic import atomic_write
 
 def write(f):
     f.write(b"half of a new file")
@@ -309,7 +309,7 @@ def test_a_symlinked_folder_is_fine(tmp_path):
 def test_a_long_non_ascii_name_keeps_its_temporary_within_255_bytes(tmp_path):
     """80 three-byte characters (240 bytes) make a valid name; its temporary's name is cut
     in bytes, not characters, so the write does not fail with 'File name too long'"""
-    from bpgpu.atomic import atomic_write_text
+    from bpgpu.io.atomic import atomic_write_text
 
     path = tmp_path / ("数" * 80)
     atomic_write_text(path, "kept")

@@ -67,7 +67,7 @@ def test_tf32_is_left_alone_unless_asked_for(tmp_path):
     backend = _Recording()
     net = bpgpu.Network([2, 3, 1], backend=backend)
     net.clone()
-    bpgpu.persistence.save(net, tmp_path / "m.npz")
+    bpgpu.io.persistence.save(net, tmp_path / "m.npz")
     bpgpu.Network(**bpgpu.load(tmp_path / "m.npz").config(), backend=backend)
     assert backend.calls == []
     bpgpu.Network([2, 3, 1], backend=backend, allow_tf32=True).clone()

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 import bpgpu
-from bpgpu import model_file, persistence
-from bpgpu import validation as check
+from bpgpu.io import model_file, persistence
+from bpgpu import environment
 from reliability import tally
 
 RELIABILITY = "hostile_model"
@@ -253,7 +253,7 @@ def test_huge_declared_sizes_with_small_arrays_build_nothing(saved):
 def test_sizes_beyond_the_memory_available_are_refused(saved, monkeypatch):
     """config sizes needing more than the memory available: refused by the memory guard, naming the file"""
     forge(saved, lambda meta, arrays: meta["config"].update(sizes=[2, 100_000, 3]))
-    monkeypatch.setattr(check, "available_memory", lambda: 2**20)
+    monkeypatch.setattr(environment, "available_memory", lambda: 2**20)
     refused(saved, ["'config'", "memory available"])
 
 
@@ -325,7 +325,7 @@ def test_a_zip_bomb_of_declared_weights_must_fit_in_memory(saved, monkeypatch):
 
     forge(saved, grow, compression=zipfile.ZIP_DEFLATED)
     assert saved.stat().st_size < 2**20
-    monkeypatch.setattr(check, "available_memory", lambda: 8 * 2**20)
+    monkeypatch.setattr(environment, "available_memory", lambda: 8 * 2**20)
     assert peak_while(lambda: persistence.load(saved)) < SMALL
     refused(saved, ["memory available"])
     monkeypatch.undo()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import bpgpu
-from bpgpu import atomic, persistence
+from bpgpu.io import atomic, persistence
 from bpgpu.scaling import Standardizer
 
 

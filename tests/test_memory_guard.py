@@ -13,7 +13,7 @@ import pytest
 
 import bpgpu
 from bpgpu import data
-from bpgpu import validation as check
+from bpgpu import environment
 
 RELIABILITY = "memory"
 
@@ -43,13 +43,13 @@ def peak_bytes(build) -> int:
 def test_the_guard_counts_what_is_really_allocated(monkeypatch, build):
     """With a byte less available than a build's measured peak it is refused; with 3 times the peak it runs"""
     peak = peak_bytes(BUILDS[build])
-    monkeypatch.setattr(check, "available_memory", lambda: peak - 1)
+    monkeypatch.setattr(environment, "available_memory", lambda: peak - 1)
     with pytest.raises(ValueError, match="fits in the memory available"):
         BUILDS[build]()
     # Not overcounted by more than 3×: a network is counted with its gradients D (made by
     # its first step, or with the network where they are kept in a flat vector) and at
     # float64, so a float32 one built without its gradients is counted 2.6× its peak.
-    monkeypatch.setattr(check, "available_memory", lambda: 3 * peak)
+    monkeypatch.setattr(environment, "available_memory", lambda: 3 * peak)
     BUILDS[build]()
 
 
@@ -63,14 +63,14 @@ def fake_system(tmp_path, monkeypatch, *, total_kib, available_kib, cgroup=None)
     if cgroup is not None:
         (group / "memory.max").write_text(f"{cgroup[0]}\n")
         (group / "memory.current").write_text(f"{cgroup[1]}\n")
-    monkeypatch.setattr(check, "MEMINFO", str(meminfo))
-    monkeypatch.setattr(check, "CGROUP", str(group))
+    monkeypatch.setattr(environment, "MEMINFO", str(meminfo))
+    monkeypatch.setattr(environment, "CGROUP", str(group))
 
 
 def test_available_memory_not_total(tmp_path, monkeypatch):
     """64 GiB in the machine but 1 GiB available: a network needing 1.5 GiB is refused, saying what is available"""
     fake_system(tmp_path, monkeypatch, total_kib=64 * 2**20, available_kib=2**20)
-    assert check.available_memory() == 2**30
+    assert environment.available_memory() == 2**30
     with pytest.raises(ValueError, match=r"sizes: expected what fits in the memory available \(1 GiB\)"):
         bpgpu.Network([8000, 8000, 1])
     bpgpu.Network([100, 100, 1])
@@ -80,8 +80,8 @@ def test_a_cgroup_limit_lowers_what_is_available(tmp_path, monkeypatch):
     """In a container allowed 512 MiB, 500 MiB of them used, only 12 MiB are available"""
     fake_system(tmp_path, monkeypatch, total_kib=64 * 2**20, available_kib=32 * 2**20,
                 cgroup=(512 * 2**20, 500 * 2**20))
-    assert check.available_memory() == 12 * 2**20
+    assert environment.available_memory() == 12 * 2**20
     with pytest.raises(ValueError, match=r"fits in the memory available \(12 MiB\)"):
         data.xor(1_000_000)
     (tmp_path / "cgroup" / "memory.max").write_text("max\n")  # no limit
-    assert check.available_memory() == 32 * 2**30
+    assert environment.available_memory() == 32 * 2**30

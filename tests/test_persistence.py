@@ -1,4 +1,4 @@
-"""bpgpu.persistence: round trips, resumable state, atomic writes, and clear errors on bad files."""
+"""bpgpu.io.persistence: round trips, resumable state, atomic writes, and clear errors on bad files."""
 
 import json
 import os
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import bpgpu
-from bpgpu import data, persistence
+from bpgpu import data
+from bpgpu.io import persistence
 from bpgpu.backend import BackendUnavailable, get_backend
 from bpgpu.optimizers import make_optimizer
 
@@ -27,11 +28,21 @@ def test_round_trip_predicts_identically(tmp_path, trained):
     net, _, _, X, _ = trained
     path = tmp_path / "model.npz"
     bpgpu.save(net, path)
-    back = bpgpu.persistence.load(path)
+    back = bpgpu.io.persistence.load(path)
     assert back.config() == net.config()
     np.testing.assert_array_equal(back.predict(X), net.predict(X))
     for a, b in zip(back.thetas, net.thetas):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_old_module_name_still_loads(tmp_path, trained):
+    """bpgpu.persistence (README's name for load_checkpoint before bpgpu.io) is bpgpu.io.persistence"""
+    import bpgpu.persistence
+    from bpgpu.persistence import load_checkpoint
+
+    bpgpu.save(trained[0], tmp_path / "m.npz")
+    assert bpgpu.persistence is persistence and load_checkpoint is bpgpu.load_checkpoint
+    assert load_checkpoint(tmp_path / "m.npz").network.config() == trained[0].config()
 
 
 @pytest.mark.parametrize("bias, dtype", [(False, "float32"), (True, "float64")])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import bpgpu
-from bpgpu import persistence
+from bpgpu.io import persistence
 from bpgpu.cli import chunks, main
 from bpgpu.network import Network
 

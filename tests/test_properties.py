@@ -28,7 +28,7 @@ from hypothesis import strategies as st  # noqa: E402
 import bpgpu  # noqa: E402
 from bpgpu.activations import ACTIVATIONS, OUTPUT_ACTIVATIONS  # noqa: E402
 from bpgpu.optimizers import make_optimizer  # noqa: E402
-from bpgpu.persistence import load, load_checkpoint, save  # noqa: E402
+from bpgpu.io.persistence import load, load_checkpoint, save  # noqa: E402
 from reliability import tally  # noqa: E402
 
 RELIABILITY = "property"

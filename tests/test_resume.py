@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import bpgpu
-from bpgpu import persistence
+from bpgpu.io import persistence
 from bpgpu.optimizers import make_optimizer
 from bpgpu.position import Position
 

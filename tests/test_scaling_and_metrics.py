@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import bpgpu
-from bpgpu import metrics, persistence
+from bpgpu import metrics
+from bpgpu.io import persistence
 from parity import backend_dtype_combinations
 
 

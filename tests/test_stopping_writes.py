@@ -17,7 +17,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from bpgpu import atomic, bench, persistence
+from bpgpu import bench
+from bpgpu.io import atomic, persistence
 from bpgpu.bench import cli as bench_cli
 from bpgpu.bench import report as bench_report
 from bpgpu.cli import main

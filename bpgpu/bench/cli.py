@@ -14,7 +14,7 @@ import sys
 import traceback
 
 from .. import environment, plotting
-from ..atomic import check_target
+from ..io.atomic import check_target
 from ..backend import DTYPES, BackendUnavailable, get_backend
 from ..validation import fits_in_memory
 from ..cli.argtypes import at_least, names

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..atomic import atomic_write_text
+from ..io.atomic import atomic_write_text
 from .timing import DISTURBED
 from .workloads import TARGETS, WORKLOADS
 
@@ -132,7 +132,7 @@ def targets_markdown(targets: list[dict]) -> str:
 def write(report: dict, *, json_path=None, markdown_path=None, plot_path=None) -> str:
     """The report as Markdown; also written to ``markdown_path``, as JSON to ``json_path`` and as
     a throughput plot (:func:`bpgpu.plotting.throughput`) to ``plot_path``, each where given and
-    each atomically (:mod:`bpgpu.atomic`)."""
+    each atomically (:mod:`bpgpu.io.atomic`)."""
     text = markdown(report)
     if json_path:
         atomic_write_text(json_path, json.dumps(report, indent=1))

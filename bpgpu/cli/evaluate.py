@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .. import persistence
+from ..io import persistence
 from ..metrics import score
 from .chunks import rows_per_chunk
 from .columns import model_inputs, model_targets, target_rows

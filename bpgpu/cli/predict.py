@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import metrics, persistence
-from ..atomic import check_target
+from .. import metrics
+from ..io import persistence
+from ..io.atomic import check_target
 from .chunks import outputs
 from .columns import class_probabilities, model_inputs
 from .errors import CLIError

@@ -12,7 +12,7 @@ import os
 import stat
 from pathlib import Path
 
-from ..atomic import check_target
+from ..io.atomic import check_target
 from ..data import GENERATORS
 from .errors import CLIError
 

@@ -1,6 +1,6 @@
 """Stopping signals in the commands that only compute and write (``predict``, ``bench``):
 SIGTERM or SIGHUP raises :class:`Stopped` where the program is, so the write in progress
-removes its temporary (:func:`bpgpu.atomic.atomic_write` cleans up on any exception; the
+removes its temporary (:func:`bpgpu.io.atomic.atomic_write` cleans up on any exception; the
 default disposition killed the process and left a temporary as large as the output) and
 ``bench`` can still report what it measured. ``train`` has its own handlers
 (:mod:`bpgpu.cli.signals`): it stops after a step and saves the run.

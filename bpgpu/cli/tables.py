@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write, kind_of
-from ..npz import Archive, map_npy, read_npy
+from ..io.atomic import atomic_write, kind_of
+from ..io.npz import Archive, map_npy, read_npy
 from .errors import CLIError, one_line
 from .readers import delimiter_of, is_number, read_csv, read_parquet
 

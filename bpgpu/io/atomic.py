@@ -5,24 +5,8 @@
     atomic_write_text(path, text, encoding="utf-8")
     check_target(path)                 the same refusals, before any work is done
 
-Each writes a temporary file in the target's own folder, flushes and fsyncs it,
-renames it over the target and fsyncs the folder, so the path holds either the
-previous file or the whole new one, never a mix, whatever happens mid-write (a
-kill, a full disk, ``ulimit -f``). A write that fails leaves the previous file as it
-was, removes its temporary and raises an :class:`OSError` whose one-line message names
-the file (``errno`` kept).
-
-Refused, before anything is written (an :class:`OSError` naming the file):
-- a symlink at the path: writing would go into whatever it points to, which may be
-  another file altogether; the caller names the real file instead;
-- a FIFO, device, socket or folder at the path: a rename would replace it (and an
-  open would block or write into a device);
-- a missing or unwritable folder.
-
-Temporaries are named ``.<name>.bpgpu-<pid>-<random>.tmp``. A writer killed mid-write
-leaves its temporary behind; the next writer of the same file removes those whose
-process is gone, so the folder does not fill up with them and a live writer's is
-never touched.
+A temporary beside the target, fsynced and renamed over it: the path holds the old file or
+the whole new one. Symlinks, FIFOs, devices and folders are refused (docs/architecture.md).
 """
 
 from __future__ import annotations

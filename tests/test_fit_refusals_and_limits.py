@@ -105,7 +105,8 @@ def test_adam_eps_reaches_the_optimiser():
     X, Y = rng.standard_normal((6, 2)), rng.random((6, 1))
     nets = [bpgpu.Network([2, 1]) for _ in range(2)]
     nets[0].fit(X, Y, epochs=1, optimizer="adam", lr=0.1)
-    nets[1].fit(X, Y, epochs=1, optimizer="adam", lr=0.1, eps=1.0)
+    with pytest.warns(DeprecationWarning, match=r"bpgpu\.Adam\(lr=\.\.\., eps=1\.0\)"):  # fit's argument of old
+        nets[1].fit(X, Y, epochs=1, optimizer="adam", lr=0.1, eps=1.0)
     assert nets[1].optimizer.eps == 1.0
     assert not np.allclose(nets[0].thetas[0], nets[1].thetas[0], rtol=1e-3)
 

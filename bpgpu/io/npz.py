@@ -1,14 +1,7 @@
-"""Reading ``.npz`` archives that may be hostile, without blocking or ballooning.
-
-:class:`Archive` opens only regular files (a FIFO or device is refused before it is
-opened, and opened non-blocking in case one is swapped in), and lets the caller look
-at every member's ``.npy`` header — shape and dtype — before any data is read. A
-member is read only when its size in the archive is exactly what its header
-declares, so a compressed member cannot expand beyond the shape the caller agreed
-to, and a header cannot make NumPy allocate an array the data does not fill.
-
-:func:`read_npy` reads a lone ``.npy`` (a data table, possibly from a pipe) under the
-same checks. Every problem is a ``ValueError`` naming the file.
+"""Reading ``.npz`` archives (and lone ``.npy`` files) that may be hostile, without blocking
+or ballooning: regular files only, every member's header (shape, dtype) before its data, and
+a member read only when its stored size is what its header declares. Every problem is a
+``ValueError`` naming the file (docs/architecture.md, "Files").
 """
 
 from __future__ import annotations

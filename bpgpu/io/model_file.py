@@ -2,7 +2,7 @@
 trusted. Every entry's declared shape is compared with what the metadata's architecture
 needs, and the total with the memory available, before any array is read or network
 built; the metadata's fields are type-checked, so a hand-edited file with a valid checksum
-is refused with a ValueError naming the file. :mod:`bpgpu.persistence` reads through this.
+is refused with a ValueError naming the file. :mod:`bpgpu.io.persistence` reads through this.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import validation as check
+from .. import validation as check
 from .npz import Archive
 
 FORMAT = "bpgpu-model"

@@ -1,28 +1,8 @@
-"""Models on disk: one ``.npz`` file with the thetas, the architecture and a checksum.
-
-The archive holds plain arrays only (it loads with ``allow_pickle=False``):
-
-    theta.<l>              Theta(l), shape (sizes[l+1], sizes[l] + bias), the network's dtype
-    optimizer.<key>.<i>    optimiser state (Adam's m and v, momentum's v), one array per
-                           parameter array the optimiser steps, when saved
-    scaler.mean, scaler.std  the input Standardizer's μ and σ (sizes[0],) float64, when saved
-    meta                   UTF-8 JSON: format, version, net.config(), optimiser
-                           name/step/hyper-parameters, epoch, history, extra, and the
-                           class names of the output units when saved
-    sha256                 hex digest over every array above and ``meta``
-
-Weights travel through the host, so a model saved from CuPy loads on NumPy and the
-other way round. A file without a scaler or class names is written as format version 1,
-which every bpgpu reads; one with them as version 2, so that a bpgpu too old to apply them
-refuses the file instead of predicting from unscaled inputs. Writes go through
-:func:`bpgpu.atomic.atomic_write`: a crash or a full disk mid-write leaves the old file
-whole, and symlinks, FIFOs and devices are refused.
-
-Reading trusts nothing in the file: only a regular file is opened; every array's
-declared shape is compared with what the metadata's architecture needs, and the
-total checked against available memory, before any array is read or any network
-built; the metadata's fields are type-checked, so a hand-edited file with a valid
-checksum is refused with a ValueError naming the file.
+"""Models on disk: one ``.npz`` of plain arrays (``theta.<l>``, ``optimizer.<key>.<i>``,
+``scaler.mean``/``scaler.std``, ``meta`` JSON, ``sha256`` over them all), written through
+:func:`bpgpu.io.atomic.atomic_write` and read trusting nothing (:mod:`bpgpu.io.model_file`).
+Weights travel through the host, so a model saved from CuPy loads on NumPy. A file with a
+scaler or class names is format version 2 (docs/architecture.md, "Files", has the layout).
 """
 
 from __future__ import annotations
@@ -36,14 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from . import model_file
-from . import validation as check
+from .. import validation as check
 from .atomic import atomic_write, check_target
 from .model_file import FORMAT
 from .npz import Archive
-from .optimizers import OPTIMIZERS
-from .position import Position, State
-from .training import History
-from .scaling import Standardizer
+from ..optimizers import OPTIMIZERS
+from ..position import Position, State
+from ..training import History
+from ..scaling import Standardizer
 
 
 
@@ -201,7 +181,7 @@ def _history_dict(history):
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
 
@@ -237,8 +217,8 @@ def load_checkpoint(path, backend="numpy", dtype=None) -> Checkpoint:
 
     Raises as :func:`load`.
     """
-    from .network import Network
-    from .optimizers import make_optimizer
+    from ..network import Network
+    from ..optimizers import make_optimizer
 
     path = Path(path)
     arrays = {}
