@@ -217,7 +217,7 @@ class Network(Parameters):
     @on_device
     def step(self, X, Y, optimizer, chunk_size=None, comm=None):
         """One training step on the batch (X, Y): D by backpropagation, then
-        ``optimizer.step([params], [D], xp)`` updates the weights in place.
+        ``optimizer.step(params, D)`` updates the weights in place.
 
         Args:
             X: (m, sizes[0]) and Y: (m, sizes[-1]) backend arrays as :meth:`batch` returns
@@ -231,7 +231,7 @@ class Network(Parameters):
         host (``float(J)``) only when it is reported.
         """
         J = self._gradients(X, Y, chunk_size, keep=True, comm=comm)
-        optimizer.step([self._theta], [self._D], self.xp)
+        optimizer.bind(self.backend, self._theta.shape[0], self.dtype).step(self._theta, self._D)
         return J
 
     def _inputs(self, X, name="X"):

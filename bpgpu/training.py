@@ -225,7 +225,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
                 opt.lr = check.number("lr", lr, low=0.0, low_open=True)
         else:
             opt = optimizer_for(optimizer, lr, momentum=momentum, nesterov=nesterov, beta1=beta1, beta2=beta2, eps=eps)
-        opt.check_params([net.params])  # before any weight changes
+        opt.check_params(net.params)  # before any weight changes
         pact.rows, pact.terms = m, distributed.training_terms(
             net, opt, epochs=epochs, initial_epoch=initial_epoch, batch_size=batch_size, shuffle=shuffle,
             max_time=max_time, target_loss=target_loss, patience=patience, on_nonfinite=on_nonfinite,
