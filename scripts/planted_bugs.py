@@ -30,11 +30,10 @@ BUGS = {
     # the flat parameter vector (the biases sit behind it), D's λ term one fused add.
     "λ doubled in J and D": [
         ("bpgpu/network.py", "self._add_scaled(DW, W, self.lam * scale)", "self._add_scaled(DW, W, 2 * self.lam * scale)"),
-        ("bpgpu/network.py", "matmul(W, W) * (0.5 * self.lam * scale)", "matmul(W, W) * (1.0 * self.lam * scale)"),
+        ("bpgpu/network.py", "dot(W, W) * (0.5 * self.lam * scale)", "dot(W, W) * (1.0 * self.lam * scale)"),
     ],
     "bias regularised in J and D": [
         ("bpgpu/network.py", "W, DW = self._theta[:self.n_weights], self._D[:self.n_weights]", "W, DW = self._theta, self._D"),
-        ("bpgpu/network.py", "        W = self._theta[:self.n_weights]\n        return", "        W = self._theta\n        return"),
     ],
     "λ dropped from D only": [
         ("bpgpu/network.py", "self._add_scaled(DW, W, self.lam * scale)", "self._add_scaled(DW, W, 0.0)"),
