@@ -1,17 +1,10 @@
-"""Losses: the output layer's delta d(L) and the loss J, computed together in place.
+"""Losses: the output delta d(L) and a chunk's share of J, together in place, by (loss, output).
 
-    mse:            J = 1/(2m)·Σ (a − y)²           d(L) = (a − y) ⊙ g′(z(L)) / m
-    cross_entropy:  J = −1/m·Σ y·log a (+ (1−y)·log(1−a) for a sigmoid)    d(L) = (a − y) / m
+    mse:            J = 1/(2m)·Σ (a − y)²                                  d(L) = (a − y) ⊙ g′(z(L))
+    cross_entropy:  J = −1/m·Σ y·log a (+ (1−y)·log(1−a) for a sigmoid)    d(L) = a − y
 
-Per chunk of rows, :func:`head` returns that chunk's share of J, Σ_rows(loss)·scale with
-scale = 1/m for the whole batch's m, so that chunks add up exactly. Cross-entropy is
-computed from the pre-activation z, never from log(a), so it cannot produce log(0).
-
-Element-wise steps are single fused functions (see :mod:`bpgpu.activations`); the row
-reductions of softmax are plain array operations around them.
-
-Shapes: ``z``, ``y``, ``d`` are (r, k) for r rows and k outputs, ``b`` is (k,) or None;
-J shares are 0-d arrays.
+Both come out times ``scale`` (1/m on one process). Cross-entropy is computed from z, never
+log(a). Shapes: ``z``, ``y``, ``d`` (r, k); ``b`` (k,) or None; J shares 0-d.
 """
 
 from __future__ import annotations

@@ -1,19 +1,10 @@
 """The fully-connected network: Theta, the forward pass, and backpropagation.
 
-Row-major and vectorised over the batch (one example a row). ``Theta(l)`` has shape
-(s(l+1), s(l) + 1) with the bias in column 0, or (s(l+1), s(l)) with ``bias=False``:
-
-    z(l+1) = a(l)·W(l)ᵀ + b(l),   a(l+1) = g_l(z(l+1)),   Theta(l) = [b(l) | W(l)]
-    d(l)   = (d(l+1)·W(l)) ⊙ g′(z(l))
+    z(l+1) = a(l)·W(l)ᵀ + b(l),   a(l+1) = g_l(z(l+1)),   d(l) = (d(l+1)·W(l)) ⊙ g′(z(l))
     Delta(l) = d(l+1)ᵀ·[1 | a(l)],   D(l) = (Delta(l) + λ·[0 | W(l)]) / m
 
-Delta is a plain sum over examples, so a batch split into chunks adds up exactly.
-
-Memory: every W(l) and b(l) is a view into one flat parameter vector, the gradients D
-into another of the same layout, so an optimiser updates all of them in one operation
-and a data-parallel reduction is one call. Matrix products write into preallocated
-views (``out=``), and a training step's activations and deltas live in buffers kept
-per batch size and reused, so a step in steady state allocates no arrays.
+Every W(l), b(l) is a view into one flat vector, D into another; a step's buffers are kept
+per batch size. docs/architecture.md ("The core") reads the code against these lines.
 """
 
 from __future__ import annotations
@@ -55,6 +46,12 @@ class Network(Parameters):
             as it is (CuPy's own default, or ``CUPY_TF32``).
         device: the GPU index for backend "cupy" or "auto" (default 0, CuPy's current
             device); the network's arrays live there and its work runs there.
+
+    Public surface: ``forward``, ``predict``, ``evaluate``, ``loss_and_gradients``, ``fit``,
+    ``thetas``/``set_thetas``, ``params``/``set_params``, ``config``, ``clone``, ``layers``,
+    ``chunk_size_for``, ``release_buffers`` (checked inputs); and for a training loop of one's
+    own, ``batch`` (check and stage once) then ``step``, ``output_of``, ``loss_of`` on what
+    ``batch`` returned (unchecked: no host synchronisation).
     """
 
     def __init__(self, sizes, activation="sigmoid", output="sigmoid", loss="mse", lam=0.0,
