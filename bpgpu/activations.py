@@ -1,18 +1,11 @@
-"""Activation functions and their derivatives, as small string-keyed tables of in-place
-element-wise operations, one Python definition each.
+"""Activations g and derivatives g′: string-keyed tables of in-place element-wise functions.
 
-Every function takes the array namespace ``xp`` first and writes into its array
-arguments (``out=``, ``+=``): :meth:`bpgpu.backend.Backend.fuse` binds ``xp`` and, on
-CuPy, compiles the whole function into one kernel; NumPy and array-api-strict run it as
-written. Derivatives are written in terms of the activation's *output* ``a = g(z)``, so
-the backward pass needs only the activations kept from the forward pass.
-
-Shapes: ``z``, ``a``, ``d`` are (m, n); the bias ``b`` is (n,) or None (no bias).
+Each takes the array namespace ``xp`` first and writes into its arguments; ``Backend.fuse``
+makes it one kernel on CuPy and runs it as written elsewhere. g′ is written in terms of
+a = g(z), which the forward pass kept. Shapes: ``z``, ``a``, ``d`` (m, n); ``b`` (n,) or None.
 """
 
 from __future__ import annotations
-
-from .backend import backend_of
 
 
 def _add_bias(z, b):
@@ -60,9 +53,10 @@ FORWARD = {"sigmoid": sigmoid, "tanh": tanh, "relu": relu, "identity": identity,
 
 def _value(g):
     def value(z, xp):
-        """g(z) as a new array (the same definition, run on a copy)."""
+        """g(z) as a new array: the same definition run on a copy, with ``xp`` a namespace
+        whose functions take ``out=`` (NumPy, CuPy)."""
         a = xp.asarray(z, copy=True)
-        g(backend_of(xp).ops, a, None)
+        g(xp, a, None)
         return a
 
     value.__name__ = g.__name__

@@ -95,7 +95,7 @@ def training_terms(net, opt, **options) -> dict:
     (fingerprinted), the optimiser and its hyper-parameters, and ``options`` (epochs,
     batch size, stopping rules, …; JSON values)."""
     host = net.backend.to_host
-    state = [host(a) for arrays in opt.state.values() for a in arrays]
+    state = [host(a) for a in opt.state.values()]
     return {**net.config(), "initial weights (fingerprint)": digest([host(net.params)]),
             "optimizer": opt.name, **opt.hyperparameters(), "optimizer steps": opt.t,
             "optimizer state (fingerprint)": digest(state), **options}

@@ -1,17 +1,10 @@
-"""Losses: the output layer's delta d(L) and the loss J, computed together in place.
+"""Losses: the output delta d(L) and a chunk's share of J, together in place, by (loss, output).
 
-    mse:            J = 1/(2m)·Σ (a − y)²           d(L) = (a − y) ⊙ g′(z(L)) / m
-    cross_entropy:  J = −1/m·Σ y·log a (+ (1−y)·log(1−a) for a sigmoid)    d(L) = (a − y) / m
+    mse:            J = 1/(2m)·Σ (a − y)²                                  d(L) = (a − y) ⊙ g′(z(L))
+    cross_entropy:  J = −1/m·Σ y·log a (+ (1−y)·log(1−a) for a sigmoid)    d(L) = a − y
 
-Per chunk of rows, :func:`head` returns that chunk's share of J, Σ_rows(loss)·scale with
-scale = 1/m for the whole batch's m, so that chunks add up exactly. Cross-entropy is
-computed from the pre-activation z, never from log(a), so it cannot produce log(0).
-
-Element-wise steps are single fused functions (see :mod:`bpgpu.activations`); the row
-reductions of softmax are plain array operations around them.
-
-Shapes: ``z``, ``y``, ``d`` are (r, k) for r rows and k outputs, ``b`` is (k,) or None;
-J shares are 0-d arrays.
+Both come out times ``scale`` (1/m on one process). Cross-entropy is computed from z, never
+log(a). Shapes: ``z``, ``y``, ``d`` (r, k); ``b`` (k,) or None; J shares 0-d.
 """
 
 from __future__ import annotations
@@ -60,6 +53,64 @@ def _prime_and_scale(g_prime):
     return prime_and_scale
 
 
+def _sigmoid_cross_entropy(head, z, b, y, ws, scale):
+    head.sigmoid_ce(z, b, y, ws.d[-1], scale)
+    return head.ops.sum(z) * scale
+
+
+def _softmax_cross_entropy(head, z, b, y, ws, scale):
+    """The row maximum and sum serve both a = softmax(z) and J = Σ_k y_k·(logsumexp(z) − z_k)."""
+    ops, d, (zmax, total) = head.ops, ws.d[-1], ws.rows
+    if b is not None:
+        z += b
+    ops.max(z, axis=1, keepdims=True, out=zmax)
+    ops.subtract(z, zmax, out=d)
+    ops.exp(d, out=d)
+    ops.sum(d, axis=1, keepdims=True, out=total)
+    d /= total
+    ops.log(total, out=total)
+    total += zmax  # logsumexp = zmax + log Σ
+    ops.subtract(total, z, out=z)
+    z *= y
+    head.error(d, None, y, d, scale)
+    return ops.sum(z) * scale
+
+
+def _mse_identity(head, z, b, y, ws, scale):
+    head.error(z, b, y, ws.d[-1], scale)
+    return head.dot(ws.flat_d, ws.flat_d) * (0.5 / scale)  # d = e·scale: ½·Σe²·scale = ½·‖d‖² / scale
+
+
+def _mse_softmax(head, z, b, y, ws, scale):
+    """g′ is a Jacobian here: d = a ⊙ (e − rowsum(e ⊙ a))."""
+    d, J = ws.d[-1], _mse_error(head, z, b, y, ws, scale)
+    d -= head.ops.sum(d * z, axis=1, keepdims=True)
+    d *= z
+    d *= scale
+    return J
+
+
+def _mse_elementwise(head, z, b, y, ws, scale):
+    J = _mse_error(head, z, b, y, ws, scale)
+    head.prime_and_scale(ws.d[-1], z, scale)
+    return J
+
+
+def _mse_error(head, z, b, y, ws, scale):
+    """z ← a(L), d ← e = a − y; returns ½·Σe²·scale."""
+    head.activate(z, b)
+    head.error(z, None, y, ws.d[-1], 1.0)
+    return head.dot(ws.flat_d, ws.flat_d) * (0.5 * scale)
+
+
+# d(L)·scale into ws.d[-1] and the chunk's share of J, by (loss, output).
+OUTPUT_DELTA = {("cross_entropy", "sigmoid"): _sigmoid_cross_entropy,
+                ("cross_entropy", "softmax"): _softmax_cross_entropy,
+                ("mse", "identity"): _mse_identity,
+                ("mse", "softmax"): _mse_softmax,
+                **{("mse", g): _mse_elementwise for g in ("sigmoid", "tanh", "relu")}}
+
+
 class Head:
     """The output layer's loss and delta for one (loss, output) pair, bound to a backend.
 
@@ -71,13 +122,14 @@ class Head:
     """
 
     def __init__(self, loss: str, output: str, backend):
-        self.loss, self.output, self.ops, self.dot = loss, output, backend.ops, backend.dot
+        self.output, self.ops, self.dot = output, backend.ops, backend.dot
         self._activate = (lambda z, b: softmax(self.ops, z, b)) if output == "softmax" else \
             backend.fuse(FORWARD[output])
-        self._error = backend.fuse(error)
-        self._sigmoid_ce = backend.fuse(sigmoid_cross_entropy)
+        self.error = backend.fuse(error)
+        self.sigmoid_ce = backend.fuse(sigmoid_cross_entropy)
         g_prime = DERIVATIVES.get(output)
-        self._prime_and_scale = backend.fuse(_prime_and_scale(g_prime)) if g_prime else None
+        self.prime_and_scale = backend.fuse(_prime_and_scale(g_prime)) if g_prime else None
+        self._delta = OUTPUT_DELTA[(loss, output)]
 
     def activate(self, z, b):
         """z ← a(L) = g(z + b), in place (no kernel where there is nothing to do)."""
@@ -85,37 +137,4 @@ class Head:
             self._activate(z, b)
 
     def __call__(self, z, b, y, ws, scale):
-        ops, d, flat_d = self.ops, ws.d[-1], ws.flat_d
-        if self.loss == "cross_entropy" and self.output == "sigmoid":
-            self._sigmoid_ce(z, b, y, d, scale)
-            return ops.sum(z) * scale
-        if self.loss == "cross_entropy":  # softmax: the row maximum and sum serve a and J
-            if b is not None:
-                z += b
-            zmax, total = ws.rows
-            ops.max(z, axis=1, keepdims=True, out=zmax)
-            ops.subtract(z, zmax, out=d)
-            ops.exp(d, out=d)
-            ops.sum(d, axis=1, keepdims=True, out=total)
-            d /= total
-            # −Σ_k y_k·log softmax(z)_k = Σ_k y_k·(logsumexp(z) − z_k), logsumexp = zmax + log Σ
-            ops.log(total, out=total)
-            total += zmax
-            ops.subtract(total, z, out=z)
-            z *= y
-            self._error(d, None, y, d, scale)
-            return ops.sum(z) * scale
-        if self.output == "identity":
-            self._error(z, b, y, d, scale)
-            # d = e·scale, so ½·Σe²·scale = ½·‖d‖² / scale: one dot product.
-            return self.dot(flat_d, flat_d) * (0.5 / scale)
-        self.activate(z, b)
-        self._error(z, None, y, d, 1.0)
-        J = self.dot(flat_d, flat_d) * (0.5 * scale)
-        if self.output == "softmax":  # g′ is a Jacobian here: d = a ⊙ (e − rowsum(e ⊙ a))
-            d -= ops.sum(d * z, axis=1, keepdims=True)
-            d *= z
-            d *= scale
-        else:
-            self._prime_and_scale(d, z, scale)
-        return J
+        return self._delta(self, z, b, y, ws, scale)

@@ -1,19 +1,10 @@
 """The fully-connected network: Theta, the forward pass, and backpropagation.
 
-Row-major and vectorised over the batch (one example a row). ``Theta(l)`` has shape
-(s(l+1), s(l) + 1) with the bias in column 0, or (s(l+1), s(l)) with ``bias=False``:
-
-    z(l+1) = a(l)·W(l)ᵀ + b(l),   a(l+1) = g_l(z(l+1)),   Theta(l) = [b(l) | W(l)]
-    d(l)   = (d(l+1)·W(l)) ⊙ g′(z(l))
+    z(l+1) = a(l)·W(l)ᵀ + b(l),   a(l+1) = g_l(z(l+1)),   d(l) = (d(l+1)·W(l)) ⊙ g′(z(l))
     Delta(l) = d(l+1)ᵀ·[1 | a(l)],   D(l) = (Delta(l) + λ·[0 | W(l)]) / m
 
-Delta is a plain sum over examples, so a batch split into chunks adds up exactly.
-
-Memory: every W(l) and b(l) is a view into one flat parameter vector, the gradients D
-into another of the same layout, so an optimiser updates all of them in one operation
-and a data-parallel reduction is one call. Matrix products write into preallocated
-views (``out=``), and a training step's activations and deltas live in buffers kept
-per batch size and reused, so a step in steady state allocates no arrays.
+Every W(l), b(l) is a view into one flat vector, D into another; a step's buffers are kept
+per batch size. docs/architecture.md ("The core") reads the code against these lines.
 """
 
 from __future__ import annotations
@@ -55,6 +46,12 @@ class Network(Parameters):
             as it is (CuPy's own default, or ``CUPY_TF32``).
         device: the GPU index for backend "cupy" or "auto" (default 0, CuPy's current
             device); the network's arrays live there and its work runs there.
+
+    Public surface: ``forward``, ``predict``, ``evaluate``, ``loss_and_gradients``, ``fit``,
+    ``thetas``/``set_thetas``, ``params``/``set_params``, ``config``, ``clone``, ``layers``,
+    ``chunk_size_for``, ``release_buffers`` (checked inputs); and for a training loop of one's
+    own, ``batch`` (check and stage once) then ``step``, ``output_of``, ``loss_of`` on what
+    ``batch`` returned (unchecked: no host synchronisation).
     """
 
     def __init__(self, sizes, activation="sigmoid", output="sigmoid", loss="mse", lam=0.0,
@@ -103,101 +100,98 @@ class Network(Parameters):
         self._D_chunk = None  # a second gradient vector, made for the first chunked step
         self._workspaces = Workspaces(self.xp, self.dtype, self.sizes, self.bias)
 
-    # -- forward and backward -----------------------------------------------------
+    # -- the formulation (docs/architecture.md, "The core") ------------------------
 
     def _forward(self, X, ws):
-        """[a(0) = X, a(1), …, a(L−1), z(L) − b(L)]: the output layer's product, its bias
-        and activation left to the loss (or to :meth:`forward`)."""
-        ops, a = self.backend.ops, X
-        A = [a]
+        """(A, p): A = [a(0) = X, a(1), …, a(L−1)], and p = a(L−1)·W(L−1)ᵀ (r, sL), z(L)
+        before its bias: the output kernel adds b, applies g and the loss in one pass."""
+        ops, A = self.backend.ops, [X]
         for l, W in enumerate(self._W):
             z = ws.z[l + 1]
-            ops.matmul(a, W.T, out=z)
-            if l < len(self._g) and self._g[l] is not None:
-                self._g[l](z, self._b[l])
-            a = z
-            A.append(a)
-        return A
+            ops.matmul(A[-1], W.T, out=z)  # z(l+1) = a(l)·W(l)ᵀ
+            if l == len(self._W) - 1:
+                return A, z
+            if self._g[l] is not None:
+                self._g[l](z, self._b[l])  # a(l+1) = g(z(l+1) + b(l)), in place
+            A.append(z)
 
-    def _backprop(self, X, Y, scale, DW, Db, ws):
-        """This chunk's share of J (0-d); writes scale·Delta(l) of its rows into the views
-        DW[l] (s(l+1), s(l)) and Db[l] (s(l+1),). scale = 1/m for the whole batch's m, so
-        every Delta comes out already divided by m."""
+    def _backward(self, A, d, DW, Db, ws):
+        """Delta(l) = d(l+1)ᵀ·[1 | a(l)] into the views DW[l], Db[l], from d = d(L), down
+        the recursion d(l) = (d(l+1)·W(l)) ⊙ g′(z(l)) (the bias column does not flow back)."""
         ops = self.backend.ops
-        A = self._forward(X, ws)
-        J = self._head(A[-1], self._b[-1], Y, ws, scale)
-        d = ws.d[-1]
         for l in range(len(self._W) - 1, -1, -1):
             ops.matmul(d.T, A[l], out=DW[l])
-            if ws.ones is not None:
-                # The bias column of dᵀ·[1 | a] is 1ᵀ·d: a matrix-vector product, several
-                # times faster than a sum over axis 0 (a dot product for a one-unit layer).
+            if ws.ones is not None:  # 1ᵀ·d: a matrix-vector product, faster than a sum over rows
                 self.backend.dot(ws.ones, d, out=Db[l])
             if l > 0:  # the input layer needs no delta
-                W, below = self._W[l], ws.d[l]
-                if W.shape[0] == 1 and self._below_one_unit[l - 1] is not None:
-                    self._below_one_unit[l - 1](below, d, W, A[l])
-                else:
-                    # With one unit in layer l+1, d·W is an outer product: broadcasting is
-                    # exact and several times faster than a matrix product with inner size 1.
-                    if W.shape[0] == 1:
-                        ops.multiply(d, W, out=below)
-                    else:
-                        ops.matmul(d, W, out=below)
-                    if self._g_prime[l - 1] is not None:
-                        self._g_prime[l - 1](below, A[l])
-                d = below
-        return J
+                d = self._delta_below(l, d, A[l], ws.d[l])
+
+    def _delta_below(self, l, d, a, below):
+        """below ← (d·W(l)) ⊙ g′ from a = a(l). With one unit in layer l+1, d·W(l) is an outer
+        product: broadcasting is exact and several times faster than a matrix product."""
+        W, ops = self._W[l], self.backend.ops
+        if W.shape[0] == 1 and self._below_one_unit[l - 1] is not None:
+            self._below_one_unit[l - 1](below, d, W, a)
+            return below
+        (ops.multiply if W.shape[0] == 1 else ops.matmul)(d, W, out=below)
+        if self._g_prime[l - 1] is not None:
+            self._g_prime[l - 1](below, a)
+        return below
 
     def release_buffers(self) -> None:
         """Drop the buffers kept for training steps (they are remade when next needed)."""
         self._workspaces.clear()
         self._D_chunk = None
 
-    def _penalty(self, J, scale):
-        """J + λ/(2m)·‖W‖², and D ← D + λ/m·W over the weights' slice, in place."""
-        W, DW = self._theta[:self.n_weights], self._D[:self.n_weights]
-        self._add_scaled(DW, W, self.lam * scale)
-        return J + self._weight_term(scale)
-
-    def _weight_term(self, scale):
-        """λ/2·scale·‖W‖² (0-d), scale = 1/m: J's L2 term, the biases never in it, as one dot product."""
-        W = self._theta[:self.n_weights]
-        return self.backend.dot(W, W) * (0.5 * self.lam * scale)
-
-    def _gradients(self, X, Y, chunk_size, keep, comm=None):
-        """J (0-d, regularised) with D in the flat gradient vector, for validated (X, Y).
-
-        With ``chunk_size`` the batch is processed that many rows at a time and the
-        partial Deltas summed: the same D as unchunked, to rounding, in less memory.
-        With ``comm`` (a :class:`~bpgpu.distributed.Communicator`) (X, Y) are this rank's
-        rows of the batch (possibly none): the Delta sums, J's sum and the row count of
-        every rank are added in one all-reduce, and D, J are those of the whole batch.
-        """
+    def _chunks(self, X, Y, chunk_size, keep):
+        """(X rows, Y rows, their workspace) for each ``chunk_size`` rows of the batch (one
+        chunk without); nothing for a rank that holds no rows."""
         m = X.shape[0]
-        # Across ranks the batch's m is known only after the reduction: sum first, divide then.
-        scale = 1.0 / m if comm is None else 1.0
         step = max(m, 1) if chunk_size is None else min(chunk_size, max(m, 1))
-        J = 0.0
-        if m == 0:
-            self._D[...] = 0
         for start in range(0, m, step):
             stop = min(start + step, m)
-            ws = self._workspaces.get(stop - start, keep)
-            if start == 0:
-                J = self._backprop(X[start:stop, :], Y[start:stop, :], scale, self._DW, self._Db, ws)
-                continue
-            if self._D_chunk is None:
-                self._D_chunk = self._flat()
-            part, part_W, part_b = self._D_chunk
-            J = J + self._backprop(X[start:stop, :], Y[start:stop, :], scale, part_W, part_b, ws)
-            self._D += part
+            yield X[start:stop, :], Y[start:stop, :], self._workspaces.get(stop - start, keep)
+
+    def _loss_and_delta(self, X, Y, chunk_size, keep, comm, gradients=True):
+        """J (0-d, regularised) of validated (X, Y), and with ``gradients`` D in the flat
+        gradient vector: Delta summed over the chunks (exact: Delta is a sum over rows), then
+        over the ranks of ``comm`` (a :class:`~bpgpu.distributed.Communicator`, or None), then
+        formed into D in :meth:`_regularised`. One process knows m up front and folds 1/m
+        into d(L) (free inside the output kernel); under MPI m is known after the sum."""
+        m = X.shape[0]
+        prescale = 1.0 / m if comm is None else 1.0
+        J, D = 0.0, (self._DW, self._Db)
+        if gradients and m == 0:
+            self._D[...] = 0
+        for i, (Xc, Yc, ws) in enumerate(self._chunks(X, Y, chunk_size, keep)):
+            A, p = self._forward(Xc, ws)
+            share = self._head(p, self._b[-1], Yc, ws, prescale)  # d(L)·prescale into ws.d[-1]
+            J = share if i == 0 else J + share
+            if gradients:
+                if i == 1:
+                    self._D_chunk = self._D_chunk or self._flat()
+                    D = self._D_chunk[1:]
+                self._backward(A, ws.d[-1], *D, ws)
+                if i > 0:
+                    self._D += self._D_chunk[0]
         if comm is not None:
-            J, m = distributed.sum_over_ranks(comm, self.backend, self._D, J, m)
-            scale = 1.0 / m
-            self._D *= scale
+            J, m = distributed.sum_over_ranks(comm, self.backend, self._D if gradients else None, J, m)
+        return self._regularised(J, m, comm is not None, gradients)
+
+    def _regularised(self, J, m, summed, gradients):
+        """D = (Delta + λ·[0 | W]) / m over the flat vector (``summed``: Delta not yet divided
+        by m, as under MPI), and J + λ/(2m)·‖W‖²; the bias column never regularised."""
+        scale = 1.0 / m
+        if summed:
+            if gradients:
+                self._D *= scale
             J = self.backend.asarray(J * scale, self.dtype)
-        return self._penalty(J, scale) if self.lam else J
+        if not self.lam:
+            return J
+        W, DW = self._theta[:self.n_weights], self._D[:self.n_weights]
+        if gradients:
+            self._add_scaled(DW, W, self.lam * scale)
+        return J + self.backend.dot(W, W) * (0.5 * self.lam * scale)
 
     # -- public -------------------------------------------------------------------
 
@@ -217,7 +211,7 @@ class Network(Parameters):
     @on_device
     def step(self, X, Y, optimizer, chunk_size=None, comm=None):
         """One training step on the batch (X, Y): D by backpropagation, then
-        ``optimizer.step([params], [D], xp)`` updates the weights in place.
+        ``optimizer.step(params, D)`` updates the weights in place.
 
         Args:
             X: (m, sizes[0]) and Y: (m, sizes[-1]) backend arrays as :meth:`batch` returns
@@ -230,8 +224,8 @@ class Network(Parameters):
         Returns J before the update, regularised, as a 0-d backend array: bring it to the
         host (``float(J)``) only when it is reported.
         """
-        J = self._gradients(X, Y, chunk_size, keep=True, comm=comm)
-        optimizer.step([self._theta], [self._D], self.xp)
+        J = self._loss_and_delta(X, Y, chunk_size, keep=True, comm=comm)
+        optimizer.bind(self.backend, self._theta.shape[0], self.dtype).step(self._theta, self._D)
         return J
 
     def _inputs(self, X, name="X"):
@@ -246,22 +240,21 @@ class Network(Parameters):
     @on_device
     def output_of(self, X):
         """a(L) (m, sizes[-1]), a new backend array, for ``X`` as :meth:`batch` returns, unchecked."""
-        a = self._forward(X, self._workspaces.get(X.shape[0], keep=False))[-1]
-        self._head.activate(a, self._b[-1])
-        return a
+        _, z = self._forward(X, self._workspaces.get(X.shape[0], keep=False))
+        self._head.activate(z, self._b[-1])
+        return z
 
     @on_device
     def layers(self, X):
         """(A, z): every activation A = [a(0) = X, a(1), …, a(L)] of a batch ``X`` (m, sizes[0])
         and the output's pre-activation z(L) (m, sizes[-1]), new backend arrays."""
         X = self._inputs(X)
-        A = self._forward(X, self._workspaces.get(X.shape[0], keep=False))
-        z = A[-1]
+        A, z = self._forward(X, self._workspaces.get(X.shape[0], keep=False))
         if self._b[-1] is not None:
             z += self._b[-1]
         a = self.backend.copy(z)
         self._head.activate(a, None)
-        return A[:-1] + [a], z
+        return A + [a], z
 
     def predict(self, X) -> np.ndarray:
         """The network's output for ``X`` (m, sizes[0]), as a NumPy array (m, sizes[-1])."""
@@ -278,22 +271,7 @@ class Network(Parameters):
     def loss_of(self, X, Y, chunk_size=None, comm=None):
         """J (0-d backend array, regularised) for (X, Y) as :meth:`batch` returns, unchecked;
         with ``comm`` (a :class:`~bpgpu.distributed.Communicator`), over every rank's rows."""
-        m = X.shape[0]
-        step = max(m, 1) if chunk_size is None else chunk_size
-        scale = 1.0 / m if comm is None else 1.0
-        total = None
-        for start in range(0, m, step):
-            stop = min(start + step, m)
-            ws = self._workspaces.get(stop - start, keep=False)
-            z = self._forward(X[start:stop, :], ws)[-1]
-            share = self._head(z, self._b[-1], Y[start:stop, :], ws, scale)
-            total = share if total is None else total + share
-        if total is None:  # this rank holds no rows
-            total = 0.0
-        if comm is not None:
-            total, m = distributed.sum_over_ranks(comm, self.backend, None, total, m)
-            total = self.backend.asarray(total / m, self.dtype)
-        return total + self._weight_term(1.0 / m) if self.lam else total
+        return self._loss_and_delta(X, Y, chunk_size, keep=False, comm=comm, gradients=False)
 
     def chunk_size_for(self, memory_budget: int) -> int:
         """Rows per chunk so that one chunk's activations and deltas fit in ``memory_budget`` bytes.
@@ -321,7 +299,7 @@ class Network(Parameters):
         chunk_size = check.number("chunk_size", chunk_size, low=1, integer=True, allow_none=True)
         if memory_budget is not None:
             chunk_size = self.chunk_size_for(memory_budget)
-        J = self._gradients(X, Y, chunk_size, keep=False, comm=comm)
+        J = self._loss_and_delta(X, Y, chunk_size, keep=False, comm=comm)
         return float(J), [self._join(gW, gb) for gW, gb in zip(self._DW, self._Db)]
 
     def fit(self, X, Y, **options):

@@ -192,7 +192,7 @@ def _optimizer(net, optimizer, lr, warm_start, deprecated: dict):
             opt.lr = check.number("lr", lr, low=0.0, low_open=True)
     else:
         opt = optimizer_for(optimizer, lr, **own)
-    opt.check_params([net.params])
+    opt.check_params(net.params)
     return opt
 
 

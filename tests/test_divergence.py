@@ -38,12 +38,12 @@ class Poison(SGD):
         super().__init__(lr)
         self.after, self.value = after, value
 
-    def step(self, params, D, xp):
-        super().step(params, D, xp)
+    def step(self, theta, D):
+        super().step(theta, D)
         if self.t - 1 == self.after:
             # The flat parameter vector starts with W(0) row-major: its first row is the
             # first 2 entries (every network poisoned here has 2 inputs).
-            params[0][:2] = self.value
+            theta[:2] = self.value
 
 
 def regression(m=8, n=2, seed=0):

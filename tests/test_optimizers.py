@@ -1,7 +1,8 @@
 """Each optimiser's update against its formula written out by hand, and state round trips.
 
-The parameters are a (2, 3) matrix and a (2,) vector (a W and a bias, as the network
-holds them); the gradients change every step, so the state (velocity, moments) matters.
+The parameters are a (2, 3) matrix and a (2,) vector (a W and a bias) in one flat vector, as
+the network holds them; the gradients change every step, so the state (velocity, moments)
+matters. The hand-written formulas work on lists (here of that one vector).
 """
 
 import math
@@ -18,18 +19,23 @@ STEPS = 4
 
 @pytest.fixture
 def problem():
-    """(thetas, [D for each step]) as float64 NumPy arrays."""
+    """([theta], [[D] for each step]) as float64 NumPy vectors (8,)."""
     rng = np.random.default_rng(3)
-    thetas = [rng.standard_normal((2, 3)), rng.standard_normal(2)]
-    Ds = [[rng.standard_normal(t.shape) for t in thetas] for _ in range(STEPS)]
+
+    def flat(*arrays):
+        return [np.concatenate([a.ravel() for a in arrays])]
+
+    thetas = flat(rng.standard_normal((2, 3)), rng.standard_normal(2))
+    Ds = [flat(rng.standard_normal((2, 3)), rng.standard_normal(2)) for _ in range(STEPS)]
     return thetas, Ds
 
 
 def run(optimizer, thetas, Ds):
     """The thetas after one ``optimizer.step`` per D, on copies; the step count is checked."""
     thetas = [t.copy() for t in thetas]
+    optimizer.bind(NUMPY, thetas[0].shape[0], "float64")
     for D in Ds:
-        optimizer.step(thetas, D, np)
+        optimizer.step(thetas[0], D[0])
     assert optimizer.t == len(Ds)
     return thetas
 
@@ -83,9 +89,23 @@ def test_adam_is_the_textbook_update(problem, eps):
 
 def test_adam_first_step_moves_each_weight_by_lr():
     """With m̂ = D and v̂ = D² on step 1, every weight moves by lr·D/(|D| + ε) ≈ ±lr."""
-    theta = [np.zeros(3)]
-    Adam(0.01).step(theta, [np.array([4.0, -1e-3, 2.5])], np)
-    np.testing.assert_allclose(theta[0], [-0.01, 0.01, -0.01], rtol=1e-4)
+    theta = np.zeros(3)
+    Adam(0.01).bind(NUMPY, 3, "float64").step(theta, np.array([4.0, -1e-3, 2.5]))
+    np.testing.assert_allclose(theta, [-0.01, 0.01, -0.01], rtol=1e-4)
+
+
+def test_hyperparameters_are_keyword_only_with_defaults():
+    """bpgpu.Adam(lr=…, beta1=…): the step size may come first, the rest by name"""
+    adam = bpgpu.Adam()
+    assert (adam.lr, adam.beta1, adam.beta2, adam.eps) == (1e-3, 0.9, 0.999, 1e-8)
+    assert (bpgpu.SGD().lr, bpgpu.Momentum().momentum) == (0.5, 0.9)
+    with pytest.raises(TypeError):
+        Momentum(0.1, 0.5)
+
+
+def test_step_before_bind_is_a_clear_error():
+    with pytest.raises(RuntimeError, match=r"^SGD.step: call bind\(backend, n, dtype\) first"):
+        SGD(0.1).step(np.zeros(2), np.zeros(2))
 
 
 def test_make_optimizer():
@@ -97,7 +117,7 @@ def test_make_optimizer():
     assert make_optimizer(adam, 99.0) is adam
 
 
-OPTIMIZERS = [lambda: SGD(0.3), lambda: Momentum(0.2, 0.7), lambda: Momentum(0.2, 0.7, nesterov=True),
+OPTIMIZERS = [lambda: SGD(0.3), lambda: Momentum(0.2, momentum=0.7), lambda: Momentum(0.2, momentum=0.7, nesterov=True),
               lambda: Adam(0.01, eps=1e-3)]
 IDS = ["sgd", "momentum", "nesterov", "adam"]
 NUMPY = get_backend("numpy")
@@ -122,8 +142,9 @@ def test_state_dict_round_trip_continues_identically(problem, make):
     b = make_optimizer(saved["name"], **saved["hyper"])
     b.load_state_dict(saved, to_device)
     assert b.t == 2
+    b.bind(NUMPY, halfway[0].shape[0], "float64")
     for D in Ds[2:]:
-        b.step(halfway, D, np)
+        b.step(halfway[0], D[0])
     for got, expected in zip(halfway, run(make(), thetas, Ds), strict=True):
         np.testing.assert_array_equal(got, expected)
 
@@ -135,14 +156,13 @@ def test_state_dict_round_trip_continues_identically(problem, make):
 def test_state_dict_is_a_snapshot(problem, make):
     thetas, Ds = problem
     a, halfway, saved = _half_and_saved(make, thetas, Ds)
-    before = {k: [s.copy() for s in v] for k, v in saved["state"].items()}
+    before = {k: v.copy() for k, v in saved["state"].items()}
     b = make_optimizer(saved["name"], **saved["hyper"])
     b.load_state_dict(saved, to_device)
-    a.step([t.copy() for t in halfway], Ds[2], np)
-    b.step([t.copy() for t in halfway], Ds[3], np)
-    for key, arrays in saved["state"].items():
-        for got, expected in zip(arrays, before[key], strict=True):
-            np.testing.assert_array_equal(got, expected)
+    a.step(halfway[0].copy(), Ds[2][0])
+    b.bind(NUMPY, halfway[0].shape[0], "float64").step(halfway[0].copy(), Ds[3][0])
+    for key, vector in saved["state"].items():
+        np.testing.assert_array_equal(vector, before[key])
 
 
 @pytest.mark.parametrize("optimizer", ["momentum", "adam"])
@@ -222,9 +242,9 @@ def test_warm_start_takes_a_new_lr_and_keeps_the_state():
     X, Y = rng.standard_normal((6, 2)), rng.random((6, 1))
     net = bpgpu.Network([2, 3, 1], seed=1)
     net.fit(X, Y, epochs=2, optimizer="momentum", lr=0.1)
-    velocity = net.optimizer.state["v"][0].copy()
+    velocity = net.optimizer.state["velocity"].copy()
     net.fit(X, Y, epochs=1, optimizer="momentum", lr=0.02, warm_start=True)
     assert net.optimizer.lr == 0.02 and net.optimizer.t == 3
-    assert np.abs(net.optimizer.state["v"][0] - velocity).max() > 0
+    assert np.abs(net.optimizer.state["velocity"] - velocity).max() > 0
     net.fit(X, Y, epochs=1, optimizer="momentum", warm_start=True)
     assert net.optimizer.lr == 0.02 and net.optimizer.t == 4

@@ -42,7 +42,7 @@ def assert_same_run(net, opt, history, whole, whole_opt, whole_history):
         np.testing.assert_array_equal(got, expected)
     assert opt.t == whole_opt.t
     for key, arrays in whole_opt.state.items():
-        np.testing.assert_array_equal(opt.state[key][0], arrays[0])
+        np.testing.assert_array_equal(opt.state[key], arrays)
     assert (history["loss"], history["val_loss"]) == (whole_history.loss, whole_history.val_loss)
     assert (history["stop_reason"], history["best_epoch"]) == (whole_history.stop_reason, whole_history.best_epoch)
 

@@ -1,4 +1,4 @@
-"""Models on disk: one ``.npz`` of plain arrays (``theta.<l>``, ``optimizer.<key>.<i>``,
+"""Models on disk: one ``.npz`` of plain arrays (``theta.<l>``, ``optimizer.<slot>.0``,
 ``scaler.mean``/``scaler.std``, ``meta`` JSON, ``sha256`` over them all), written through
 :func:`bpgpu.io.atomic.atomic_write` and read trusting nothing (:mod:`bpgpu.io.model_file`).
 Weights travel through the host, so a model saved from CuPy loads on NumPy. A file with a
@@ -102,10 +102,8 @@ def save(net, path, *, optimizer=None, history=None, epoch=None, extra=None, sca
             "history": _history_dict(history), "extra": extra, "classes": classes}
     if optimizer is not None:
         saved = optimizer.state_dict(to_host)
-        state = _per_parameter(net, saved["state"], "optimizer")
         meta["optimizer"] = {"name": saved["name"], "t": saved["t"], "hyper": saved["hyper"],
-                             "state": {k: len(v) for k, v in state.items()}}
-        arrays.update(_entries("optimizer", state))
+                             "state": _slot_arrays("optimizer", saved["state"], arrays)}
     if position is not None:
         meta["position"] = {**position.meta(), "best": _best_arrays(net, position.best, arrays)}
     try:
@@ -128,18 +126,14 @@ def _epoch_of(epoch, position):
     return position.epoch
 
 
-def _per_parameter(net, state: dict, name: str) -> dict:
-    """{key: [host arrays]} of flat state vectors, one array per parameter array [W(0),
-    b(0), …] (the layout on disk, whatever it is in memory); NaN or inf refused."""
-    split = {k: [p for flat in v for p in net.split(flat)] for k, v in state.items()}
-    if not all(np.isfinite(a).all() for v in split.values() for a in v):
-        raise ValueError(f"{name}: its state holds NaN or inf (a diverged run); save the network alone, "
-                         "or a fresh optimiser")
-    return split
-
-
-def _entries(prefix: str, state: dict) -> dict:
-    return {f"{prefix}.{key}.{i}": np.asarray(a) for key, values in state.items() for i, a in enumerate(values)}
+def _slot_arrays(prefix: str, slots: dict, arrays: dict) -> dict:
+    """Each optimiser slot, a flat host vector (n_params,), into ``arrays`` as ``prefix``.<slot>.0;
+    what the metadata says of them ({slot: 1}). NaN or inf refused."""
+    if not all(np.isfinite(v).all() for v in slots.values()):
+        raise ValueError(f"{prefix.partition('.')[2] or prefix}: its state holds NaN or inf (a diverged run); "
+                         "save the network alone, or a fresh optimiser")
+    arrays.update({f"{prefix}.{key}.0": np.asarray(v) for key, v in slots.items()})
+    return {key: 1 for key in slots}
 
 
 def _best_arrays(net, best: State | None, arrays: dict) -> dict | None:
@@ -149,10 +143,9 @@ def _best_arrays(net, best: State | None, arrays: dict) -> dict | None:
         return None
     to_host = net.backend.to_host
     params = [np.asarray(p) for p in net.split(np.array(to_host(best.params)))]
-    state = _per_parameter(net, {k: [np.array(to_host(a)) for a in v] for k, v in best.optimizer["state"].items()},
-                           "position")
-    arrays.update({f"best.params.{i}": p for i, p in enumerate(params)}, **_entries("best.optimizer", state))
-    return {"t": best.optimizer["t"], "params": len(params), "state": {k: len(v) for k, v in state.items()}}
+    arrays.update({f"best.params.{i}": p for i, p in enumerate(params)})
+    slots = {k: np.array(to_host(v)) for k, v in best.optimizer["state"].items()}
+    return {"t": best.optimizer["t"], "params": len(params), "state": _slot_arrays("best.optimizer", slots, arrays)}
 
 
 def _scaler_arrays(net, scaler) -> dict:
@@ -265,7 +258,10 @@ def load_checkpoint(path, backend="numpy", dtype=None) -> Checkpoint:
 
 def _flat(path, net, arrays: dict, prefix: str, count: int) -> np.ndarray:
     """One flat host vector (n_params,) in the layout of ``net.params`` from the entries
-    ``prefix``.0 … (one per parameter array, whatever the layout in memory)."""
+    ``prefix``.0 …: that vector itself, or (files of bpgpu ≤ 0.x, and best.params) one
+    entry per parameter array [W(0), b(0), …]."""
+    if count == 1 and tuple(arrays[f"{prefix}.0"].shape) == (net.n_params,):
+        return np.asarray(arrays[f"{prefix}.0"], dtype=np.float64)
     param_shapes = net.param_shapes()
     if count != len(param_shapes):
         raise ValueError(f"{path}: {model_file.label(prefix)} has {count} arrays, the network has "
@@ -277,8 +273,8 @@ def _flat(path, net, arrays: dict, prefix: str, count: int) -> np.ndarray:
 
 
 def _state(flats: dict, prefix: str) -> dict:
-    """{key: [flat vector]} of the state entries under ``prefix`` ("optimizer.", "best.optimizer.")."""
-    return {name[len(prefix):]: [flat] for name, flat in flats.items() if name.startswith(prefix)}
+    """{slot: flat vector} of the state entries under ``prefix`` ("optimizer.", "best.optimizer.")."""
+    return {name[len(prefix):]: flat for name, flat in flats.items() if name.startswith(prefix)}
 
 
 def _position(meta: dict, net, flats: dict) -> Position | None:
@@ -291,6 +287,6 @@ def _position(meta: dict, net, flats: dict) -> Position | None:
     if saved.get("best") is not None:
         def to_device(a):
             return net.backend.asarray(a, net.dtype)
-        state = {k: [to_device(a) for a in v] for k, v in _state(flats, "best.optimizer.").items()}
+        state = {k: to_device(v) for k, v in _state(flats, "best.optimizer.").items()}
         best = State(to_device(flats["best.params"]), {"t": saved["best"]["t"], "state": state})
     return Position.from_meta(saved, best)

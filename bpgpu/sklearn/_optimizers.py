@@ -51,7 +51,7 @@ class ScikitAdam(_LearningRateName, Adam):
 def make(solver: str, *, learning_rate_init, momentum, nesterovs_momentum, beta_1, beta_2, epsilon) -> Optimizer:
     """The optimiser scikit-learn's MLP builds for ``solver`` ("sgd" or "adam")."""
     if solver == "adam":
-        return ScikitAdam(learning_rate_init, beta_1, beta_2, epsilon)
+        return ScikitAdam(learning_rate_init, beta1=beta_1, beta2=beta_2, eps=epsilon)
     if momentum == 0:
         # 0·v − η·D is exactly −η·D: plain SGD gives the same numbers with fewer operations.
         return ScikitSGD(learning_rate_init)
