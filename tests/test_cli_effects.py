@@ -348,18 +348,18 @@ def test_internal_error_is_one_line_unless_bpgpu_debug(cli, monkeypatch):
 
 def test_bpgpu_debug_shows_the_traceback_in_a_real_process(tmp_path):
     """An internal error from a damaged module on the path: a traceback only with BPGPU_DEBUG=1."""
-    fake = tmp_path / "fake" / "tqdm"
+    fake = tmp_path / "fake" / "matplotlib"  # (not tqdm: a stderr that is no terminal shows no bar)
     fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("def tqdm(*a, **k):\n    raise RuntimeError('planted in tqdm')\n")
+    (fake / "__init__.py").write_text("raise RuntimeError('planted in matplotlib')\n")
     env = {**ENV, "PYTHONPATH": os.pathsep.join([str(tmp_path / "fake"), ENV["PYTHONPATH"]])}
     args = [sys.executable, "-m", "bpgpu", "train", "--data", "xor", "--samples", "8", "--sizes", "2,2,1",
-            "--epochs", "1", "--no-plot"]
+            "--epochs", "1", "--out", "run"]
     plain = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert plain.returncode == 1 and "Traceback" not in plain.stderr
-    assert "internal error: RuntimeError: planted in tqdm" in plain.stderr
+    assert "internal error: RuntimeError: planted in matplotlib" in plain.stderr
     debug = subprocess.run(args, cwd=tmp_path, env={**env, "BPGPU_DEBUG": "1"}, capture_output=True, text=True,
                            timeout=120)
-    assert debug.returncode != 0 and "Traceback" in debug.stderr and "planted in tqdm" in debug.stderr
+    assert debug.returncode != 0 and "Traceback" in debug.stderr and "planted in matplotlib" in debug.stderr
 
 
 def test_installed_console_script(tmp_path):
