@@ -1,4 +1,5 @@
-"""Pictures: a training run's loss curve and decision regions, a benchmark's throughput.
+"""Pictures: a training run's loss curve and decision regions, a model's confusion matrix, a
+benchmark's throughput.
 
 matplotlib is optional (``pip install "bpgpu[plot]"``): callers ask :func:`available`
 first. Figures are drawn on ``matplotlib.figure.Figure`` directly, not through pyplot, so
@@ -88,6 +89,28 @@ def regions(classify, X: np.ndarray, labels: np.ndarray, path, names=None, featu
     ax.legend(handles=[Line2D([], [], marker="o", linestyle="", color=f"C{k % 10}", label=str(names[k] if names else k))
                        for k in range(n)], fontsize="small", title="class")
     ax.set(xlabel=features[0], ylabel=features[1], title="decision regions and training points")
+    _save(fig, path, dpi=100)
+
+
+def confusion(C: np.ndarray, names, path) -> None:
+    """The confusion matrix C (k, k) (rows: true class, columns: predicted) as a grid of counts,
+    each cell coloured by its share of its row (its true class), the classes named by ``names``."""
+    C = np.asarray(C)
+    k = C.shape[0]
+    share = C / np.maximum(C.sum(axis=1, keepdims=True), 1)
+    side = min(12.0, 3.0 + 0.5 * k)
+    fig, (ax,) = _figure(side + 1.0, side)
+    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    if k <= 30:  # beyond that the counts would not be legible
+        for (i, j), count in np.ndenumerate(C):
+            ax.text(j, i, str(count), ha="center", va="center", fontsize="small",
+                    color="white" if share[i, j] > 0.5 else "black")
+    labels = [str(name) for name in names]
+    tilt = 45 if max(map(len, labels)) > 3 else 0
+    ax.set_xticks(range(k), labels, rotation=tilt, ha="right" if tilt else "center")
+    ax.set_yticks(range(k), labels)
+    ax.set(xlabel="predicted class", ylabel="true class", title=f"confusion matrix ({int(C.sum())} examples)")
+    fig.colorbar(image, ax=ax, label="share of the true class", shrink=0.8)
     _save(fig, path, dpi=100)
 
 
