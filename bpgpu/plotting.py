@@ -114,28 +114,39 @@ def confusion(C: np.ndarray, names, path) -> None:
     _save(fig, path, dpi=100)
 
 
+def series(results: list[dict], workload: str) -> dict[str, list[tuple[int, float]]]:
+    """The lines of one panel of :func:`throughput`: for each of bpgpu's backend, dtype and
+    optimiser, and each peer's, its (batch size, training samples/s) points on ``workload``,
+    sorted by batch size. Rows with an error are left out."""
+    lines: dict[str, list] = {}
+    for r in results:
+        if r["workload"] != workload or "error" in r:
+            continue
+        case = r["dtype"] + ("" if r.get("optimizer", "sgd") == "sgd" else f" {r['optimizer']}")
+        if "fit" in r:
+            lines.setdefault(f"bpgpu {r['backend']} {case}", []).append((r["batch"], r["fit"]["samples_per_s"]))
+        for peer, p in r["peers"].items():
+            if "train" in p:
+                where = "cuda" if r["backend"] == "cupy" else "cpu"
+                lines.setdefault(f"{peer} {where} {case}", []).append((r["batch"], p["train"]["samples_per_s"]))
+    return {label: sorted(points) for label, points in sorted(lines.items())}
+
+
 def throughput(results: list[dict], path, peers=("torch", "sklearn")) -> None:
     """Training samples/s against batch size from ``bpgpu bench`` rows: one panel per workload,
-    one line per backend, dtype and optimiser of bpgpu, one dashed line per peer in ``peers``
-    (the optimiser named where it is not SGD)."""
+    one line per :func:`series` (bpgpu's solid, a peer's in ``peers`` dashed). A series
+    measured at one batch size only is one dot: ``bpgpu bench --plot`` measures several."""
     names = sorted({r["workload"] for r in results if "error" not in r})
     fig, axes = _figure(5, 4, max(1, len(names)))
     for ax, name in zip(axes, names):
-        lines: dict[str, list] = {}
-        for r in results:
-            if r["workload"] != name or "error" in r:
-                continue
-            case = r["dtype"] + ("" if r.get("optimizer", "sgd") == "sgd" else f" {r['optimizer']}")
-            if "fit" in r:
-                lines.setdefault(f"bpgpu {r['backend']} {case}", []).append((r["batch"], r["fit"]["samples_per_s"]))
-            for peer, p in r["peers"].items():
-                if "train" in p:
-                    where = "cuda" if r["backend"] == "cupy" else "cpu"
-                    lines.setdefault(f"{peer} {where} {case}", []).append((r["batch"], p["train"]["samples_per_s"]))
-        for label, points in sorted(lines.items()):
-            batch, rate = zip(*sorted(points))
+        lines = series(results, name)
+        for label, points in lines.items():
+            batch, rate = zip(*points)
             ax.plot(batch, rate, marker="o", linestyle="--" if label.startswith(tuple(peers)) else "-", label=label)
         ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="training samples/s", title=name)
+        measured = sorted({m for points in lines.values() for m, _ in points})
+        ax.set_xticks(measured, [str(m) for m in measured], minor=False)  # the batch sizes, not powers of ten
+        ax.set_xticks([], minor=True)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize="small")
     _save(fig, path, dpi=120)
