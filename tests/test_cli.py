@@ -60,7 +60,7 @@ def test_an_empty_header_cell_is_a_clear_error(tmp_path):
     assert "--target: name the target column(s) of p.csv" in run.stderr
 
 
-@pytest.mark.parametrize("command", ["train", "predict", "evaluate", "example", "info", "bench"])
+@pytest.mark.parametrize("command", ["train", "predict", "evaluate", "export", "example", "info", "bench"])
 def test_every_subcommand_has_help(command, tmp_path):
     run = ok(command, "--help", cwd=tmp_path)
     assert run.stdout.startswith(f"usage: bpgpu {command}")
@@ -68,7 +68,7 @@ def test_every_subcommand_has_help(command, tmp_path):
 
 def test_top_level_help_lists_the_commands_and_version(tmp_path):
     out = ok("--help", cwd=tmp_path).stdout
-    for command in ("train", "predict", "evaluate", "bench", "example", "info"):
+    for command in ("train", "predict", "evaluate", "export", "bench", "example", "info"):
         assert command in out
     assert ok("--version", cwd=tmp_path).stdout.startswith("bpgpu 0.")
 
