@@ -255,11 +255,16 @@ def epoch_lines(out):
     return [line.split()[1] for line in out.splitlines() if line.startswith("epoch ") and "  loss " in line]
 
 
-def test_log_every_and_quiet(cli):
+def test_log_every_and_quiet(cli, monkeypatch):
+    from bpgpu.cli import progress
+
     common = ["train", "--data", "xor", "--samples", "40", "--sizes", "2,3,1", "--epochs", "6", "--no-plot"]
     out, err = ok(cli, *common, "--log-every", "2")
+    assert epoch_lines(out) == ["2/6", "4/6", "6/6"] and err == ""  # stderr is no terminal: no bar
+    monkeypatch.setattr(progress, "is_terminal", lambda stream: True)
+    out, err = ok(cli, *common, "--log-every", "2")
     assert epoch_lines(out) == ["2/6", "4/6", "6/6"]
-    assert "6/6" in err and "epoch" in err  # the progress bar, on stderr
+    assert "6/6" in err and "epoch" in err  # the progress bar, on a terminal's stderr
     out, _ = ok(cli, *common, "--log-every", "0")
     assert epoch_lines(out) == []
     out, err = ok(cli, *common, "--quiet")
