@@ -1,5 +1,5 @@
 """Prove from pytest's JUnit report that the reference tests ran: list how many tests that
-use PyTorch, scikit-learn, matplotlib, MPI or the GPU-free kernel check (CuPy + NVRTC) passed,
+use PyTorch, scikit-learn, matplotlib, MPI, the GPU-free kernel check (CuPy + NVRTC) or ONNX passed,
 and fail if any was skipped."""
 
 import sys
@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 REFERENCES = {"torch": ("torch", "pytorch"), "scikit-learn": ("sklearn",), "matplotlib": ("plot", "matplotlib"),
               "MPI": ("distributed", "mpi4py", "mpiexec", "mpi cannot"),
-              "kernel check": ("test_kernels", "kernel check")}
+              "kernel check": ("test_kernels", "kernel check"), "ONNX": ("test_export", "onnx")}
 
 cases = list(ET.parse(sys.argv[1]).getroot().iter("testcase"))
 failed = False

@@ -1,7 +1,7 @@
 """Fixtures for the throughput suite: the backends, and the switch between smoke and full sizes.
 
 By default each case runs once at tiny sizes (CI: pytest's addopts has --benchmark-disable),
-which proves the suite works and measures nothing. To measure, at DESIGN.md §5's sizes:
+which proves the suite works and measures nothing. To measure, at BENCHMARKS.md's sizes (W0–W3):
 
     BPGPU_BENCH_FULL=1 python -m pytest benchmarks --benchmark-enable --benchmark-json=bench.json
 """

@@ -9,7 +9,7 @@ bpgpu runs on NumPy and, where CuPy and a CUDA device work, on CuPy too.
     PYTHONPATH=$PWD python benchmarks/sklearn_vs_bpgpu.py --out benchmarks/results/sklearn
     PYTHONPATH=$PWD python benchmarks/sklearn_vs_bpgpu.py --quick      # smoke run, tiny sizes
 
-Workloads (DESIGN.md §5 sizes): digits (1797×64, hidden 100, 10 classes, batch 200),
+Workloads (BENCHMARKS.md's sizes): digits (1797×64, hidden 100, 10 classes, batch 200),
 W1 (64-64-64-1 relu regression, batch 256), W2 (784-1024-1024-10 relu softmax, batch 1024).
 Take timings on a quiet machine; the report records the versions and thread counts.
 """

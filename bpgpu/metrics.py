@@ -1,7 +1,9 @@
-"""How good predictions are, beside the loss: accuracy for classes, R² for numbers.
+"""How good predictions are, beside the loss: accuracy for classes, R² for numbers, and for
+classes the confusion matrix with each class's precision, recall and F1.
 
-Both take targets Y and outputs A of one backend, shaped (m, k), and return a Python float;
-the reductions run on the device and only k numbers reach the host.
+Each takes targets Y and outputs A of one backend, shaped (m, k). accuracy and r2 return a
+Python float, their reductions run on the device and only k numbers reach the host; the
+confusion matrix brings the rows' class indices (m,) to the host and counts them there.
 """
 
 from __future__ import annotations
@@ -39,17 +41,46 @@ def r2(Y, A, backend="numpy") -> float:
     return float(np.mean(score))
 
 
+def confusion(Y, A, backend="numpy") -> np.ndarray:
+    """The confusion matrix C (k, k) of int64 on the host: C[i, j] counts the rows whose class
+    under Y is i and under A is j (:func:`classes`; k = the number of columns, 2 for one
+    column of 0/1). scikit-learn's ``confusion_matrix(y, a, labels=range(k))``."""
+    backend = get_backend(backend)
+    k = max(2, Y.shape[1])
+    true, predicted = (backend.to_host(classes(M, backend.xp)).astype(np.int64) for M in (Y, A))
+    return np.bincount(true * k + predicted, minlength=k * k).reshape(k, k)
+
+
+def per_class(C: np.ndarray) -> dict[str, np.ndarray]:
+    """Each class's precision, recall and F1 (k,) and support (k,) from a confusion matrix
+    C (k, k): precision = C[i, i] / Σ_r C[r, i], recall = C[i, i] / Σ_c C[i, c], F1 =
+    2·C[i, i] / (Σ_c C[i, c] + Σ_r C[r, i]); 0 where a denominator is 0 (scikit-learn's
+    ``precision_recall_fscore_support(..., zero_division=0)``)."""
+    C = np.asarray(C, dtype=np.int64)
+    hits, true, predicted = np.diag(C), C.sum(axis=1), C.sum(axis=0)
+
+    def share(count, of):
+        return np.where(of > 0, count / np.maximum(of, 1), 0.0)
+
+    return {"precision": share(hits, predicted), "recall": share(hits, true), "f1": share(2 * hits, true + predicted),
+            "support": true}
+
+
+def outputs(net, X, rows: int = 65536):
+    """a(L) (m, sizes[-1]), a backend array, for X (m, sizes[0]): the forward passes take
+    ``rows`` rows at a time, so memory holds one chunk's activations, not the whole data set's."""
+    m = X.shape[0]
+    parts = [net.forward(X[i:min(i + rows, m), :]) for i in range(0, m, rows)]
+    concat = getattr(net.xp, "concat", None) or net.xp.concatenate
+    return parts[0] if len(parts) == 1 else concat(parts, axis=0)
+
+
 def score(net, X, Y, metric: str, rows: int = 65536) -> float:
     """``metric`` ("accuracy" or "r2") of ``net``'s outputs for X (m, sizes[0]) against
-    Y (m, sizes[-1]); the forward passes take ``rows`` rows at a time, so memory holds one
-    chunk's activations, not the whole data set's."""
+    Y (m, sizes[-1]), ``rows`` rows at a time (:func:`outputs`)."""
     if metric not in METRICS:
         raise ValueError(f"metric: expected one of {tuple(METRICS)}, got {metric!r}")
-    xp, m = net.xp, X.shape[0]
-    parts = [net.forward(X[i:min(i + rows, m), :]) for i in range(0, m, rows)]
-    concat = getattr(xp, "concat", None) or xp.concatenate
-    A = parts[0] if len(parts) == 1 else concat(parts, axis=0)
-    return METRICS[metric](net.backend.asarray(Y, net.dtype), A, net.backend)
+    return METRICS[metric](net.backend.asarray(Y, net.dtype), outputs(net, X, rows), net.backend)
 
 
 METRICS = {"accuracy": accuracy, "r2": r2}

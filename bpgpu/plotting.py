@@ -1,4 +1,5 @@
-"""Pictures: a training run's loss curve and decision regions, a benchmark's throughput.
+"""Pictures: a training run's loss curve and decision regions, a model's confusion matrix, a
+benchmark's throughput.
 
 matplotlib is optional (``pip install "bpgpu[plot]"``): callers ask :func:`available`
 first. Figures are drawn on ``matplotlib.figure.Figure`` directly, not through pyplot, so
@@ -91,28 +92,61 @@ def regions(classify, X: np.ndarray, labels: np.ndarray, path, names=None, featu
     _save(fig, path, dpi=100)
 
 
+def confusion(C: np.ndarray, names, path) -> None:
+    """The confusion matrix C (k, k) (rows: true class, columns: predicted) as a grid of counts,
+    each cell coloured by its share of its row (its true class), the classes named by ``names``."""
+    C = np.asarray(C)
+    k = C.shape[0]
+    share = C / np.maximum(C.sum(axis=1, keepdims=True), 1)
+    side = min(12.0, 3.0 + 0.5 * k)
+    fig, (ax,) = _figure(side + 1.0, side)
+    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    if k <= 30:  # beyond that the counts would not be legible
+        for (i, j), count in np.ndenumerate(C):
+            ax.text(j, i, str(count), ha="center", va="center", fontsize="small",
+                    color="white" if share[i, j] > 0.5 else "black")
+    labels = [str(name) for name in names]
+    tilt = 45 if max(map(len, labels)) > 3 else 0
+    ax.set_xticks(range(k), labels, rotation=tilt, ha="right" if tilt else "center")
+    ax.set_yticks(range(k), labels)
+    ax.set(xlabel="predicted class", ylabel="true class", title=f"confusion matrix ({int(C.sum())} examples)")
+    fig.colorbar(image, ax=ax, label="share of the true class", shrink=0.8)
+    _save(fig, path, dpi=100)
+
+
+def series(results: list[dict], workload: str) -> dict[str, list[tuple[int, float]]]:
+    """The lines of one panel of :func:`throughput`: for each of bpgpu's backend, dtype and
+    optimiser, and each peer's, its (batch size, training samples/s) points on ``workload``,
+    sorted by batch size. Rows with an error are left out."""
+    lines: dict[str, list] = {}
+    for r in results:
+        if r["workload"] != workload or "error" in r:
+            continue
+        case = r["dtype"] + ("" if r.get("optimizer", "sgd") == "sgd" else f" {r['optimizer']}")
+        if "fit" in r:
+            lines.setdefault(f"bpgpu {r['backend']} {case}", []).append((r["batch"], r["fit"]["samples_per_s"]))
+        for peer, p in r["peers"].items():
+            if "train" in p:
+                where = "cuda" if r["backend"] == "cupy" else "cpu"
+                lines.setdefault(f"{peer} {where} {case}", []).append((r["batch"], p["train"]["samples_per_s"]))
+    return {label: sorted(points) for label, points in sorted(lines.items())}
+
+
 def throughput(results: list[dict], path, peers=("torch", "sklearn")) -> None:
     """Training samples/s against batch size from ``bpgpu bench`` rows: one panel per workload,
-    one line per backend, dtype and optimiser of bpgpu, one dashed line per peer in ``peers``
-    (the optimiser named where it is not SGD)."""
+    one line per :func:`series` (bpgpu's solid, a peer's in ``peers`` dashed). A series
+    measured at one batch size only is one dot: ``bpgpu bench --plot`` measures several."""
     names = sorted({r["workload"] for r in results if "error" not in r})
     fig, axes = _figure(5, 4, max(1, len(names)))
     for ax, name in zip(axes, names):
-        lines: dict[str, list] = {}
-        for r in results:
-            if r["workload"] != name or "error" in r:
-                continue
-            case = r["dtype"] + ("" if r.get("optimizer", "sgd") == "sgd" else f" {r['optimizer']}")
-            if "fit" in r:
-                lines.setdefault(f"bpgpu {r['backend']} {case}", []).append((r["batch"], r["fit"]["samples_per_s"]))
-            for peer, p in r["peers"].items():
-                if "train" in p:
-                    where = "cuda" if r["backend"] == "cupy" else "cpu"
-                    lines.setdefault(f"{peer} {where} {case}", []).append((r["batch"], p["train"]["samples_per_s"]))
-        for label, points in sorted(lines.items()):
-            batch, rate = zip(*sorted(points))
+        lines = series(results, name)
+        for label, points in lines.items():
+            batch, rate = zip(*points)
             ax.plot(batch, rate, marker="o", linestyle="--" if label.startswith(tuple(peers)) else "-", label=label)
         ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="training samples/s", title=name)
+        measured = sorted({m for points in lines.values() for m, _ in points})
+        ax.set_xticks(measured, [str(m) for m in measured], minor=False)  # the batch sizes, not powers of ten
+        ax.set_xticks([], minor=True)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize="small")
     _save(fig, path, dpi=120)

@@ -186,6 +186,42 @@ def test_command_line_smoke_run_writes_json_and_markdown(tmp_path, capsys):
     assert (tmp_path / "bench.md").read_text() in capsys.readouterr().out
 
 
+def test_plot_measures_several_batch_sizes_so_each_series_is_a_line(tmp_path, capsys):
+    """bench.png had one dot per series (one batch size per workload): --plot alone now also
+    measures 1/16 and 1/4 of each workload's batch, and each series joins those points."""
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "bench.json"
+    assert bench.main(["--smoke", "--workloads", "W0,W1", "--backends", "numpy", "--peers", "none", "--measures",
+                       "fit", "--json", str(out), "--plot", str(tmp_path / "bench.png")]) == 0
+    results = json.loads(out.read_text())["results"]
+    assert [(r["workload"], r["batch"]) for r in results] == [("W0", 1), ("W0", 3), ("W1", 1), ("W1", 4), ("W1", 16)]
+    lines = plotting.series(results, "W1")
+    assert list(lines) == ["bpgpu numpy float32"]
+    assert [m for m, _ in lines["bpgpu numpy float32"]] == [1, 4, 16]
+    assert [rate for _, rate in lines["bpgpu numpy float32"]] == [r["fit"]["samples_per_s"] for r in results[2:]]
+    assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_batch_sizes_given_are_measured_as_given_with_or_without_a_plot():
+    from argparse import Namespace
+
+    from bpgpu.bench.cli import batch_sizes
+
+    w = bench.workload("W2")
+    assert batch_sizes(Namespace(batch_sizes=None, plot=None), w) == [1024]
+    assert batch_sizes(Namespace(batch_sizes=None, plot="b.png"), w) == [64, 256, 1024]
+    assert batch_sizes(Namespace(batch_sizes=[8, 2], plot="b.png"), w) == [8, 2]
+
+
+def test_series_sorts_points_and_names_peers_and_optimizers():
+    row = {"workload": "W1", "backend": "numpy", "dtype": "float32", "optimizer": "adam",
+           "fit": {"samples_per_s": 5.0}, "peers": {"torch": {"train": {"samples_per_s": 2.0}}, "sklearn": {"skipped": "x"}}}
+    rows = [{**row, "batch": 64}, {**row, "batch": 16, "fit": {"samples_per_s": 1.0}},
+            {**row, "batch": 32, "error": "MemoryError"}]
+    assert plotting.series(rows, "W1") == {"bpgpu numpy float32 adam": [(16, 1.0), (64, 5.0)],
+                                            "torch cpu float32 adam": [(16, 2.0), (64, 2.0)]}
+
+
 def test_smoke_run_with_sgd_and_adam_trains_bpgpu_and_every_installed_peer_with_each(tmp_path, capsys):
     """CI's pass through the Adam path: bpgpu's fit and step, torch.optim.Adam, scikit-learn's adam."""
     out = tmp_path / "bench.json"

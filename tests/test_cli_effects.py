@@ -255,11 +255,16 @@ def epoch_lines(out):
     return [line.split()[1] for line in out.splitlines() if line.startswith("epoch ") and "  loss " in line]
 
 
-def test_log_every_and_quiet(cli):
+def test_log_every_and_quiet(cli, monkeypatch):
+    from bpgpu.cli import progress
+
     common = ["train", "--data", "xor", "--samples", "40", "--sizes", "2,3,1", "--epochs", "6", "--no-plot"]
     out, err = ok(cli, *common, "--log-every", "2")
+    assert epoch_lines(out) == ["2/6", "4/6", "6/6"] and err == ""  # stderr is no terminal: no bar
+    monkeypatch.setattr(progress, "is_terminal", lambda stream: True)
+    out, err = ok(cli, *common, "--log-every", "2")
     assert epoch_lines(out) == ["2/6", "4/6", "6/6"]
-    assert "6/6" in err and "epoch" in err  # the progress bar, on stderr
+    assert "6/6" in err and "epoch" in err  # the progress bar, on a terminal's stderr
     out, _ = ok(cli, *common, "--log-every", "0")
     assert epoch_lines(out) == []
     out, err = ok(cli, *common, "--quiet")
@@ -348,18 +353,18 @@ def test_internal_error_is_one_line_unless_bpgpu_debug(cli, monkeypatch):
 
 def test_bpgpu_debug_shows_the_traceback_in_a_real_process(tmp_path):
     """An internal error from a damaged module on the path: a traceback only with BPGPU_DEBUG=1."""
-    fake = tmp_path / "fake" / "tqdm"
+    fake = tmp_path / "fake" / "matplotlib"  # (not tqdm: a stderr that is no terminal shows no bar)
     fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("def tqdm(*a, **k):\n    raise RuntimeError('planted in tqdm')\n")
+    (fake / "__init__.py").write_text("raise RuntimeError('planted in matplotlib')\n")
     env = {**ENV, "PYTHONPATH": os.pathsep.join([str(tmp_path / "fake"), ENV["PYTHONPATH"]])}
     args = [sys.executable, "-m", "bpgpu", "train", "--data", "xor", "--samples", "8", "--sizes", "2,2,1",
-            "--epochs", "1", "--no-plot"]
+            "--epochs", "1", "--out", "run"]
     plain = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert plain.returncode == 1 and "Traceback" not in plain.stderr
-    assert "internal error: RuntimeError: planted in tqdm" in plain.stderr
+    assert "internal error: RuntimeError: planted in matplotlib" in plain.stderr
     debug = subprocess.run(args, cwd=tmp_path, env={**env, "BPGPU_DEBUG": "1"}, capture_output=True, text=True,
                            timeout=120)
-    assert debug.returncode != 0 and "Traceback" in debug.stderr and "planted in tqdm" in debug.stderr
+    assert debug.returncode != 0 and "Traceback" in debug.stderr and "planted in matplotlib" in debug.stderr
 
 
 def test_installed_console_script(tmp_path):

@@ -49,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="numpy,cupy (default: those that work here)")
     parser.add_argument("--dtypes", type=names(DTYPES), default=["float32"], help="float32,float64 (default: float32)")
     parser.add_argument("--batch-sizes", type=names(kind=int), default=None,
-                        help="batch sizes for every workload (default: each workload's own)")
+                        help="batch sizes for every workload (default: each workload's own; with --plot, also "
+                             "1/16 and 1/4 of it, so the plot has lines)")
     parser.add_argument("--peers", type=names(PEERS, allow_none=True), default=None,
                         help="torch,sklearn or none (default: those installed)")
     parser.add_argument("--optimizers", type=names(OPTIMIZERS), default=["sgd"],
@@ -68,7 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=at_least(0, int), default=0, help="seeds the data and the initial weights (default 0)")
     parser.add_argument("--json", metavar="PATH", help="write the report as JSON")
     parser.add_argument("--markdown", metavar="PATH", help="write the report as Markdown")
-    parser.add_argument("--plot", metavar="PATH", help="write a PNG of samples/s against batch size (matplotlib)")
+    parser.add_argument("--plot", metavar="PATH", help="write a PNG of samples/s against batch size, a line per "
+                        "backend, dtype and peer (matplotlib)")
     parser.add_argument("--quiet-retries", type=at_least(0, int), default=0, metavar="N",
                         help="for shared machines: wait for other processes to go idle before each case, and "
                              f"run a case again, up to N times, when they used over {100 * DISTURBED:.0f}%% of the CPU")
@@ -142,7 +144,7 @@ def _measure_cases(args, backends, peers, timing: dict, results: list) -> None:
         w = workload(name, args.smoke)
         for backend in backends:
             for dtype in args.dtypes:
-                for m, opt in itertools.product(args.batch_sizes or [w.batch], args.optimizers):
+                for m, opt in itertools.product(batch_sizes(args, w), args.optimizers):
                     print(f"bpgpu bench: {w.name} {backend.name} {dtype} batch {m} {opt}", file=sys.stderr, flush=True)
                     try:
                         results.append(undisturbed(lambda: run_case(
@@ -158,12 +160,21 @@ def _measure_cases(args, backends, peers, timing: dict, results: list) -> None:
                                         "error": f"{type(err).__name__}: {err}"})
 
 
+def batch_sizes(args, w) -> list[int]:
+    """The batch sizes workload ``w`` is measured at: --batch-sizes, else its own; with --plot,
+    also 1/16 and 1/4 of its own (a line over batch sizes needs several, and smaller batches
+    need no more memory)."""
+    if args.batch_sizes:
+        return list(args.batch_sizes)
+    return sorted({max(1, w.batch // 16), max(1, w.batch // 4), w.batch}) if args.plot else [w.batch]
+
+
 def _check_memory(args) -> None:
     """Refuse (ValueError) --batches × a batch size whose data cannot fit in memory: the host
     data (float64, X, Y and labels), its copy on the device, and a batch's activations."""
     for name in args.workloads:
         w = workload(name, args.smoke)
-        for m in args.batch_sizes or [w.batch]:
+        for m in batch_sizes(args, w):
             rows = args.batches * m
             need = 2 * 8 * rows * (w.sizes[0] + w.sizes[-1] + 1) + 4 * 8 * m * sum(w.sizes)
             option = f"--batch-sizes {m} with --batches {args.batches}" if args.batch_sizes else \

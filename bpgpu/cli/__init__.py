@@ -1,8 +1,9 @@
-"""The ``bpgpu`` command: train, predict, evaluate, bench, example, info.
+"""The ``bpgpu`` command: train, predict, evaluate, export, bench, example, info.
 
     bpgpu train --data spirals --sizes 2,64,64,3 --activation relu --epochs 300 --out runs/demo
     bpgpu predict runs/demo/model.npz --input X.csv --output Y.csv
-    bpgpu evaluate runs/demo/model.npz --data test.csv
+    bpgpu evaluate runs/demo/model.npz --data test.csv --plot confusion.png
+    bpgpu export runs/demo/model.npz model.onnx
 
 Printing is best effort (``streams``): a closed stdout or stderr never stops a command's
 work; a command whose product is what it prints exits 141 when its reader left early,
@@ -29,7 +30,7 @@ import warnings
 
 from ..backend import BackendUnavailable
 from ..training import DivergenceError
-from . import evaluate, example, info, predict, train
+from . import evaluate, example, export, info, predict, train
 from .errors import CLIError, one_line
 from .streams import best_effort
 
@@ -96,7 +97,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                             "Train a network. Options left out on --resume come from the checkpoint.",
                             progress_only=True))
     predict.add_arguments(add("predict", predict.run, "run a saved model on inputs from a file"))
-    evaluate.add_arguments(add("evaluate", evaluate.run, "a saved model's loss and accuracy or R² on a labelled file"))
+    evaluate.add_arguments(add("evaluate", evaluate.run, "a saved model's loss and accuracy or R² on a labelled file "
+                               "(a classifier's confusion matrix and per-class precision, recall, F1)"))
+    export.add_arguments(add("export", export.run, "write a saved model as an ONNX graph (input scaling included)"))
     bench = add("bench", _bench, "benchmark bpgpu (and PyTorch, scikit-learn) on reference workloads")
     if command == "bench":
         module = _bench_cli()

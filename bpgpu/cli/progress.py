@@ -1,4 +1,9 @@
-"""What ``bpgpu train`` shows while it runs: a progress bar and a loss line every few epochs."""
+"""What ``bpgpu train`` shows while it runs: a progress bar and a loss line every few epochs.
+
+The bar redraws one line of stderr in place, which only a terminal shows as one line: where
+stderr is a pipe or a file (``mpiexec``, ``2> log``, ``| tee``) its redraws would pile up
+between the loss lines, so there the loss lines alone are written.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,17 @@ import sys
 import time
 
 
+def is_terminal(stream) -> bool:
+    """Whether ``stream`` is an open terminal (a closed or detached stream is not)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 class Progress:
-    """A tqdm bar over all epochs (epoch, loss, metric, samples/s) and a loss line every few epochs."""
+    """A tqdm bar over all epochs (epoch, loss, metric, samples/s) on a terminal's stderr, and a
+    loss line on stdout every few epochs."""
 
     def __init__(self, o, start):
         self.total, self.t0 = o.epochs, time.perf_counter()
@@ -15,7 +29,7 @@ class Progress:
         self.every = max(1, (o.epochs - start) // 10) if every is None else every
         self.quiet = bool(o.quiet)
         self.bar = None
-        if not self.quiet:
+        if not self.quiet and is_terminal(sys.stderr):
             from tqdm import tqdm
 
             self.bar = tqdm(total=o.epochs, initial=start, unit="epoch", dynamic_ncols=True, file=sys.stderr)
@@ -34,10 +48,12 @@ class Progress:
             if history.val_loss:
                 line += f"  validation {history.val_loss[-1]:.6g}"
             line += "".join(f"  {name} {value:.4g}" for name, value in scores.items())
-            self.bar.write(line, file=sys.stdout)
+            if self.bar is not None:  # clears the bar, writes the line, draws the bar again below it
+                self.bar.write(line, file=sys.stdout)
+            else:
+                print(line)
             sys.stdout.flush()
 
     def close(self):
         if self.bar is not None:
             self.bar.close()
-
