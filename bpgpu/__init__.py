@@ -13,10 +13,11 @@ from .network import Network
 from .optimizers import SGD, Adam, Momentum, Optimizer
 from .persistence import load, save
 from .scaling import Standardizer
+from .threads import set_threads
 from .training import DivergenceError, DivergenceWarning, History, fit
 
 __version__ = "0.1.0"
 
-__all__ = ["Network", "fit", "History", "gradient_check", "save", "load", "Standardizer", "data", "metrics", "schedules", "get_backend", "available_backends",
+__all__ = ["Network", "fit", "History", "gradient_check", "save", "load", "Standardizer", "data", "metrics", "schedules", "set_threads", "get_backend", "available_backends",
            "BackendUnavailable", "DivergenceError", "DivergenceWarning", "Optimizer", "SGD", "Momentum", "Adam",
            "__version__"]

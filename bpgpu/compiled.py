@@ -30,13 +30,30 @@ import os
 import pathlib
 import sys
 import tempfile
+import threading
 
 import numpy as np
 
 from . import trace
 
-# Below this many elements the plain NumPy run is faster than the compiled loop's dispatch.
-MIN_ELEMENTS = 1 << 14
+# Below MIN_ELEMENTS elements the plain NumPy run is faster than entering the compiled loop;
+# from PARALLEL_ELEMENTS the loop is shared among threads (the workqueue layer costs ~50 µs a
+# call, which pays only over ~100K elements). Measured on 2 cores (docs/architecture.md).
+MIN_ELEMENTS = 1 << 12
+PARALLEL_ELEMENTS = 1 << 18
+# Numba's threading layer: "workqueue" keeps its time when another process competes for the
+# cores; OpenMP's spinning threads collapsed there (an Adam update over 1.86M floats: 1.2 ms
+# against 12 ms). NUMBA_THREADING_LAYER in the environment wins.
+THREADING_LAYER = "workqueue"
+# The workqueue layer must not be entered by two threads at once (Numba aborts the process).
+_LOCK = threading.Lock()
+
+
+def elementwise_threads() -> int:
+    """Threads for one large compiled loop: bpgpu.threads' setting (all cores by default)."""
+    from . import threads
+
+    return threads.elementwise()
 
 
 @functools.lru_cache(maxsize=None)
@@ -67,8 +84,8 @@ class Loop:
         self._kernels: dict = {}  # signature -> compiled kernel, or None where it cannot be
 
     def __call__(self, *args):
-        first = next((a for a in args if isinstance(a, np.ndarray)), None)
-        if first is None or first.size < MIN_ELEMENTS:
+        first = args[0]
+        if not isinstance(first, np.ndarray) or first.size < MIN_ELEMENTS:
             return self.plain(*args)
         signature = _signature(args)
         kernel = self._kernels.get(signature, False) if signature else None
@@ -76,7 +93,8 @@ class Loop:
             kernel = self._kernels[signature] = _compile(self.fn, signature)
         if kernel is None or _overlap(args, kernel.writes):
             return self.plain(*args)
-        kernel(*[a for a in args if a is not None])
+        threads = elementwise_threads() if first.size >= PARALLEL_ELEMENTS else 1
+        kernel([a for a in args if a is not None], threads)
 
     @property
     def compiled_signatures(self) -> list:
@@ -158,35 +176,55 @@ def source(fn, signature) -> tuple[str, list[int]]:
     lines += [f"{loop}x{arg} = a{arg}{element[kinds[arg]]}" for arg in body.reads if kinds[arg] in element]
     lines += [loop + line for line in body.lines]
     lines += [f"{loop}a{arg}{element['full']} = {name}" for arg, name in body.stores().items()]
-    header = ["import numpy as np", "from numba import njit, prange", "", f"dt = np.{dtype}", "", "",
-              "@njit(parallel=True, fastmath=False, error_model='numpy', cache=True, nogil=True)"]
+    header = ["import numpy as np", "from numba import njit, prange", "", f"dt = np.{dtype}", ""]
     return "\n".join(header + lines) + "\n", body.writes
 
 
+_DECORATOR = "@njit(parallel={}, fastmath=False, error_model='numpy', cache=True, nogil=True)"
+
+
 def _compile(fn, signature):
-    """The compiled loop (with ``.writes``), or None where ``fn`` cannot be one for ``signature``."""
+    """The compiled loop (a :class:`_Kernel`), or None where ``fn`` cannot be one for ``signature``."""
     try:
         text, writes = source(fn, signature)
     except trace.Untraceable:
         return None
-    kernel = _load(f"{fn.__name__}_{hashlib.sha1(text.encode()).hexdigest()[:16]}", text).kernel
-    return _Kernel(kernel, signature, writes)
+    return _Kernel(fn.__name__, text, signature, writes)
 
 
 class _Kernel:
-    """A compiled loop and what it writes; 2-D row arguments given as (C,) vectors."""
+    """One loop in two compilations, made at first use: serial, and parallel over threads
+    (a separate source file each: Numba's cache does not tell ``parallel`` apart)."""
 
-    def __init__(self, kernel, signature, writes):
-        self.kernel, self.writes = kernel, writes
+    def __init__(self, name, text, signature, writes):
+        self.name, self.text, self.writes = name, text, writes
+        self._compiled = {}
         self._rows = [n for n, k in enumerate(k for k in signature[2] if k is not None) if k == "row"]
         self._flat = signature[1] == 1
 
-    def __call__(self, *arrays):
+    def _variant(self, parallel: bool):
+        kernel = self._compiled.get(parallel)
+        if kernel is None:
+            text = self.text.replace("def kernel(", _DECORATOR.format(parallel) + "\ndef kernel(", 1)
+            if not parallel:
+                text = text.replace("prange(", "range(")
+            digest = hashlib.sha1(text.encode()).hexdigest()[:16]
+            kernel = self._compiled[parallel] = _load(f"{self.name}_{digest}", text).kernel
+        return kernel
+
+    def __call__(self, arrays, threads: int = 1):
         if self._flat:
             arrays = [a.reshape(-1) if isinstance(a, np.ndarray) and a.ndim > 1 else a for a in arrays]
         elif self._rows:
             arrays = [a.reshape(-1) if n in self._rows else a for n, a in enumerate(arrays)]
-        self.kernel(*arrays)
+        if threads <= 1:
+            return self._variant(False)(*arrays)
+        kernel = self._variant(True)
+        import numba
+
+        with _LOCK:
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+            kernel(*arrays)
 
 
 def cache_dir() -> pathlib.Path:
@@ -198,6 +236,10 @@ def cache_dir() -> pathlib.Path:
 def _load(name: str, text: str):
     """The module of ``text``, written once as ``name``.py in :func:`cache_dir` (Numba caches
     a compiled function beside its source file, keyed by the file's time: never rewritten)."""
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        import numba
+
+        numba.config.THREADING_LAYER = THREADING_LAYER
     folder = cache_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from . import distributed
+from . import threads as cpu_threads
 from . import validation as check
 from .optimizers import make_optimizer
 from .position import EarlyStopping, Position, State
@@ -154,7 +155,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
         momentum=0.9, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8,
         max_time=None, target_loss=None, validation_data=None, patience=None,
         chunk_size=None, memory_budget=None, on_nonfinite="stop", verbose=False, callback=None, initial_epoch=0,
-        device=None, warm_start=False, comm=None, stop=None, resume=None):
+        device=None, warm_start=False, comm=None, stop=None, resume=None, threads=None):
     """Train ``net`` on (X, Y) by backpropagation; returns a :class:`History`.
 
     Args:
@@ -199,6 +200,8 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
             an epoch or not, its early-stopping state included (the weights and optimiser
             must be that run's: its network and ``optimizer``); it sets ``initial_epoch``.
             With the same data, options and ``epochs``, the weights are the uninterrupted run's.
+        threads: CPU threads for matrix products and element-wise loops (capped at the cores);
+            None: :func:`bpgpu.set_threads`' count if set, else decided from the step's shapes.
     """
     _check_options(epochs, batch_size, max_time, target_loss, patience, validation_data,
                    on_nonfinite, chunk_size, initial_epoch, callback)
@@ -245,7 +248,8 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
     t0 = time.perf_counter()
     deadline = None if max_time is None else t0 + max_time
     stopping = False
-    with backend.activate(), _Interrupt() as interrupt, backend.quiet_float_errors(), _closing(bar):
+    with backend.activate(), _Interrupt() as interrupt, backend.quiet_float_errors(), _closing(bar), \
+            cpu_threads.limited(cpu_threads.for_fit(threads, net.sizes, max(step_sizes, default=1))):
         for epoch in range(start.epoch, epochs):
             # The state two epochs back is no longer needed: its arrays take this one's copy.
             previous_snapshot, snapshot = snapshot, State.of(net, opt, reuse=previous_snapshot)
