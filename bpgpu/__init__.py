@@ -15,6 +15,7 @@ from .network import Network
 from .optimizers import SGD, Adam, Momentum, Optimizer
 from .io import load, load_checkpoint, persistence, save
 from .scaling import Standardizer
+from .threads import set_threads
 from .training import DivergenceError, DivergenceWarning, History, fit
 
 __version__ = "0.1.0"
@@ -22,6 +23,6 @@ __version__ = "0.1.0"
 # bpgpu.persistence, the name README has given load_checkpoint, stays importable.
 sys.modules[__name__ + ".persistence"] = persistence
 
-__all__ = ["Network", "fit", "History", "gradient_check", "save", "load", "load_checkpoint", "Standardizer", "data", "metrics", "schedules", "get_backend", "available_backends",
+__all__ = ["Network", "fit", "History", "gradient_check", "save", "load", "load_checkpoint", "Standardizer", "data", "metrics", "schedules", "set_threads", "get_backend", "available_backends",
            "BackendUnavailable", "DivergenceError", "DivergenceWarning", "Optimizer", "SGD", "Momentum", "Adam",
            "__version__"]

@@ -342,6 +342,21 @@ class NumpyBackend(Backend):
         # which matters once an epoch for a network as small as the worked example.
         return sum(np.add.reduce(a, axis=None) for a in arrays)
 
+    def fuse(self, fn):
+        # A compiled loop over the elements, on every core, where Numba is installed (the
+        # plain function where it is not, or the call is small): bpgpu/compiled.py.
+        from . import compiled
+
+        return compiled.fuse(fn)
+
+    @property
+    def fused_scratch(self) -> bool:
+        # A compiled loop keeps its temporaries in registers, as CuPy's kernels do: scratch
+        # vectors would only add a pass over memory (the small plain calls allocate theirs).
+        from . import compiled
+
+        return not compiled.available()
+
 
 _NUMPY = NumpyBackend()
 _BY_NAMESPACE: dict[int, Backend] = {id(np): _NUMPY}

@@ -12,6 +12,7 @@ import contextlib
 import warnings
 
 from . import distributed
+from . import threads as cpu_threads
 from . import validation as check
 from .batches import BatchPlan
 from .epoch import Epochs, epoch_loss
@@ -31,7 +32,7 @@ DEPRECATED = {"momentum": ("Momentum", 0.9), "nesterov": ("Momentum", False),
 def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shuffle=True, max_time=None,
         target_loss=None, validation_data=None, patience=None, chunk_size=None, memory_budget=None,
         on_nonfinite="stop", verbose=False, callback=None, initial_epoch=0, device=None, warm_start=False,
-        comm=None, stop=None, resume=None, **deprecated):
+        comm=None, stop=None, resume=None, threads=None, **deprecated):
     """Train ``net`` on (X, Y) by backpropagation; returns a :class:`History`.
 
     Args:
@@ -78,12 +79,13 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
             an epoch or not, its early-stopping state included (the weights and optimiser
             must be that run's: its network and ``optimizer``); it sets ``initial_epoch``.
             With the same data, options and ``epochs``, the weights are the uninterrupted run's.
+        threads: CPU threads for matrix products and element-wise loops (capped at the cores);
+            None: :func:`bpgpu.set_threads`' count if set, else decided from the step's shapes.
     """
     comm = distributed.communicator(comm)
     with distributed.Pact(comm) as pact:  # one rank's error or other settings: the same error on every rank
-        _check_options(net, epochs, batch_size, max_time, target_loss, patience, validation_data, on_nonfinite,
-                       chunk_size, initial_epoch, callback, stop, device)
-        chunk_size = chunk_size if memory_budget is None else net.chunk_size_for(memory_budget)
+        chunk_size = _check_options(net, epochs, batch_size, max_time, target_loss, patience, validation_data,
+                                    on_nonfinite, chunk_size, memory_budget, initial_epoch, callback, stop, device)
         X, Y = net.batch(X, Y)
         val = None if validation_data is None else net.batch(*validation_data, names=VALIDATION_NAMES)
         opt = _optimizer(net, optimizer, lr, warm_start, deprecated)
@@ -97,7 +99,8 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
     start = Position.starting(initial_epoch, resume, epochs, plan.sizes)
     watch, rollback, part = EarlyStopping(patience, start), Rollback(), (0, 0, [])
     rules = StopRules(target_loss=target_loss, max_time=max_time, stop=stop, comm=comm)
-    with net.backend.activate(), rules, net.backend.quiet_float_errors(), _progress(verbose, epochs - start.epoch) as bar:
+    cores = cpu_threads.limited(cpu_threads.for_fit(threads, net.sizes, max(plan.sizes, default=1)))
+    with net.backend.activate(), rules, net.backend.quiet_float_errors(), cores, _progress(verbose, epochs - start.epoch) as bar:
         for epoch in range(start.epoch, epochs):
             rollback.keep(net, opt)
             first, earlier = (start.step, start.losses) if epoch == start.epoch else (0, [])
@@ -125,8 +128,8 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
         else:
             history.stop_reason = "epochs"
     net.backend.synchronize()
-    history.best_epoch, history.position = watch.best_epoch, watch.position(start.epoch + history.epochs, part)
-    history.elapsed = rules.elapsed()
+    history.best_epoch, history.elapsed = watch.best_epoch, rules.elapsed()
+    history.position = watch.position(start.epoch + history.epochs, part)
     _report_divergence(history, on_nonfinite)
     return history
 
@@ -146,7 +149,8 @@ def _after_epoch(history, epoch, loss, watch, rules, callback, bar) -> str:
 
 
 def _check_options(net, epochs, batch_size, max_time, target_loss, patience, validation_data, on_nonfinite,
-                   chunk_size, initial_epoch, callback, stop, device):
+                   chunk_size, memory_budget, initial_epoch, callback, stop, device) -> int | None:
+    """Refuse what fit cannot do, naming the argument; returns the chunk size (``memory_budget``'s where given)."""
     check.number("epochs", epochs, low=1, integer=True)
     check.number("batch_size", batch_size, low=1, integer=True, allow_none=True)
     check.number("max_time", max_time, low=0.0, low_open=True, allow_none=True)
@@ -164,6 +168,7 @@ def _check_options(net, epochs, batch_size, max_time, target_loss, patience, val
     if stop is not None and not callable(stop):
         raise TypeError(f"stop: expected a function stop() -> bool, got {stop!r}")
     _check_device(net, device)
+    return chunk_size if memory_budget is None else net.chunk_size_for(memory_budget)
 
 
 def _check_device(net, device) -> None:

@@ -261,7 +261,7 @@ def test_unavailable_backend_is_reported_not_fatal(tmp_path, capsys):
     (["--workloads", "W9"], "comma-separated list of names from W0, W1, W2, W3"),
     (["--dtypes", "float16"], "comma-separated list of names from float32, float64"),
     (["--batch-sizes", "0,4"], "comma-separated list of positive integers"),
-    (["--peers", "jax"], "comma-separated list of names from torch, sklearn"),
+    (["--peers", "jax"], "comma-separated list of names from torch, torch_fused, torch_compile, sklearn"),
     (["--optimizers", "rmsprop"], "comma-separated list of names from sgd, adam"),
     (["--repeats", "0"], "expected an integer >= 1, got '0'"),
     (["--min-time", "-1"], "expected a number >= 0.0, got '-1'"),

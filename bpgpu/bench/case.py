@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from ..backend import get_backend
 from ..environment import cpu_name
-from .peers import PEERS, RUNNERS, Skip
-from .runners import MEASURES, bpgpu_runners, gemm_runner
+from ..threads import cores
+from .peers import DEFAULT_PEERS, PEERS, RUNNERS, Skip
+from .runners import MEASURES, bpgpu_runners, gemm_runner, triad_runner
 from .timing import measure
 from .workloads import Workload, make_data
 
 
-def run_case(w: Workload, backend, dtype: str, m: int, *, peers=PEERS, measures=MEASURES, n_batches=4,
+def run_case(w: Workload, backend, dtype: str, m: int, *, peers=DEFAULT_PEERS, measures=MEASURES, n_batches=4,
              threads=1, min_time=0.2, repeats=5, rounds=1, seed=0, optimizer="sgd") -> dict:
     """One row of the report: bpgpu on ``backend``, its GEMM ceiling, and each peer in ``peers``,
     bpgpu and the peers training with ``optimizer`` (one of OPTIMIZERS) at the workload's
@@ -33,6 +34,8 @@ def run_case(w: Workload, backend, dtype: str, m: int, *, peers=PEERS, measures=
            "lr": w.lr_for(optimizer), "peers": {}}
     runs = bpgpu_runners(w, net, backend.asarray(X, dtype), backend.asarray(Y, dtype), m, measures, optimizer)
     runs["gemm"] = gemm_runner(backend.asarray, backend.synchronize, m, width, dtype, seed)
+    if not on_gpu:
+        runs["triad"] = triad_runner(min(threads, cores()))
     for name in peers:
         try:
             row["peers"][name], peer_runs = RUNNERS[name](w, thetas, X, Y, labels, m, dtype, on_gpu, threads, optimizer)

@@ -20,7 +20,7 @@ from ..validation import fits_in_memory
 from ..cli.argtypes import at_least, names
 from ..cli.stopping import Stopped, raising
 from .case import run_case
-from .peers import PEERS
+from .peers import DEFAULT_PEERS, MODULES, PEERS
 from .report import check_targets, write
 from .runners import MEASURES
 from .timing import DISTURBED, thread_limits, undisturbed
@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="batch sizes for every workload (default: each workload's own; with --plot, also "
                              "1/16 and 1/4 of it, so the plot has lines)")
     parser.add_argument("--peers", type=names(PEERS, allow_none=True), default=None,
-                        help="torch,sklearn or none (default: those installed)")
+                        help=f"{','.join(PEERS)} or none (default: {','.join(DEFAULT_PEERS)}, those installed)")
     parser.add_argument("--optimizers", type=names(OPTIMIZERS), default=["sgd"],
                         help="sgd,adam: what bpgpu and the peers train with, default hyper-parameters, each "
                              "workload's learning rate for it (default: sgd)")
@@ -99,9 +99,9 @@ def run(args: argparse.Namespace) -> int:
             if args.backends:
                 print(f"bpgpu bench: skipping {name}: {err}", file=sys.stderr)
     peers = []
-    for name in PEERS if args.peers is None else args.peers:
-        if importlib.util.find_spec(name) is None:
-            unavailable[name] = f'{name} is not installed (pip install "bpgpu[compare]")'
+    for name in DEFAULT_PEERS if args.peers is None else args.peers:
+        if importlib.util.find_spec(MODULES[name]) is None:
+            unavailable[name] = f'{MODULES[name]} is not installed (pip install "bpgpu[compare]")'
         else:
             peers.append(name)
     try:  # sizes whose data cannot fit are refused now, in one line, not inside a case

@@ -5,6 +5,9 @@
   squared error as 1/(2m)·Σ(a − y)², or ``F.cross_entropy`` on the logits for softmax +
   cross-entropy), each epoch's losses brought to the host together as fit does; forward
   under ``no_grad``; and PyTorch's own GEMM ceiling.
+- ``torch_fused``: the same with ``fused=True`` optimisers (PyTorch's one-kernel SGD and Adam);
+  ``torch_compile``: the same step under ``torch.compile`` (inductor fuses the element-wise
+  work into generated C++), its compile time reported apart (``compile_s``), not in the rate.
 - ``sklearn`` (CPU only): ``MLPRegressor``/``MLPClassifier.fit`` with ``warm_start`` from the
   same weights, ``solver="sgd"`` with momentum 0 or ``solver="adam"`` (its ε sits on the
   uncorrected √v: :class:`bpgpu.sklearn.ScikitAdam`'s numbers, not ``bpgpu.Adam``'s),
@@ -17,6 +20,7 @@ saying why not.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -25,7 +29,12 @@ import numpy as np
 from .runners import epochs_and_rows, gemm_runner
 from .workloads import Workload
 
-PEERS = ("torch", "sklearn")
+PEERS = ("torch", "torch_fused", "torch_compile", "sklearn")
+# What a run compares against without --peers: torch_compile compiles for ~25 s a case, so it
+# runs only when asked for.
+DEFAULT_PEERS = ("torch", "torch_fused", "sklearn")
+# The package each peer needs.
+MODULES = {"torch": "torch", "torch_fused": "torch", "torch_compile": "torch", "sklearn": "sklearn"}
 
 
 class Skip(Exception):
@@ -60,18 +69,23 @@ def torch_model(w: Workload, thetas, device, dtype: str):
     return torch.nn.Sequential(*layers), lambda a, y: 0.5 * (a - y).pow(2).sum() / a.shape[0]
 
 
-def torch_optimizer(name: str, parameters, lr: float):
-    """PyTorch's optimiser for bpgpu's ``name`` ("sgd" or "adam"), with bpgpu's defaults."""
+def torch_optimizer(name: str, parameters, lr: float, fused: bool | None = None):
+    """PyTorch's optimiser for bpgpu's ``name`` ("sgd" or "adam"), with bpgpu's defaults
+    (``fused=True``: its one-kernel implementation)."""
     import torch
 
     if name == "adam":
-        return torch.optim.Adam(parameters, lr=lr, betas=(0.9, 0.999), eps=1e-8)
-    return torch.optim.SGD(parameters, lr=lr)
+        return torch.optim.Adam(parameters, lr=lr, betas=(0.9, 0.999), eps=1e-8, fused=fused)
+    return torch.optim.SGD(parameters, lr=lr, fused=fused)
 
 
-def torch_peer(w, thetas, X, Y, labels, m, dtype, on_gpu, threads, optimizer="sgd"):
-    """PyTorch eager on the same network, weights (``thetas`` on the host), data, device and
-    optimiser (one, kept throughout, as for bpgpu's bare step)."""
+def torch_peer(w, thetas, X, Y, labels, m, dtype, on_gpu, threads, optimizer="sgd", variant="eager"):
+    """PyTorch on the same network, weights (``thetas`` on the host), data, device and optimiser
+    (one, kept throughout, as for bpgpu's bare step). ``variant``: "eager" (default optimisers),
+    "fused" (``fused=True`` optimisers) or "compile" (the step under ``torch.compile``, inductor;
+    compiled by two warm-up steps, timed apart as ``compile_s`` and left out of the rate)."""
+    import time
+
     import torch
 
     if on_gpu and not torch.cuda.is_available():
@@ -93,16 +107,29 @@ def torch_peer(w, thetas, X, Y, labels, m, dtype, on_gpu, threads, optimizer="sg
     Yt = to_device(labels, "int64") if w.loss == "cross_entropy" else to_device(Y)
     n_batches = X.shape[0] // m
     batches = [(Xt[i * m:(i + 1) * m], Yt[i * m:(i + 1) * m]) for i in range(n_batches)]
-    opt = torch_optimizer(optimizer, model.parameters(), w.lr_for(optimizer))
+    opt = torch_optimizer(optimizer, model.parameters(), w.lr_for(optimizer), True if variant == "fused" else None)
+
+    def one_step(xb, yb):
+        opt.zero_grad(set_to_none=True)
+        loss = loss_of(model(xb), yb)
+        loss.backward()
+        opt.step()
+        return loss
+
+    info = {"device": torch.cuda.get_device_name() if on_gpu else f"cpu, {torch.get_num_threads()} threads",
+            "variant": variant}
+    if variant == "compile":
+        one_step = torch.compile(one_step)
+        start = time.perf_counter()
+        for i in range(2):
+            one_step(*batches[i % n_batches])
+        sync()
+        info["compile_s"] = time.perf_counter() - start
 
     def train(steps):
         losses = []
         for i in range(steps):
-            xb, yb = batches[i % n_batches]
-            opt.zero_grad(set_to_none=True)
-            loss = loss_of(model(xb), yb)
-            loss.backward()
-            opt.step()
+            loss = one_step(*batches[i % n_batches])
             losses.append(loss.detach())
             if len(losses) == n_batches or i == steps - 1:  # an epoch's losses reach the host together
                 if not math.isfinite(float(torch.stack(losses).sum())):
@@ -118,7 +145,8 @@ def torch_peer(w, thetas, X, Y, labels, m, dtype, on_gpu, threads, optimizer="sg
                     a = torch.softmax(a, dim=1)
         return steps
 
-    info = {"device": torch.cuda.get_device_name() if on_gpu else f"cpu, {torch.get_num_threads()} threads"}
+    if variant != "eager":
+        return info, {"train": (train, sync, 6 * w.weights * m)}
     return info, {"train": (train, sync, 6 * w.weights * m), "forward": (forward, sync, 2 * w.weights * m),
                   "gemm": gemm_runner(to_device, sync, m, max(w.sizes), dtype)}
 
@@ -192,4 +220,5 @@ def sklearn_peer(w, thetas, X, Y, labels, m, dtype, on_gpu, threads, optimizer="
     return info, {"train": (fit, lambda: None, 6 * w.weights * m)}
 
 
-RUNNERS = {"torch": torch_peer, "sklearn": sklearn_peer}
+RUNNERS = {"torch": torch_peer, "torch_fused": functools.partial(torch_peer, variant="fused"),
+           "torch_compile": functools.partial(torch_peer, variant="compile"), "sklearn": sklearn_peer}

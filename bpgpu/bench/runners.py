@@ -82,3 +82,26 @@ def gemm_runner(asarray, sync, m, width, dtype, seed=0):
         return steps
 
     return run, sync, 2 * m * width * width
+
+
+def triad_runner(cores: int, n: int = 1 << 24):
+    """The memory-bandwidth ceiling: a STREAM-like triad a ← b + s·c over ``n`` float32, its
+    elements split among ``cores`` threads (NumPy releases the GIL). NumPy makes it two passes
+    (a ← s·c, then a += b: c read, a written, a and b read, a written), so the third element is
+    the bytes those move, 20·n, and the "gflops" measured are GB/s."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    a, b, c = (np.full(n, 1.0, dtype=np.float32) for _ in range(3))
+    parts = [slice(k * n // cores, (k + 1) * n // cores) for k in range(cores)]
+    pool = ThreadPoolExecutor(cores)
+
+    def triad(part):
+        np.multiply(c[part], np.float32(0.5), out=a[part])
+        a[part] += b[part]
+
+    def run(steps):
+        for _ in range(steps):
+            list(pool.map(triad, parts))
+        return steps
+
+    return run, lambda: None, 20 * n

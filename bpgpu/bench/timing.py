@@ -70,13 +70,20 @@ def measure(runs: dict, min_time: float, repeats: int, settle: float = 0.0, roun
     return timings
 
 
+@contextlib.contextmanager
 def thread_limits(threads):
-    """A context that limits BLAS and OpenMP pools to ``threads`` (nothing without threadpoolctl)."""
+    """A context that limits BLAS and OpenMP pools and bpgpu's element-wise loops to ``threads``
+    (the pools untouched without threadpoolctl)."""
+    from .. import threads as cpu_threads
+
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=threads)
+        limits = contextlib.nullcontext()
+    else:
+        limits = threadpool_limits(limits=threads)
+    with limits, cpu_threads.limited(threads):
+        yield
 
 
 # -- other work on the machine --------------------------------------------------------------

@@ -29,8 +29,10 @@ import sys
 import warnings
 
 from ..backend import BackendUnavailable
+from ..threads import set_threads
 from ..training import DivergenceError
 from . import evaluate, example, export, info, predict, train
+from .argtypes import at_least
 from .errors import CLIError, one_line
 from .streams import best_effort
 
@@ -51,6 +53,8 @@ def main(argv=None) -> int:
     with warnings.catch_warnings(), best_effort() as stdout:
         warnings.showwarning = _one_line_warning
         try:
+            if getattr(args, "threads", None) and args.command != "bench":  # bench sets its own per case
+                set_threads(args.threads)
             status = args.run(args)
             stdout.flush()  # a write that fails, fails now, while the status can still say so
             if stdout.lost is None or args.progress_only:  # train's printing is only progress
@@ -88,17 +92,20 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"bpgpu {__version__}")
     commands = parser.add_subparsers(title="commands", dest="command", required=True, metavar="COMMAND")
 
-    def add(name, run, help, description=None, progress_only=False):
+    def add(name, run, help, description=None, progress_only=False, threads=False):
         sub = commands.add_parser(name, help=help, description=description or help)
         sub.set_defaults(run=run, prog=f"bpgpu {name}", progress_only=progress_only)
+        if threads:
+            sub.add_argument("--threads", type=at_least(1, int), help="CPU threads for matrix products and "
+                             "element-wise loops, at most the cores (default: decided from the work)")
         return sub
 
     train.add_arguments(add("train", train.run, "train a network on synthetic or file data",
                             "Train a network. Options left out on --resume come from the checkpoint.",
-                            progress_only=True))
-    predict.add_arguments(add("predict", predict.run, "run a saved model on inputs from a file"))
+                            progress_only=True, threads=True))
+    predict.add_arguments(add("predict", predict.run, "run a saved model on inputs from a file", threads=True))
     evaluate.add_arguments(add("evaluate", evaluate.run, "a saved model's loss and accuracy or R² on a labelled file "
-                               "(a classifier's confusion matrix and per-class precision, recall, F1)"))
+                               "(a classifier's confusion matrix and per-class precision, recall, F1)", threads=True))
     export.add_arguments(add("export", export.run, "write a saved model as an ONNX graph (input scaling included)"))
     bench = add("bench", _bench, "benchmark bpgpu (and PyTorch, scikit-learn) on reference workloads")
     if command == "bench":
