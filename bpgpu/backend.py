@@ -321,13 +321,13 @@ def _cupy_backend(device: int = 0) -> CupyBackend:
     except Exception as err:
         raise BackendUnavailable(unavailable.format(f"device {device} cannot run a kernel and a matrix "
                                                     f"product ({err})")) from err
-    return register(CupyBackend(cupy, device))
+    return CupyBackend(cupy, device)
 
 
 @lru_cache(maxsize=None)
 def _strict_backend() -> StrictBackend:
     try:
-        return register(StrictBackend(importlib.import_module("array_api_strict")))
+        return StrictBackend(importlib.import_module("array_api_strict"))
     except ImportError as err:
         raise BackendUnavailable(
             "backend='array_api_strict' needs array-api-strict: pip install \"bpgpu[test]\""
@@ -359,7 +359,6 @@ class NumpyBackend(Backend):
 
 
 _NUMPY = NumpyBackend()
-_BY_NAMESPACE: dict[int, Backend] = {id(np): _NUMPY}
 
 
 def get_backend(name: str | Backend = "numpy", device: int | None = None) -> Backend:
@@ -390,21 +389,6 @@ def get_backend(name: str | Backend = "numpy", device: int | None = None) -> Bac
     if name == "array_api_strict":
         return _strict_backend()
     raise ValueError(f"backend: expected one of {BACKENDS}, got {name!r}")
-
-
-def backend_of(xp) -> Backend:
-    """The backend whose array namespace is ``xp`` (one made by :func:`get_backend`, or
-    registered with :func:`register`)."""
-    backend = _BY_NAMESPACE.get(id(xp))
-    if backend is not None:
-        return backend
-    raise ValueError(f"xp: expected the array namespace of a bpgpu backend, got {xp!r}")
-
-
-def register(backend: Backend) -> Backend:
-    """Make ``backend`` known to :func:`backend_of` (a test's instrumented backend)."""
-    _BY_NAMESPACE[id(backend.xp)] = backend
-    return backend
 
 
 def available_backends() -> dict[str, str]:

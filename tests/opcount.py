@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bpgpu.backend import NumpyBackend, register
+from bpgpu.backend import NumpyBackend
 
 # Namespace calls that make views or uninitialised memory: no kernel on a GPU.
 NO_KERNEL = {"reshape", "empty", "empty_like", "asarray", "ascontiguousarray"}
@@ -114,7 +114,7 @@ class Counted(np.ndarray):
         with _inside():
             result = func(*_plain_all(args), **{k: _plain(v) for k, v in kwargs.items()})
         if func.__name__ not in NO_KERNEL:
-            _record(func.__name__, result, "out" not in kwargs)
+            _record(func.__name__, result, kwargs.get("out") is None)
         return _wrap(result)
 
 
@@ -131,20 +131,21 @@ class CountingNamespace:
             with _inside():
                 result = attr(*_plain_all(args), **{k: _plain(v) for k, v in kwargs.items()})
             if name not in NO_KERNEL:
-                _record(name, result, "out" not in kwargs)
-            return _wrap(result) if "out" not in kwargs else kwargs["out"]
+                _record(name, result, kwargs.get("out") is None)
+            return _wrap(result) if kwargs.get("out") is None else kwargs["out"]
 
         return counted
 
 
 class CountingBackend(NumpyBackend):
-    """The NumPy backend, counted (see the module docstring)."""
+    """The NumPy backend, counted (see the module docstring). Fused functions run as plain
+    NumPy here (counted once each), so they get scratch vectors, as without the compiled loops."""
 
     name = "numpy"
+    fused_scratch = True
 
     def __init__(self):
         self.xp = CountingNamespace()
-        register(self)
 
     @property
     def ops(self):
