@@ -113,6 +113,15 @@ def _plan(args, comm) -> TrainPlan:
                      position, out)
 
 
+def _held_out(plan, comm) -> str:
+    """" (N train, K held out for validation)" where --validation-split holds rows out."""
+    if plan.validation is None:
+        return ""
+    if comm is not None:
+        return f" ({plan.o.validation_split:g} of each rank's rows held out for validation)"
+    return f" ({plan.X.shape[0]} train, {plan.validation[0].shape[0]} held out for validation)"
+
+
 def _fit(plan, args, stop, comm):
     """(history, scores, save): ``plan`` trained, with progress lines and checkpoints after
     each epoch; ``save(path, history)`` writes the model as it stands."""
@@ -121,10 +130,10 @@ def _fit(plan, args, stop, comm):
         print(rundir.resuming(args.resume, start, o, plan.given))
     prior = plan.prior
     print(f"training {'-'.join(map(str, net.sizes))} ({'/'.join(net.activations) or '-'} → {net.output}, "
-          f"{net.loss}) with {optimizer.name} lr={optimizer.lr:g} on {plan.source['description']}, "
+          f"{net.loss}) with {optimizer.name} lr={optimizer.lr:g} on {plan.source['description']}{_held_out(plan, comm)}, "
           f"{net.backend.name} {net.dtype}{ranks.announce(comm)}" + (f", from epoch {start}" if start else ""), flush=True)
     progress = Progress(o, start)
-    scores = Scores(METRIC[plan.source["kind"]], net, (plan.X, plan.Y), plan.validation, prior,
+    scores = Scores(METRIC[plan.source["kind"]], net, (plan.X, plan.Y), plan.validation, prior, every=o.score_every,
                     **({"score": ranks.scorer(comm)} if comm else {}))
     saved_options = rundir.portable(vars(o))
 
@@ -134,7 +143,7 @@ def _fit(plan, args, stop, comm):
                                 scaler=plan.scaler, classes=plan.classes)
 
     def after_epoch(epoch, history):
-        scores.update()
+        scores.update(epoch)
         progress.epoch(epoch, history, scores.latest())
         if plan.out is not None and o.checkpoint_every and (epoch + 1) % o.checkpoint_every == 0:
             _checkpoint(save, plan.out / "checkpoint.npz", history)

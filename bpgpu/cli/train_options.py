@@ -24,7 +24,7 @@ TRAIN_DEFAULTS = dict(
     backend="numpy", dtype="float64", seed=0,
     data=None, samples=1000, classes=None, features=None, noise=None, teacher_sizes=None,
     data_seed=None, target=None, columns=None, delimiter=None, one_hot=False, standardize=False,
-    out=None, checkpoint_every=None, log_every=None, quiet=False, plot=True,
+    out=None, checkpoint_every=None, log_every=None, score_every=1, quiet=False, plot=True,
 )
 ARCHITECTURE = ("sizes", "activation", "output", "loss", "lam", "bias", "dtype", "seed")
 
@@ -120,6 +120,9 @@ def _output_options(p) -> None:
                      "optimiser state included")
     out.add_argument("--log-every", type=positive(int, zero=True), metavar="N", help="print the loss every N epochs "
                      "(default: about 10 lines; 0 = never)")
+    out.add_argument("--score-every", type=positive(int), metavar="N", help="score the metric (accuracy or R²) "
+                     "every N epochs, each time on at most 10,000 rows of the training and validation data "
+                     "(default 1; the summary at the end scores every row)")
     out.add_argument("--quiet", action="store_const", const=True, help="no progress bar or loss lines")
     out.add_argument("--no-plot", dest="plot", action="store_const", const=False, help="skip loss.png and regions.png")
 
@@ -139,7 +142,7 @@ def options(given: dict, checkpoint, resume) -> argparse.Namespace:
                 raise CLIError(f"{option}: the checkpoint's network has {key} {shown}; "
                                "a resumed run cannot change its architecture")
         stored.update(config, **_saved_optimizer(checkpoint), **rundir.resumed_folder(resume))
-        for shown_only in ("log_every", "quiet", "plot"):  # how this run looks is this run's choice
+        for shown_only in ("log_every", "score_every", "quiet", "plot"):  # how this run looks is this run's choice
             stored.pop(shown_only, None)
     options = {**TRAIN_DEFAULTS, **stored, **given}
     if options["data_seed"] is None:
