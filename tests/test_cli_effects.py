@@ -129,15 +129,15 @@ def test_patience_stops_and_keeps_the_best_weights(cli, tmp_path):
 # -- the optimiser options reach fit --------------------------------------------------------
 
 OPTIMISERS = {
-    "sgd": (["--optimizer", "sgd", "--lr", "0.3"], dict(optimizer="sgd", lr=0.3)),
+    "sgd": (["--optimizer", "sgd", "--lr", "0.3"], lambda: bpgpu.SGD(lr=0.3)),
     "nesterov": (["--optimizer", "momentum", "--lr", "0.05", "--momentum", "0.5", "--nesterov"],
-                 dict(optimizer="momentum", lr=0.05, momentum=0.5, nesterov=True)),
+                 lambda: bpgpu.Momentum(lr=0.05, momentum=0.5, nesterov=True)),
     "momentum": (["--optimizer", "momentum", "--lr", "0.05", "--momentum", "0.5"],
-                 dict(optimizer="momentum", lr=0.05, momentum=0.5)),
+                 lambda: bpgpu.Momentum(lr=0.05, momentum=0.5)),
     "adam-betas": (["--optimizer", "adam", "--lr", "0.01", "--beta1", "0.5", "--beta2", "0.9"],
-                   dict(optimizer="adam", lr=0.01, beta1=0.5, beta2=0.9)),
-    "adam-default": ([], dict(optimizer="adam", lr=0.001)),
-    "lam": (["--optimizer", "sgd", "--lr", "0.3", "--lam", "0.2"], dict(optimizer="sgd", lr=0.3)),
+                   lambda: bpgpu.Adam(lr=0.01, beta1=0.5, beta2=0.9)),
+    "adam-default": ([], lambda: bpgpu.Adam(lr=0.001)),
+    "lam": (["--optimizer", "sgd", "--lr", "0.3", "--lam", "0.2"], lambda: bpgpu.SGD(lr=0.3)),
 }
 
 
@@ -150,10 +150,10 @@ def api_run(tmp_path, lam=0.0, bias=True, **options):
 
 @pytest.mark.parametrize("name", OPTIMISERS)
 def test_no_shuffle_and_optimiser_options_give_the_api_weights(cli, tmp_path, name):
-    args, options = OPTIMISERS[name]
+    args, make_optimizer = OPTIMISERS[name]
     lam = 0.2 if name == "lam" else 0.0
     ok(cli, "train", *SMALL, *args, "--epochs", "3", "--batch-size", "5", "--no-shuffle", "--out", "run")
-    expected, h = api_run(tmp_path, lam=lam, epochs=3, batch_size=5, shuffle=False, **options)
+    expected, h = api_run(tmp_path, lam=lam, epochs=3, batch_size=5, shuffle=False, optimizer=make_optimizer())
     for got, want in zip(weights("run/model.npz"), expected, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(history("run")["loss"], h.loss, rtol=1e-13)

@@ -80,22 +80,22 @@ def differ(a, b, by=1e-6):
     return max(float(np.max(np.abs(x - y))) for x, y in zip(host(a), host(b))) > by
 
 
-# fit's options and a factory of the matching manual update (fresh state for each test).
+# fit's optimiser and a factory of the matching manual update (fresh state for each test).
 CASES = {
-    "sgd": (dict(optimizer="sgd", lr=0.3), lambda: sgd(0.3)),
-    "momentum": (dict(optimizer="momentum", lr=0.05, momentum=0.7), lambda: momentum(0.05, 0.7, False)),
-    "nesterov": (dict(optimizer="momentum", lr=0.05, momentum=0.7, nesterov=True), lambda: momentum(0.05, 0.7, True)),
-    "adam-betas": (dict(optimizer="adam", lr=0.01, beta1=0.5, beta2=0.9), lambda: adam(0.01, 0.5, 0.9)),
+    "sgd": (lambda: bpgpu.SGD(lr=0.3), lambda: sgd(0.3)),
+    "momentum": (lambda: bpgpu.Momentum(lr=0.05, momentum=0.7), lambda: momentum(0.05, 0.7, False)),
+    "nesterov": (lambda: bpgpu.Momentum(lr=0.05, momentum=0.7, nesterov=True), lambda: momentum(0.05, 0.7, True)),
+    "adam-betas": (lambda: bpgpu.Adam(lr=0.01, beta1=0.5, beta2=0.9), lambda: adam(0.01, 0.5, 0.9)),
 }
 
 
 @pytest.mark.parametrize("name", CASES)
 @pytest.mark.parametrize("batch_size", [None, 6])
 def test_unshuffled_fit_equals_the_manual_loop(name, batch_size):
-    options, make_update = CASES[name]
+    make_optimizer, make_update = CASES[name]
     net, X, Y = problem()
     twin = net.clone()
-    history = net.fit(X, Y, epochs=4, batch_size=batch_size, shuffle=False, **options)
+    history = net.fit(X, Y, epochs=4, batch_size=batch_size, shuffle=False, optimizer=make_optimizer())
     losses = manual(twin, X, Y, 4, batch_size or len(X), make_update())
     assert_same(net.thetas, twin.thetas)
     np.testing.assert_allclose(history.loss, losses, rtol=1e-12)
@@ -105,11 +105,11 @@ def test_unshuffled_fit_equals_the_manual_loop(name, batch_size):
 @pytest.mark.parametrize("changed", [dict(nesterov=True), dict(beta1=0.5), dict(beta2=0.9), dict(momentum=0.3)])
 def test_each_hyperparameter_changes_the_weights(changed):
     """The manual loop above pins the values; here each option alone must matter."""
-    optimizer = "adam" if set(changed) & {"beta1", "beta2"} else "momentum"
+    optimizer = bpgpu.Adam if set(changed) & {"beta1", "beta2"} else bpgpu.Momentum
     runs = []
     for options in ({}, changed):
         net, X, Y = problem()
-        net.fit(X, Y, epochs=3, batch_size=5, shuffle=False, optimizer=optimizer, lr=0.05, **options)
+        net.fit(X, Y, epochs=3, batch_size=5, shuffle=False, optimizer=optimizer(lr=0.05, **options))
         runs.append(net.thetas)
     assert differ(*runs)
 
