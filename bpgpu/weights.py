@@ -56,7 +56,7 @@ def checked(value, m: int, backend, name: str = "sample_weight") -> np.ndarray |
     bad = ~np.isfinite(a) | (a < 0)
     if bad.any():
         row = int(np.argmax(bad))
-        raise ValueError(f"{name}: expected finite weights >= 0, got {a[row]!r} at row {row}")
+        raise ValueError(f"{name}: expected finite weights >= 0, got {float(a[row])!r} at row {row}")
     return a
 
 
