@@ -28,19 +28,24 @@ class BatchPlan:
     def steps(self) -> int:
         return len(self.slices)
 
-    def batches(self, X, Y, epoch: int, first: int = 0):
-        """(X_k, Y_k), (m_k, n0) and (m_k, sL), of epoch ``epoch``'s steps from ``first`` on."""
-        X, Y = self.ordered(X, Y, epoch)
+    def batches(self, X, Y, epoch: int, first: int = 0, w=None):
+        """(X_k, Y_k, w_k), (m_k, n0), (m_k, sL) and the rows' weights (a
+        :class:`~bpgpu.weights.RowWeights`, or None as ``w`` is), of epoch ``epoch``'s steps
+        from ``first`` on."""
+        X, Y, w = self.ordered(X, Y, epoch, w)
         for a, b in self.slices[first:]:
-            yield (X, Y) if (a, b) == (0, self.m) else (X[a:b, :], Y[a:b, :])
+            if (a, b) == (0, self.m):
+                yield X, Y, w
+            else:
+                yield X[a:b, :], Y[a:b, :], None if w is None else w[a:b]
 
-    def ordered(self, X, Y, epoch: int):
-        """(X, Y) in epoch ``epoch``'s order; rank 0 draws what a single process draws, so
+    def ordered(self, X, Y, epoch: int, w=None):
+        """(X, Y, w) in epoch ``epoch``'s order; rank 0 draws what a single process draws, so
         one rank trains as no comm does."""
         if not self.shuffle:
-            return X, Y
+            return X, Y, w
         comm = self.comm
         seed = [self.seed, epoch] + ([comm.rank] if comm is not None and comm.rank else [])
-        perm = self.backend.asarray(np.random.default_rng(seed).permutation(X.shape[0]), "int64")
-        xp = self.backend.xp
-        return xp.take(X, perm, axis=0), xp.take(Y, perm, axis=0)
+        order = np.random.default_rng(seed).permutation(X.shape[0])
+        perm, xp = self.backend.asarray(order, "int64"), self.backend.xp
+        return xp.take(X, perm, axis=0), xp.take(Y, perm, axis=0), None if w is None else w.take(order, perm, xp)

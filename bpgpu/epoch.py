@@ -9,24 +9,25 @@ from dataclasses import dataclass
 
 class Epochs:
     """Steps ``net`` with ``opt`` over (X, Y) as ``plan`` (a :class:`~bpgpu.batches.BatchPlan`)
-    says, ``chunk_size`` rows at a time (None: whole batches), D summed over ranks (``comm``)."""
+    says, ``chunk_size`` rows at a time (None: whole batches), D summed over ranks (``comm``),
+    the rows weighted by ``w`` (a :class:`~bpgpu.weights.RowWeights`, or None)."""
 
-    def __init__(self, net, opt, X, Y, plan, chunk_size=None, comm=None):
+    def __init__(self, net, opt, X, Y, plan, chunk_size=None, comm=None, w=None):
         self.net, self.opt, self.X, self.Y, self.plan = net, opt, X, Y, plan
-        self.chunk_size, self.comm = chunk_size, comm
+        self.chunk_size, self.comm, self.w = chunk_size, comm, w
 
     def run(self, epoch: int, first: int, rules) -> list:
         """Epoch ``epoch`` from step ``first`` on: the J of each step taken (0-d device
         arrays, nothing brought to the host), fewer than planned when ``rules`` (a
         :class:`~bpgpu.stop_rules.StopRules`) stop it within."""
         losses = []
-        for X, Y in self.plan.batches(self.X, self.Y, epoch, first):
-            losses.append(self.step(X, Y))
+        for X, Y, w in self.plan.batches(self.X, self.Y, epoch, first, self.w):
+            losses.append(self.step(X, Y, w))
             if rules.after_step():
                 break
         return losses
 
-    def step(self, X, Y):
+    def step(self, X, Y, w=None):
         """J of one step (``net.step``), retried in ever smaller chunks if the device runs
         out of memory; the chunk size that worked is kept for the steps after. A step that
         runs out of memory fails before its update (and before its all-reduce), so the
@@ -34,7 +35,7 @@ class Epochs:
         net = self.net
         while True:
             try:
-                return net.step(X, Y, self.opt, self.chunk_size, self.comm)
+                return net.step(X, Y, self.opt, self.chunk_size, self.comm, w)
             except net.backend.out_of_memory:
                 m = X.shape[0]
                 smaller = max(1, (self.chunk_size or m) // 2)

@@ -3,8 +3,9 @@
     mse:            J = 1/(2m)·Σ (a − y)²                                  d(L) = (a − y) ⊙ g′(z(L))
     cross_entropy:  J = −1/m·Σ y·log a (+ (1−y)·log(1−a) for a sigmoid)    d(L) = a − y
 
-Both come out times ``scale`` (1/m on one process). Cross-entropy is computed from z, never
-log(a). Shapes: ``z``, ``y``, ``d`` (r, k); ``b`` (k,) or None; J shares 0-d.
+Both come out times ``scale`` (1/m on one process) and, with example weights ``w``
+(:class:`~bpgpu.weights.RowWeights`), row i times sᵢ. Cross-entropy is computed from z,
+never log(a). Shapes: ``z``, ``y``, ``d`` (r, k); ``b`` (k,) or None; J shares 0-d.
 """
 
 from __future__ import annotations
@@ -53,12 +54,26 @@ def _prime_and_scale(g_prime):
     return prime_and_scale
 
 
-def _sigmoid_cross_entropy(head, z, b, y, ws, scale):
+def _weigh(w, *arrays):
+    """Each of ``arrays`` (r, k) ← row i times sᵢ (exact for sᵢ = 1); nothing without weights."""
+    if w is not None:
+        for a in arrays:
+            a *= w.s
+
+
+def _weigh_residual(w, d):
+    """d ← row i times √sᵢ: ½‖d‖² is then Σᵢ sᵢ·½‖eᵢ‖², and a second call makes d's rows sᵢ·eᵢ."""
+    if w is not None:
+        d *= w.root
+
+
+def _sigmoid_cross_entropy(head, z, b, y, ws, scale, w):
     head.sigmoid_ce(z, b, y, ws.d[-1], scale)
+    _weigh(w, ws.d[-1], z)
     return head.ops.sum(z) * scale
 
 
-def _softmax_cross_entropy(head, z, b, y, ws, scale):
+def _softmax_cross_entropy(head, z, b, y, ws, scale, w):
     """The row maximum and sum serve both a = softmax(z) and J = Σ_k y_k·(logsumexp(z) − z_k)."""
     ops, d, (zmax, total) = head.ops, ws.d[-1], ws.rows
     if b is not None:
@@ -73,37 +88,45 @@ def _softmax_cross_entropy(head, z, b, y, ws, scale):
     ops.subtract(total, z, out=z)
     z *= y
     head.error(d, None, y, d, scale)
+    _weigh(w, d, z)
     return ops.sum(z) * scale
 
 
-def _mse_identity(head, z, b, y, ws, scale):
+def _mse_identity(head, z, b, y, ws, scale, w):
     head.error(z, b, y, ws.d[-1], scale)
-    return head.dot(ws.flat_d, ws.flat_d) * (0.5 / scale)  # d = e·scale: ½·Σe²·scale = ½·‖d‖² / scale
+    _weigh_residual(w, ws.d[-1])
+    J = head.dot(ws.flat_d, ws.flat_d) * (0.5 / scale)  # d = e·scale: ½·Σe²·scale = ½·‖d‖² / scale
+    _weigh_residual(w, ws.d[-1])
+    return J
 
 
-def _mse_softmax(head, z, b, y, ws, scale):
+def _mse_softmax(head, z, b, y, ws, scale, w):
     """g′ is a Jacobian here: d = a ⊙ (e − rowsum(e ⊙ a))."""
-    d, J = ws.d[-1], _mse_error(head, z, b, y, ws, scale)
+    d, J = ws.d[-1], _mse_error(head, z, b, y, ws, scale, w)
     d -= head.ops.sum(d * z, axis=1, keepdims=True)
     d *= z
     d *= scale
+    _weigh_residual(w, d)
     return J
 
 
-def _mse_elementwise(head, z, b, y, ws, scale):
-    J = _mse_error(head, z, b, y, ws, scale)
+def _mse_elementwise(head, z, b, y, ws, scale, w):
+    J = _mse_error(head, z, b, y, ws, scale, w)
     head.prime_and_scale(ws.d[-1], z, scale)
+    _weigh_residual(w, ws.d[-1])
     return J
 
 
-def _mse_error(head, z, b, y, ws, scale):
-    """z ← a(L), d ← e = a − y; returns ½·Σe²·scale."""
+def _mse_error(head, z, b, y, ws, scale, w):
+    """z ← a(L), d ← e = a − y (rows times √sᵢ with weights); returns ½·Σ‖d‖²·scale."""
     head.activate(z, b)
     head.error(z, None, y, ws.d[-1], 1.0)
+    _weigh_residual(w, ws.d[-1])
     return head.dot(ws.flat_d, ws.flat_d) * (0.5 * scale)
 
 
-# d(L)·scale into ws.d[-1] and the chunk's share of J, by (loss, output).
+# d(L)·scale into ws.d[-1] and the chunk's share of J, by (loss, output); each weighs its
+# rows by ``w`` (the loss per entry and d(L) by sᵢ, or a squared residual by √sᵢ twice).
 OUTPUT_DELTA = {("cross_entropy", "sigmoid"): _sigmoid_cross_entropy,
                 ("cross_entropy", "softmax"): _softmax_cross_entropy,
                 ("mse", "identity"): _mse_identity,
@@ -114,9 +137,10 @@ OUTPUT_DELTA = {("cross_entropy", "sigmoid"): _sigmoid_cross_entropy,
 class Head:
     """The output layer's loss and delta for one (loss, output) pair, bound to a backend.
 
-    ``Head(...)(z, b, y, ws, scale)``: z is the output's pre-activation *without* its
-    bias (overwritten); the workspace ``ws`` gives d(L) its buffer ``ws.d[-1]`` (and
-    ``ws.flat_d``, the same as a vector) and the row reductions two columns ``ws.rows``.
+    ``Head(...)(z, b, y, ws, scale, w)``: z is the output's pre-activation *without* its
+    bias (overwritten); ``w`` the rows' :class:`~bpgpu.weights.RowWeights` or None; the
+    workspace ``ws`` gives d(L) its buffer ``ws.d[-1]`` (and ``ws.flat_d``, the same as a
+    vector) and the row reductions two columns ``ws.rows``.
     Returns the chunk's share of J (0-d). ``activate(z, b)`` turns z into a(L) in place
     (prediction).
     """
@@ -136,5 +160,5 @@ class Head:
         if self.output != "identity" or b is not None:
             self._activate(z, b)
 
-    def __call__(self, z, b, y, ws, scale):
-        return self._delta(self, z, b, y, ws, scale)
+    def __call__(self, z, b, y, ws, scale, w=None):
+        return self._delta(self, z, b, y, ws, scale, w)

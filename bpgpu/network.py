@@ -2,6 +2,7 @@
 
     z(l+1) = a(l)·W(l)ᵀ + b(l),   a(l+1) = g_l(z(l+1)),   d(l) = (d(l+1)·W(l)) ⊙ g′(z(l))
     Delta(l) = d(l+1)ᵀ·[1 | a(l)],   D(l) = (Delta(l) + λ·[0 | W(l)]) / m
+    (example weights sᵢ: d(L)ᵢ times sᵢ, and m = Σᵢ sᵢ)
 
 Every W(l), b(l) is a view into one flat vector, D into another; a step's buffers are kept
 per batch size. docs/architecture.md ("The core") reads the code against these lines.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import distributed, labels
+from . import distributed, labels, weights
 from . import validation as check
 from .activations import DERIVATIVES, FORWARD, HIDDEN, OUTPUTS, below_one_unit
 from .backend import BACKENDS, DTYPES, get_backend
@@ -143,29 +144,31 @@ class Network(Parameters):
         self._workspaces.clear()
         self._D_chunk = None
 
-    def _chunks(self, X, Y, chunk_size, keep):
-        """(X rows, Y rows, their workspace) for each ``chunk_size`` rows of the batch (one
-        chunk without); nothing for a rank that holds no rows."""
+    def _chunks(self, X, Y, w, chunk_size, keep):
+        """(X rows, Y rows, their weights or None, their workspace) for each ``chunk_size``
+        rows of the batch (one chunk without); nothing for a rank that holds no rows."""
         m = X.shape[0]
         step = max(m, 1) if chunk_size is None else min(chunk_size, max(m, 1))
         for start in range(0, m, step):
             stop = min(start + step, m)
-            yield X[start:stop, :], Y[start:stop, :], self._workspaces.get(stop - start, keep)
+            yield (X[start:stop, :], Y[start:stop, :], None if w is None else w[start:stop],
+                   self._workspaces.get(stop - start, keep))
 
-    def _loss_and_delta(self, X, Y, chunk_size, keep, comm, gradients=True):
+    def _loss_and_delta(self, X, Y, chunk_size, keep, comm, gradients=True, w=None):
         """J (0-d, regularised) of validated (X, Y), and with ``gradients`` D in the flat
         gradient vector: Delta summed over the chunks (exact: Delta is a sum over rows), then
         over the ranks of ``comm`` (a :class:`~bpgpu.distributed.Communicator`, or None), then
         formed into D in :meth:`_regularised`. One process knows m up front and folds 1/m
-        into d(L) (free inside the output kernel); under MPI m is known after the sum."""
-        m = X.shape[0]
-        prescale = 1.0 / m if comm is None else 1.0
+        into d(L) (free inside the output kernel); under MPI m is known after the sum.
+        ``w``: the rows' :class:`~bpgpu.weights.RowWeights`; m is then Σᵢ sᵢ."""
+        m = X.shape[0] if w is None else w.total
+        prescale = weights.reciprocal(m) if comm is None else 1.0
         J, D = 0.0, (self._DW, self._Db)
-        if gradients and m == 0:
+        if gradients and X.shape[0] == 0:
             self._D[...] = 0
-        for i, (Xc, Yc, ws) in enumerate(self._chunks(X, Y, chunk_size, keep)):
+        for i, (Xc, Yc, wc, ws) in enumerate(self._chunks(X, Y, w, chunk_size, keep)):
             A, p = self._forward(Xc, ws)
-            share = self._head(p, self._b[-1], Yc, ws, prescale)  # d(L)·prescale into ws.d[-1]
+            share = self._head(p, self._b[-1], Yc, ws, prescale, wc)  # d(L)·prescale into ws.d[-1]
             J = share if i == 0 else J + share
             if gradients:
                 if i == 1:
@@ -181,7 +184,7 @@ class Network(Parameters):
     def _regularised(self, J, m, summed, gradients):
         """D = (Delta + λ·[0 | W]) / m over the flat vector (``summed``: Delta not yet divided
         by m, as under MPI), and J + λ/(2m)·‖W‖²; the bias column never regularised."""
-        scale = 1.0 / m
+        scale = weights.reciprocal(m)
         if summed:
             if gradients:
                 self._D *= scale
@@ -209,7 +212,15 @@ class Network(Parameters):
         return X, Y
 
     @on_device
-    def step(self, X, Y, optimizer, chunk_size=None, comm=None):
+    def row_weights(self, sample_weight, m: int):
+        """``sample_weight`` (m,), finite and ≥ 0, checked and staged as the
+        :class:`~bpgpu.weights.RowWeights` that :meth:`step` takes (sliced as its rows are:
+        ``w[a:b]``); None stays None."""
+        host = weights.checked(sample_weight, m, self.backend)
+        return None if host is None else weights.RowWeights.stage(host, self.backend, self.dtype)
+
+    @on_device
+    def step(self, X, Y, optimizer, chunk_size=None, comm=None, sample_weight=None):
         """One training step on the batch (X, Y): D by backpropagation, then
         ``optimizer.step(params, D)`` updates the weights in place.
 
@@ -220,11 +231,13 @@ class Network(Parameters):
             chunk_size: compute D this many rows at a time (the same D, less memory).
             comm: a :class:`~bpgpu.distributed.Communicator`; (X, Y) are then this rank's
                 share of the batch, and every rank takes the same step (one all-reduce).
+            sample_weight: the rows' weights as :meth:`row_weights` returns (or rows of
+                them), or None (every weight 1: the same numbers, bit for bit).
 
         Returns J before the update, regularised, as a 0-d backend array: bring it to the
         host (``float(J)``) only when it is reported.
         """
-        J = self._loss_and_delta(X, Y, chunk_size, keep=True, comm=comm)
+        J = self._loss_and_delta(X, Y, chunk_size, keep=True, comm=comm, w=sample_weight)
         optimizer.bind(self.backend, self._theta.shape[0], self.dtype).step(self._theta, self._D)
         return J
 
@@ -260,18 +273,21 @@ class Network(Parameters):
         """The network's output for ``X`` (m, sizes[0]), as a NumPy array (m, sizes[-1])."""
         return self.backend.to_host(self.forward(X))
 
-    def evaluate(self, X, Y, chunk_size=None, comm=None) -> float:
+    def evaluate(self, X, Y, chunk_size=None, comm=None, sample_weight=None) -> float:
         """The regularised loss J on (X, Y), as a Python float, without gradients; with
-        ``comm`` (an mpi4py communicator), J over every rank's rows (X, Y)."""
+        ``comm`` (an mpi4py communicator), J over every rank's rows (X, Y); with
+        ``sample_weight`` (m,), the weighted J."""
         X, Y = self.batch(X, Y)
         chunk_size = check.number("chunk_size", chunk_size, low=1, integer=True, allow_none=True)
-        return float(self.loss_of(X, Y, chunk_size, distributed.communicator(comm)))
+        w = self.row_weights(sample_weight, X.shape[0])
+        return float(self.loss_of(X, Y, chunk_size, distributed.communicator(comm), w))
 
     @on_device
-    def loss_of(self, X, Y, chunk_size=None, comm=None):
+    def loss_of(self, X, Y, chunk_size=None, comm=None, sample_weight=None):
         """J (0-d backend array, regularised) for (X, Y) as :meth:`batch` returns, unchecked;
-        with ``comm`` (a :class:`~bpgpu.distributed.Communicator`), over every rank's rows."""
-        return self._loss_and_delta(X, Y, chunk_size, keep=False, comm=comm, gradients=False)
+        with ``comm`` (a :class:`~bpgpu.distributed.Communicator`), over every rank's rows;
+        ``sample_weight`` as :meth:`step` takes it."""
+        return self._loss_and_delta(X, Y, chunk_size, keep=False, comm=comm, gradients=False, w=sample_weight)
 
     def chunk_size_for(self, memory_budget: int) -> int:
         """Rows per chunk so that one chunk's activations and deltas fit in ``memory_budget`` bytes.
@@ -284,7 +300,7 @@ class Network(Parameters):
         return max(1, memory_budget // per_row)
 
     @on_device
-    def loss_and_gradients(self, X, Y, chunk_size=None, memory_budget=None, comm=None):
+    def loss_and_gradients(self, X, Y, chunk_size=None, memory_budget=None, comm=None, sample_weight=None):
         """(J, D): the regularised loss as a Python float and D(l) shaped like ``thetas[l]``.
 
         Args:
@@ -293,13 +309,16 @@ class Network(Parameters):
             memory_budget: bytes of activations allowed at once; sets ``chunk_size``.
             comm: an mpi4py communicator: (X, Y) are this rank's rows, and (J, D) are
                 those of every rank's rows together (the same on every rank).
+            sample_weight: (m,) weights sᵢ ≥ 0: J = (Σᵢ sᵢ·lossᵢ + ½λ‖W‖²) / Σᵢ sᵢ and its D
+                (scikit-learn's objective); None: every weight 1.
         """
         comm = distributed.communicator(comm)
         X, Y = self.batch(X, Y)
         chunk_size = check.number("chunk_size", chunk_size, low=1, integer=True, allow_none=True)
         if memory_budget is not None:
             chunk_size = self.chunk_size_for(memory_budget)
-        J = self._loss_and_delta(X, Y, chunk_size, keep=False, comm=comm)
+        w = self.row_weights(sample_weight, X.shape[0])
+        J = self._loss_and_delta(X, Y, chunk_size, keep=False, comm=comm, w=w)
         return float(J), [self._join(gW, gb) for gW, gb in zip(self._DW, self._Db)]
 
     def fit(self, X, Y, **options):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 
-from . import distributed
+from . import distributed, weights
 from . import threads as cpu_threads
 from . import validation as check
 from .batches import BatchPlan
@@ -32,7 +32,7 @@ DEPRECATED = {"momentum": ("Momentum", 0.9), "nesterov": ("Momentum", False),
 def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shuffle=True, max_time=None,
         target_loss=None, validation_data=None, patience=None, chunk_size=None, memory_budget=None,
         on_nonfinite="stop", verbose=False, callback=None, initial_epoch=0, device=None, warm_start=False,
-        comm=None, stop=None, resume=None, threads=None, **deprecated):
+        comm=None, stop=None, resume=None, threads=None, sample_weight=None, class_weight=None, **deprecated):
     """Train ``net`` on (X, Y) by backpropagation; returns a :class:`History`.
 
     Args:
@@ -81,21 +81,29 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
             With the same data, options and ``epochs``, the weights are the uninterrupted run's.
         threads: CPU threads for matrix products and element-wise loops (capped at the cores);
             None: :func:`bpgpu.set_threads`' count if set, else decided from the step's shapes.
+        sample_weight: (m,) weights sᵢ ≥ 0, shuffled with their rows: each step minimises
+            (Σᵢ sᵢ·lossᵢ + ½λ‖W‖²) / Σᵢ sᵢ over its rows (scikit-learn's objective); a step
+            whose weights sum to 0 is refused, as scikit-learn does. None: every weight 1.
+        class_weight: "balanced" (m / (k·count) for each of the k classes present) or
+            {class index or name: weight} (1 for classes not named), multiplying
+            ``sample_weight``; for a softmax output or one sigmoid unit. Under MPI "balanced"
+            counts every rank's rows.
     """
     comm = distributed.communicator(comm)
     with distributed.Pact(comm) as pact:  # one rank's error or other settings: the same error on every rank
         chunk_size = _check_options(net, epochs, batch_size, max_time, target_loss, patience, validation_data,
                                     on_nonfinite, chunk_size, memory_budget, initial_epoch, callback, stop, device)
         X, Y = net.batch(X, Y)
+        w = weights.Pending(sample_weight, class_weight, Y, net)
         val = None if validation_data is None else net.batch(*validation_data, names=VALIDATION_NAMES)
         opt = _optimizer(net, optimizer, lr, warm_start, deprecated)
         pact.rows, pact.terms = X.shape[0], distributed.training_terms(
             net, opt, epochs=epochs, initial_epoch=initial_epoch, batch_size=batch_size, shuffle=shuffle,
             max_time=max_time, target_loss=target_loss, patience=patience, on_nonfinite=on_nonfinite,
-            validation=validation_data is not None)
+            validation=validation_data is not None, balanced=isinstance(class_weight, str))
     net.optimizer, callback = opt, distributed.held_back(comm, callback)  # raised on every rank at the vote
     plan = BatchPlan(X.shape[0], batch_size, shuffle, net.seed, net.backend, comm, pact.counts)
-    steps, history = Epochs(net, opt, X, Y, plan, chunk_size, comm), History()
+    steps, history = Epochs(net, opt, X, Y, plan, chunk_size, comm, w.stage(net.backend, net.dtype, comm)), History()
     start = Position.starting(initial_epoch, resume, epochs, plan.sizes)
     watch, rollback, part = EarlyStopping(patience, start), Rollback(), (0, 0, [])
     rules = StopRules(target_loss=target_loss, max_time=max_time, stop=stop, comm=comm)

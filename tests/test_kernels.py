@@ -51,6 +51,8 @@ def _configs():
                                                            itertools.product(HEADS, (True, False))):
         yield {**base, "dtype": dtype, "loss": loss, "output": output, "bias": bias,
                "outputs": 3 if output == "softmax" else 1}
+        yield {**base, "dtype": dtype, "loss": loss, "output": output, "bias": bias, "weighted": True,
+               "outputs": 3 if output == "softmax" else 1, "chunk_size": 2}
     for dtype, name in itertools.product(("float32", "float64"), _optimizers()):
         for lam, chunk in ((0.0, None), (0.1, None), (0.1, 2)):
             yield {**base, "dtype": dtype, "optimizer": name, "lam": lam, "chunk_size": chunk}
@@ -63,9 +65,10 @@ def _train(cfg) -> None:
     Y = np.eye(cfg["outputs"])[rng.integers(0, cfg["outputs"], 5)] if cfg["outputs"] > 1 else rng.random((5, 1))
     X, Y = net.batch(rng.standard_normal((5, 3)), Y)
     opt = _optimizers()[cfg["optimizer"]]()
+    s = rng.uniform(size=5) if cfg.get("weighted") else None
     for _ in range(2):
-        net.step(X, Y, opt, chunk_size=cfg["chunk_size"])
-    net.loss_and_gradients(X, Y, chunk_size=cfg["chunk_size"])
+        net.step(X, Y, opt, chunk_size=cfg["chunk_size"], sample_weight=net.row_weights(s, 5))
+    net.loss_and_gradients(X, Y, chunk_size=cfg["chunk_size"], sample_weight=s)
     net.evaluate(X, Y)
     net.predict(X)
 

@@ -93,11 +93,11 @@ def limit_rows(monkeypatch, net, rows, error=MemoryError):
     calls = []
     real = net.step
 
-    def step(X, Y, optimizer, chunk_size=None, comm=None):
+    def step(X, Y, optimizer, chunk_size=None, comm=None, sample_weight=None):
         calls.append(chunk_size)
         if min(chunk_size or X.shape[0], X.shape[0]) > rows:
             raise error(f"out of memory holding {X.shape[0]} rows")
-        return real(X, Y, optimizer, chunk_size, comm)
+        return real(X, Y, optimizer, chunk_size, comm, sample_weight)
 
     monkeypatch.setattr(net, "step", step)
     return calls

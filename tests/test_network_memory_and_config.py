@@ -123,7 +123,8 @@ def test_evaluate_hands_its_chunk_size_on(monkeypatch):
     X, Y = data(9)
     seen = []
     real = net.loss_of
-    monkeypatch.setattr(net, "loss_of", lambda X, Y, chunk_size=None, comm=None: seen.append(chunk_size) or real(X, Y, chunk_size, comm))
+    monkeypatch.setattr(net, "loss_of", lambda X, Y, chunk_size=None, comm=None, sample_weight=None:
+                        seen.append(chunk_size) or real(X, Y, chunk_size, comm, sample_weight))
     chunked = net.evaluate(X, Y, chunk_size=4)
     assert seen == [4]
     assert chunked == pytest.approx(net.evaluate(X, Y), rel=1e-14)

@@ -46,6 +46,24 @@ def test_a_w1_like_step_stays_within_its_operation_budget_and_allocates_nothing(
     assert tally.scalars <= 2  # J's dot product and its scaling
 
 
+def test_weights_add_two_operations_to_a_step_and_allocate_nothing():
+    """sample_weight on the W1-like step: d(L)'s rows times √s twice (J from ½‖d‖² between),
+    nothing allocated; the unweighted step keeps its budget above"""
+    backend = CountingBackend()
+    net, X, Y = w1_like(backend)
+    w = net.row_weights(np.linspace(0.0, 2.0, X.shape[0]), X.shape[0])
+    opt = SGD(1e-3)
+    counts = {}
+    for weights in (None, w):
+        for _ in range(2):
+            net.step(X, Y, opt, sample_weight=weights)
+        with backend.counting() as tally:
+            net.step(X, Y, opt, sample_weight=weights)
+        counts[weights is None] = tally.ops
+        assert tally.allocations == 0, dict(tally.names)
+    assert counts[False] - counts[True] == 2
+
+
 def test_fit_adds_no_operations_per_step():
     """fit: an epoch of 8 W1-like steps costs 8 steps' operations plus a few per epoch"""
     backend = CountingBackend()

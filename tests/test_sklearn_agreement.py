@@ -164,3 +164,28 @@ def test_the_regularised_loss_is_scikit_learns():
                                                  [None] * (len(units) - 1), [None] * (len(units) - 1))
     assert J_ours == pytest.approx(J_theirs, rel=1e-13)
     np.testing.assert_allclose(g_ours, g_theirs, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("case", ["adam", "nesterov-invscaling", "adam-early-stopping", "lbfgs"])
+@pytest.mark.parametrize("target", ["binary", "multiclass", "multilabel", "regression"])
+def test_weighted_fit_from_equal_random_state(target, case):
+    """fit(X, y, sample_weight) with some weights 0: scikit-learn's weights, loss curve and
+    (weighted) validation scores, the weights split with their rows for early stopping"""
+    X, y = data(target)
+    s = np.random.default_rng(3).uniform(0.0, 2.0, M)
+    s[::7] = 0.0
+    params = dict(FIT_CASES.get(case, {"solver": "lbfgs"}))
+    theirs, ours = pair(target, hidden_layer_sizes=HIDDEN, activation="tanh", alpha=0.1, batch_size=16,
+                        max_iter=25, shuffle=False, random_state=0, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        theirs.fit(X, y, sample_weight=s)
+        ours.fit(X, y, sample_weight=s)
+    tol = 1e-9 if case == "lbfgs" else TOL  # a line search amplifies rounding (docs/sklearn.md)
+    assert_same_weights(theirs, ours, tol)
+    assert ours.n_iter_ == theirs.n_iter_
+    np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=tol)
+    if case != "lbfgs":
+        np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=TOL)
+    if case == "adam-early-stopping":
+        np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_, rtol=TOL)

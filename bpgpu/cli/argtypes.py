@@ -43,6 +43,24 @@ def batch_size(text: str) -> int:
     return 0 if text == "full" else positive(int)(text)
 
 
+def class_weight(text: str) -> str:
+    """--class-weight: "balanced" or CLASS=WEIGHT,… (a class by index or name), kept as text
+    (a checkpoint stores it so; :func:`class_weights` reads it)."""
+    class_weights(text)
+    return text
+
+
+def class_weights(text: str | None):
+    """None, "balanced", or {class index (int) or name: weight} from --class-weight's text."""
+    if text is None or text == "balanced":
+        return text
+    try:
+        pairs = [item.split("=") for item in text.split(",")]
+        return {(int(k) if k.strip().isdigit() else k.strip()): float(v) for k, v in pairs}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'balanced' or CLASS=WEIGHT,... like 0=1,1=5, got {text!r}") from None
+
+
 def sizes(text: str) -> list[int]:
     """Layer sizes "2,64,3": at least two positive integers."""
     try:

@@ -21,6 +21,7 @@ from ..scaling import Standardizer
 from ..training import DivergenceError, DivergenceWarning, optimizer_for
 from . import ranks, rundir
 from .applies import refuse_inapplicable
+from .argtypes import class_weights
 from .errors import CLIError
 from .progress import Progress
 from .scores import Scores
@@ -156,7 +157,8 @@ def _fit(plan, args, stop, comm):
             history = net.fit(plan.X, plan.Y, epochs=o.epochs, batch_size=o.batch_size or None, optimizer=optimizer,
                               shuffle=o.shuffle, max_time=o.max_time, target_loss=o.target_loss,
                               validation_data=plan.validation, patience=o.patience, chunk_size=o.chunk_size,
-                              on_nonfinite="stop", callback=after_epoch, resume=plan.position, comm=comm, stop=stop)
+                              on_nonfinite="stop", callback=after_epoch, resume=plan.position, comm=comm, stop=stop,
+                              class_weight=class_weights(o.class_weight))
     finally:
         progress.close()
     return history, scores, save

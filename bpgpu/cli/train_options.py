@@ -12,7 +12,7 @@ from ..losses import LOSSES
 from ..optimizers import OPTIMIZERS
 from ..training import DEFAULT_LR
 from . import rundir
-from .argtypes import batch_size, fraction, positive, sizes
+from .argtypes import batch_size, class_weight, fraction, positive, sizes
 from .errors import CLIError
 from .tables import DELIMITER_HELP
 
@@ -20,7 +20,7 @@ TRAIN_DEFAULTS = dict(
     sizes=None, activation="tanh", output="auto", loss="auto", lam=0.0, bias=True,
     optimizer="adam", lr=None, momentum=0.9, nesterov=False, beta1=0.9, beta2=0.999,
     batch_size=64, epochs=100, max_time=None, target_loss=None, patience=None,
-    validation_split=None, chunk_size=None, shuffle=True,
+    validation_split=None, chunk_size=None, shuffle=True, class_weight=None,
     backend="numpy", dtype="float64", seed=0,
     data=None, samples=1000, classes=None, features=None, noise=None, teacher_sizes=None,
     data_seed=None, target=None, columns=None, delimiter=None, one_hot=False, standardize=False,
@@ -74,6 +74,9 @@ def _optimiser_options(p) -> None:
     opt.add_argument("--validation-split", type=fraction, help="hold out this fraction of the data for validation")
     opt.add_argument("--patience", type=positive(int), help="stop when the validation loss has not improved "
                      "for this many epochs, keeping the best weights (needs --validation-split)")
+    opt.add_argument("--class-weight", type=class_weight, metavar="balanced|CLASS=W,...",
+                     help="weigh each example's loss by its class: 'balanced' (m / (k·count), scikit-learn's) "
+                          "or weights by class index or name, e.g. 0=1,1=5 (others 1)")
     opt.add_argument("--chunk-size", type=positive(int), help="compute each step this many rows at a time (same result, less memory)")
 
 

@@ -19,7 +19,7 @@ from sklearn.base import BaseEstimator, is_classifier
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 # bpgpu's public API only: the core's internals are free to change under us.
 from .. import DivergenceError, Network, get_backend
@@ -77,11 +77,12 @@ class BaseMLP(BaseEstimator):
 
     # -- fit ----------------------------------------------------------------------
 
-    def _fit(self, X, y, incremental: bool):
+    def _fit(self, X, y, incremental: bool, sample_weight=None):
         """fit (``incremental=False``: max_iter epochs, or lbfgs) and partial_fit (one epoch).
 
         X: (n_samples, n_features), dense, sparse or on the backend's device; y: labels,
-        indicators or targets as the subclass's ``_validate_input`` accepts them.
+        indicators or targets as the subclass's ``_validate_input`` accepts them;
+        sample_weight: (n_samples,) or None, as scikit-learn's (bpgpu refuses weights < 0).
         """
         self._validate_params()
         if self.device == "cpu" and self.backend != "numpy":
@@ -93,6 +94,8 @@ class BaseMLP(BaseEstimator):
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
 
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
         if sp.issparse(X):
             X = X.toarray()  # once per fit; the network trains on dense batches
         y = y.reshape(-1, 1) if y.ndim == 1 else y
@@ -105,9 +108,9 @@ class BaseMLP(BaseEstimator):
         net = self._network()
         X = net.backend.asarray(X, net.dtype)  # staged on the device once, for every solver
         if self.solver in STOCHASTIC_SOLVERS:
-            self._fit_stochastic(net, X, y, incremental)
+            self._fit_stochastic(net, X, y, incremental, sample_weight)
         else:
-            self._fit_lbfgs(net, X, y, layer_units)
+            self._fit_lbfgs(net, X, y, layer_units, sample_weight)
         self._keep_weights_of(net)
         if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
             raise ValueError(NON_FINITE)
@@ -132,9 +135,10 @@ class BaseMLP(BaseEstimator):
             else:
                 self.validation_scores_, self.best_validation_score_, self.best_loss_ = None, None, np.inf
 
-    def _fit_stochastic(self, net, X, y, incremental):
+    def _fit_stochastic(self, net, X, y, incremental, sample_weight):
         """sgd/adam: ``Network.fit`` with scikit-learn's optimiser, its batches and, after every
-        epoch, its rules (:class:`EpochRules`). X (m, n_features) on the device, y (m, n_outputs)."""
+        epoch, its rules (:class:`EpochRules`). X (m, n_features) on the device, y (m, n_outputs),
+        sample_weight (m,) or None."""
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = _optimizers.make(
                 self.solver, learning_rate_init=self.learning_rate_init, momentum=self.momentum,
@@ -142,7 +146,8 @@ class BaseMLP(BaseEstimator):
                 epsilon=self.epsilon)
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        X, y, validation = self._split_validation(net, X, y) if self.early_stopping else (X, y, None)
+        X, y, sample_weight, validation = self._split_validation(net, X, y, sample_weight) \
+            if self.early_stopping else (X, y, sample_weight, None)
         n_samples = X.shape[0]
         batch_size = self._batch_size(n_samples)
         schedule = _optimizers.schedule(self.learning_rate if self.solver == "sgd" else "constant",
@@ -154,7 +159,8 @@ class BaseMLP(BaseEstimator):
         self.n_iter_ = 0
         try:
             net.fit(X, y.astype(net.dtype), epochs=1 if incremental else self.max_iter, batch_size=batch_size,
-                    optimizer=self._optimizer, shuffle=self.shuffle, callback=rules, on_nonfinite="raise")
+                    optimizer=self._optimizer, shuffle=self.shuffle, callback=rules, on_nonfinite="raise",
+                    sample_weight=sample_weight)
         except DivergenceError:
             rules.diverged()
             if not self.early_stopping:
@@ -162,8 +168,10 @@ class BaseMLP(BaseEstimator):
         if self.early_stopping:
             net.set_thetas(_layout.to_thetas(self._best_coefs, self._best_intercepts))
 
-    def _split_validation(self, net, X, y):
-        """(X_train, y_train, (X_val, y_val as scored)): scikit-learn's early-stopping split."""
+    def _split_validation(self, net, X, y, sample_weight):
+        """(X_train, y_train, sample_weight_train, (X_val, y_val as scored, sample_weight_val)):
+        scikit-learn's early-stopping split, the weights split with their rows (and the
+        validation score weighted by them, as scikit-learn's)."""
         # scikit-learn stratifies single-output classification only (not multiclass: its y is one-hot).
         stratify = y if is_classifier(self) and self.n_outputs_ == 1 else None
         # Split row indices, not X: the same split as train_test_split(X, y), with X left on the device.
@@ -173,7 +181,8 @@ class BaseMLP(BaseEstimator):
             raise ValueError("The validation set is too small. Increase 'validation_fraction' "
                              "or the size of your dataset.")
         X_train, X_val = (net.xp.take(X, net.backend.asarray(i, "int64"), axis=0) for i in (train, val))
-        return X_train, y[train], (X_val, self._validation_target(y[val]))
+        train_weight, val_weight = (None, None) if sample_weight is None else (sample_weight[train], sample_weight[val])
+        return X_train, y[train], train_weight, (X_val, self._validation_target(y[val]), val_weight)
 
     def _batch_size(self, n_samples: int) -> int:
         if self.batch_size == "auto":
@@ -182,23 +191,21 @@ class BaseMLP(BaseEstimator):
             warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
         return int(np.clip(self.batch_size, 1, n_samples))
 
-    def _fit_lbfgs(self, net, X, y, layer_units):
+    def _fit_lbfgs(self, net, X, y, layer_units, sample_weight):
         """lbfgs: scipy's L-BFGS-B over all of (X, y) at once; sets ``loss_`` and ``n_iter_``."""
         Y = net.backend.asarray(y.astype(net.dtype), net.dtype)
-        self.loss_, self.n_iter_ = _lbfgs.minimize(net, X, Y, layer_units, max_iter=self.max_iter,
+        self.loss_, self.n_iter_ = _lbfgs.minimize(net, X, Y, layer_units, sample_weight, max_iter=self.max_iter,
                                                    max_fun=self.max_fun, tol=self.tol, verbose=self.verbose)
 
     def _loss_grad_lbfgs(self, packed_coef_inter, X, y, sample_weight=None, *unused):
         """(J, ∂J/∂packed) at ``packed_coef_inter``, which also becomes ``coefs_``/``intercepts_``:
         scikit-learn's private objective, with its signature, kept because its tests call it."""
-        if sample_weight is not None:
-            raise NotImplementedError("sample_weight: bpgpu's losses are unweighted")
         units = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
         coefs, intercepts = _layout.unpack(np.asarray(packed_coef_inter), units)
         self.coefs_, self.intercepts_ = [c.copy() for c in coefs], [i.copy() for i in intercepts]
         net = self._network()
         Y = np.asarray(y, dtype=net.dtype).reshape(np.shape(X)[0], -1)
-        J, D = net.loss_and_gradients(X, Y)
+        J, D = net.loss_and_gradients(X, Y, sample_weight=sample_weight)
         return J, _layout.pack_thetas([net.backend.to_host(d) for d in D])
 
     # -- the network --------------------------------------------------------------

@@ -28,7 +28,8 @@ class EpochRules:
         opt: its optimiser (the schedule changes its ``lr``).
         schedule: a :mod:`bpgpu.schedules` schedule.
         n_samples: training examples per epoch (for ``t_``).
-        validation: None, or (X_val on the device (m, s0), y_val as the estimator scores it).
+        validation: None, or (X_val on the device (m, s0), y_val as the estimator scores it,
+            the validation rows' sample weights (m,) or None).
         incremental: True for ``partial_fit`` (one epoch, no ConvergenceWarning).
     """
 
@@ -109,8 +110,8 @@ class EpochRules:
                 [self.net.backend.to_host(t) for t in self.net.thetas])
 
     def _validation_score(self) -> float:
-        X_val, y_val = self.validation
+        X_val, y_val, weights = self.validation
         outputs = self.net.predict(X_val)
         if not np.isfinite(outputs).all():
             return math.nan
-        return float(self.est._score_outputs(outputs, y_val))
+        return float(self.est._score_outputs(outputs, y_val, weights))

@@ -36,7 +36,8 @@ _COMMON = """
     ``out_activation_``, ``n_features_in_``, ``feature_names_in_``{extra}), plus
     ``network_``: the fitted ``bpgpu.Network``.
 
-    Not supported: ``sample_weight`` (bpgpu's losses are unweighted){poisson}. See docs/sklearn.md.
+    ``fit(X, y, sample_weight=None)`` weighs the examples as scikit-learn's does (weights < 0 are
+    refused).{poisson} See docs/sklearn.md.
 """
 
 
@@ -63,19 +64,20 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
                  backend="numpy", dtype=None, device=None):
         _init(self, locals())
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit to X (n_samples, n_features), dense or sparse, and y: labels (n_samples,) or a
-        multilabel indicator matrix (n_samples, n_classes). Returns self."""
-        return self._fit(X, y, incremental=False)
+        multilabel indicator matrix (n_samples, n_classes); sample_weight (n_samples,) weighs
+        each example's loss (None: all 1). Returns self."""
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over (X, y), continuing the weights and optimiser state. ``classes``
         (all labels there will be) is required on the first call. Returns self."""
         if _first_partial_fit(self, classes):
             self._label_binarizer = LabelBinarizer()
             self._label_binarizer.fit(y if type_of_target(y).startswith("multilabel") else classes)
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def predict(self, X):
         """Labels (n_samples,), or an indicator matrix (n_samples, n_classes) for multilabel."""
@@ -131,8 +133,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     def _validation_target(self, y_val):
         return self._label_binarizer.inverse_transform(y_val)
 
-    def _score_outputs(self, outputs, y):
-        return accuracy_score(y, self._labels(outputs))
+    def _score_outputs(self, outputs, y, sample_weight=None):
+        return accuracy_score(y, self._labels(outputs), sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -158,15 +160,16 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     # scikit-learn also takes "poisson" (an exponential output bpgpu does not have yet).
     _parameter_constraints = {**BaseMLP._parameter_constraints, "loss": [StrOptions({"squared_error"})]}
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit to X (n_samples, n_features), dense or sparse, and y (n_samples,) or
-        (n_samples, n_outputs). Returns self."""
-        return self._fit(X, y, incremental=False)
+        (n_samples, n_outputs); sample_weight (n_samples,) weighs each example's loss (None:
+        all 1). Returns self."""
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """One epoch over (X, y), continuing the weights and optimiser state. Returns self."""
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def predict(self, X):
         """Predictions (n_samples,), or (n_samples, n_outputs) for several targets."""
@@ -191,8 +194,8 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     def _validation_target(self, y_val):
         return y_val.ravel() if y_val.shape[1] == 1 else y_val
 
-    def _score_outputs(self, outputs, y):
-        return r2_score(y, outputs.ravel() if outputs.shape[1] == 1 else outputs)
+    def _score_outputs(self, outputs, y, sample_weight=None):
+        return r2_score(y, outputs.ravel() if outputs.shape[1] == 1 else outputs, sample_weight=sample_weight)
 
 
 def _first_partial_fit(est, classes) -> bool:

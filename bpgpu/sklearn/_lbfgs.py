@@ -15,20 +15,21 @@ from sklearn.exceptions import ConvergenceWarning
 from . import _layout
 
 
-def objective(net, X, Y, layer_units):
+def objective(net, X, Y, layer_units, sample_weight=None):
     """f(packed) → (J, ∂J/∂packed) for scipy, with packed in scikit-learn's order
-    (:func:`_layout.pack`). ``X`` (m, s0) and ``Y`` (m, sL) are best already on the device."""
+    (:func:`_layout.pack`). ``X`` (m, s0) and ``Y`` (m, sL) are best already on the device;
+    ``sample_weight`` (m,) or None weighs the rows."""
     to_host = net.backend.to_host
 
     def f(packed):
         net.set_thetas(_layout.unpack_thetas(packed, layer_units))
-        J, D = net.loss_and_gradients(X, Y)
+        J, D = net.loss_and_gradients(X, Y, sample_weight=sample_weight)
         return J, _layout.pack_thetas([to_host(d) for d in D]).astype(np.float64, copy=False)
 
     return f
 
 
-def minimize(net, X, Y, layer_units, *, max_iter, max_fun, tol, verbose):
+def minimize(net, X, Y, layer_units, sample_weight=None, *, max_iter, max_fun, tol, verbose):
     """Run L-BFGS-B from the network's current weights and leave the result in it.
 
     Returns (loss, n_iter), warning :class:`ConvergenceWarning` as scikit-learn does when
@@ -36,7 +37,7 @@ def minimize(net, X, Y, layer_units, *, max_iter, max_fun, tol, verbose):
     """
     x0 = _layout.pack_thetas([net.backend.to_host(t) for t in net.thetas]).astype(np.float64)
     result = scipy.optimize.minimize(
-        objective(net, X, Y, layer_units), x0, method="L-BFGS-B", jac=True,
+        objective(net, X, Y, layer_units, sample_weight), x0, method="L-BFGS-B", jac=True,
         options={"maxfun": max_fun, "maxiter": max_iter, "gtol": tol})
     # The last evaluation need not have been at the optimum scipy returns.
     net.set_thetas(_layout.unpack_thetas(result.x, layer_units))
