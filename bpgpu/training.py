@@ -105,10 +105,10 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
     plan = BatchPlan(X.shape[0], batch_size, shuffle, net.seed, net.backend, comm, pact.counts)
     steps, history = Epochs(net, opt, X, Y, plan, chunk_size, comm, w.stage(net.backend, net.dtype, comm)), History()
     start = Position.starting(initial_epoch, resume, epochs, plan.sizes)
-    watch, rollback, part = EarlyStopping(patience, start), Rollback(), (0, 0, [])
+    watch, rollback, part = EarlyStopping(patience, start), Rollback(), (0, 0, [])  # part: a part epoch's (steps, rows, J)
     rules = StopRules(target_loss=target_loss, max_time=max_time, stop=stop, comm=comm)
-    cores = cpu_threads.limited(cpu_threads.for_fit(threads, net.sizes, max(plan.sizes, default=1)))
-    with net.backend.activate(), rules, net.backend.quiet_float_errors(), cores, _progress(verbose, epochs - start.epoch) as bar:
+    with net.backend.activate(), rules, net.backend.quiet_float_errors(), _threads(threads, net, plan), \
+            _progress(verbose, epochs - start.epoch) as bar:
         for epoch in range(start.epoch, epochs):
             rollback.keep(net, opt)
             first, earlier = (start.step, start.losses) if epoch == start.epoch else (0, [])
@@ -136,10 +136,12 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
         else:
             history.stop_reason = "epochs"
     net.backend.synchronize()
-    history.best_epoch, history.elapsed = watch.best_epoch, rules.elapsed()
-    history.position = watch.position(start.epoch + history.epochs, part)
-    _report_divergence(history, on_nonfinite)
-    return history
+    return _finished(history, watch, rules, watch.position(start.epoch + history.epochs, part), on_nonfinite)
+
+
+def _threads(threads, net, plan):
+    """The thread count of this fit's products and loops (:mod:`bpgpu.threads`), held while it runs."""
+    return cpu_threads.limited(cpu_threads.for_fit(threads, net.sizes, max(plan.sizes, default=1)))
 
 
 def _after_epoch(history, epoch, loss, watch, rules, callback, bar) -> str:
@@ -232,14 +234,16 @@ def optimizer_for(optimizer, lr=None, *, momentum=0.9, nesterov=False, beta1=0.9
     return make_optimizer(optimizer, DEFAULT_LR.get(name, 0.1) if lr is None else lr, **own)
 
 
-def _report_divergence(history, on_nonfinite: str) -> None:
-    """A run stopped on a non-finite loss or weight raises DivergenceError or warns."""
-    if history.stop_reason != "nonfinite":
-        return
-    message = history.divergence_message() + " (try a smaller lr)"
-    if on_nonfinite == "raise":
-        raise DivergenceError(message)
-    warnings.warn(message, DivergenceWarning, stacklevel=4)
+def _finished(history, watch, rules, position, on_nonfinite: str):
+    """``history`` completed (best epoch, time, where the run stands); a run stopped on a
+    non-finite loss or weight raises DivergenceError or warns."""
+    history.best_epoch, history.elapsed, history.position = watch.best_epoch, rules.elapsed(), position
+    if history.stop_reason == "nonfinite":
+        message = history.divergence_message() + " (try a smaller lr)"
+        if on_nonfinite == "raise":
+            raise DivergenceError(message)
+        warnings.warn(message, DivergenceWarning, stacklevel=4)
+    return history
 
 
 @contextlib.contextmanager

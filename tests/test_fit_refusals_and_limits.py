@@ -207,10 +207,10 @@ def test_out_of_memory_on_two_rows_retries_one_at_a_time_and_says_so(monkeypatch
     net, twin = bpgpu.Network([2, 1]), bpgpu.Network([2, 1])
     real = net.step
 
-    def step(X, Y, optimizer, chunk_size=None, comm=None):
+    def step(X, Y, optimizer, chunk_size=None, comm=None, sample_weight=None):
         if min(chunk_size or X.shape[0], X.shape[0]) > 1:
             raise MemoryError("out of memory")
-        return real(X, Y, optimizer, chunk_size, comm)
+        return real(X, Y, optimizer, chunk_size, comm, sample_weight)
 
     monkeypatch.setattr(net, "step", step)
     with pytest.warns(RuntimeWarning) as caught:
