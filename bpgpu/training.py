@@ -237,7 +237,8 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
         step_sizes = [b - a for a, b in slices]
     else:
         slices, step_sizes, _ = distributed.step_slices(comm.rank, pact.counts, batch_size)
-    callback = distributed.held_back(comm, callback)  # raised on every rank at the epoch's vote
+    # Their exceptions are raised on every rank at the epoch's vote.
+    callback, stop = distributed.held_back(comm, callback), distributed.held_back(comm, stop)
 
     history = History()
     start = Position.starting(initial_epoch, resume, epochs, step_sizes)
