@@ -138,6 +138,17 @@ def test_a_headerless_file_is_matched_by_position(regression, capsys, tmp_path):
     np.testing.assert_allclose(np.loadtxt(out.splitlines()[1:], delimiter=",", ndmin=2), expected, rtol=1e-9)
 
 
+def test_resume_on_a_headerless_file_asks_for_the_target_by_index(regression, capsys, tmp_path):
+    """the --target y it blamed came from the checkpoint's record: the user never typed it"""
+    np.savetxt(tmp_path / "bare.csv", np.column_stack([regression[k] for k in "abcy"]), delimiter=",")
+    assert refused(capsys, "train", "--resume", "run/checkpoint.npz", "--data", "bare.csv", "--epochs", "6",
+                   "--quiet", "--no-plot", "--out", "bare") == (
+        "bpgpu train: error: --target: bare.csv has no header, so the resumed model's target y cannot be found "
+        "by name; give the target column(s) by index, e.g. --target -1")
+    ok(capsys, "train", "--resume", "run/checkpoint.npz", "--data", "bare.csv", "--target", "-1", "--epochs", "6",
+       "--quiet", "--no-plot", "--out", "bare")
+
+
 @pytest.mark.parametrize("argv", [
     ["train", "--data", "dup.csv", "--target", "y", "--sizes", "3,2,1", "--quiet", "--no-plot"],
     ["predict", "run/model.npz", "--input", "dup.csv"],
