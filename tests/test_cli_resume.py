@@ -47,13 +47,14 @@ def history(folder):
 
 
 def sigterm_after(monkeypatch, steps):
-    """The run's Stop, sent a real SIGTERM after its ``steps``-th step (it is asked once before training too)."""
+    """The run's Stop, sent a real SIGTERM after its ``steps``-th step (fit asks it after each step, and
+    nothing asks it before training: a signal then raises Stopped, signals.py)."""
     class Counting(Stop):
         taken = 0
 
         def __call__(self):
             Counting.taken += 1
-            if Counting.taken == 1 + steps:
+            if Counting.taken == steps:
                 signal.raise_signal(signal.SIGTERM)
             return super().__call__()
     monkeypatch.setattr(train, "Stop", Counting)
