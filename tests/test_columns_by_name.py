@@ -233,3 +233,13 @@ def test_predict_on_200k_named_columns_in_another_order(tmp_path):
         if columns:  # the range picks the file's order: the inputs reversed
             expected = net.predict(X[:, ::-1])
         np.testing.assert_allclose(got, expected, rtol=1e-9)
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_a_nan_in_a_column_the_model_does_not_read_is_ignored(regression, capsys, tmp_path, command):
+    """an id/notes column with a 'nan' (or a Parquet null) was refused though no input or target reads it"""
+    noted = {**regression, "n": np.where(np.arange(40) == 7, np.nan, 1.0)}
+    write_csv(tmp_path / "noted.csv", list(noted), list(noted.values()))
+    option = "--input" if command == "predict" else "--data"
+    assert ok(capsys, command, "run/model.npz", option, "noted.csv").replace("noted", "data") == \
+        ok(capsys, command, "run/model.npz", option, "data.csv")
