@@ -203,7 +203,7 @@ def _from_pandas(name: str, value) -> np.ndarray:
     for column, kind in zip(column_names(value) or [getattr(value, "name", None)], kinds):
         if not isinstance(kind, np.dtype) or kind.kind not in "biuf":
             raise TypeError(f"{name}: expected columns of real numbers, got column {column!r} of dtype {kind}")
-    return value.to_numpy()
+    return value.to_numpy(dtype=np.result_type(*kinds))  # a bool column beside floats: 0/1, not objects
 
 
 def _from_dlpack(name: str, value, backend):
