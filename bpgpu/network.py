@@ -332,7 +332,7 @@ class Network(Parameters):
 
         known = self.classes if options.get("warm_start") else None
         Y, classes = labels.class_targets("Y", Y, self.output, self.sizes[-1], known, self.backend)
-        self.feature_names, self.classes = check.column_names(X), classes or known
+        self.feature_names, self.classes = check.column_names(X, "X"), classes or known
         return fit(self, X, Y, **options)
 
     def config(self) -> dict:

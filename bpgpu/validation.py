@@ -148,9 +148,16 @@ def is_pandas(value) -> bool:
     return array_library(value) == "pandas" and hasattr(value, "to_numpy")
 
 
-def column_names(value) -> list[str] | None:
-    """The column names of a pandas DataFrame, as strings; None for anything else."""
-    return [str(c) for c in value.columns] if is_pandas(value) and hasattr(value, "columns") else None
+def column_names(value, name: str | None = None) -> list[str] | None:
+    """The column names of a pandas DataFrame, as strings; None for anything else. With
+    ``name`` (the argument's), a name used twice is refused: columns are matched by name."""
+    names = [str(c) for c in value.columns] if is_pandas(value) and hasattr(value, "columns") else None
+    first = {}
+    for j, column in enumerate(names if name and names else ()):
+        if first.setdefault(column, j) != j:
+            raise ValueError(f"{name}: the column name {column!r} is used twice (columns {first[column]} and {j}); "
+                             "columns are matched by name, rename one")
+    return names
 
 
 def _from_pandas(name: str, value) -> np.ndarray:
@@ -159,7 +166,7 @@ def _from_pandas(name: str, value) -> np.ndarray:
     for column, kind in zip(column_names(value) or [getattr(value, "name", None)], kinds):
         if not isinstance(kind, np.dtype) or kind.kind not in "biuf":
             raise TypeError(f"{name}: expected columns of real numbers, got column {column!r} of dtype {kind}")
-    return value.to_numpy()
+    return value.to_numpy(dtype=np.result_type(*kinds))  # a bool column beside floats: 0/1, not objects
 
 
 def _from_dlpack(name: str, value, backend):

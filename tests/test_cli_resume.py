@@ -47,7 +47,8 @@ def history(folder):
 
 
 def sigterm_after(monkeypatch, steps):
-    """The run's Stop, sent a real SIGTERM after its ``steps``-th step (fit asks it after each step)."""
+    """The run's Stop, sent a real SIGTERM after its ``steps``-th step (fit asks it after each step, and
+    nothing asks it before training: a signal then raises Stopped, signals.py)."""
     class Counting(Stop):
         taken = 0
 

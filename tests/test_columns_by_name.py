@@ -138,6 +138,17 @@ def test_a_headerless_file_is_matched_by_position(regression, capsys, tmp_path):
     np.testing.assert_allclose(np.loadtxt(out.splitlines()[1:], delimiter=",", ndmin=2), expected, rtol=1e-9)
 
 
+def test_resume_on_a_headerless_file_asks_for_the_target_by_index(regression, capsys, tmp_path):
+    """the --target y it blamed came from the checkpoint's record: the user never typed it"""
+    np.savetxt(tmp_path / "bare.csv", np.column_stack([regression[k] for k in "abcy"]), delimiter=",")
+    assert refused(capsys, "train", "--resume", "run/checkpoint.npz", "--data", "bare.csv", "--epochs", "6",
+                   "--quiet", "--no-plot", "--out", "bare") == (
+        "bpgpu train: error: --target: bare.csv has no header, so the resumed model's target y cannot be found "
+        "by name; give the target column(s) by index, e.g. --target -1")
+    ok(capsys, "train", "--resume", "run/checkpoint.npz", "--data", "bare.csv", "--target", "-1", "--epochs", "6",
+       "--quiet", "--no-plot", "--out", "bare")
+
+
 @pytest.mark.parametrize("argv", [
     ["train", "--data", "dup.csv", "--target", "y", "--sizes", "3,2,1", "--quiet", "--no-plot"],
     ["predict", "run/model.npz", "--input", "dup.csv"],
@@ -222,3 +233,21 @@ def test_predict_on_200k_named_columns_in_another_order(tmp_path):
         if columns:  # the range picks the file's order: the inputs reversed
             expected = net.predict(X[:, ::-1])
         np.testing.assert_allclose(got, expected, rtol=1e-9)
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_a_nan_in_a_column_the_model_does_not_read_is_ignored(regression, capsys, tmp_path, command):
+    """an id/notes column with a 'nan' (or a Parquet null) was refused though no input or target reads it"""
+    noted = {**regression, "n": np.where(np.arange(40) == 7, np.nan, 1.0)}
+    write_csv(tmp_path / "noted.csv", list(noted), list(noted.values()))
+    option = "--input" if command == "predict" else "--data"
+    assert ok(capsys, command, "run/model.npz", option, "noted.csv").replace("noted", "data") == \
+        ok(capsys, command, "run/model.npz", option, "data.csv")
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_columns_picked_by_the_model_s_own_names_are_fed_by_name(regression, capsys, tmp_path, command):
+    """--columns c,a,b names exactly the model's inputs a,b,c: they were fed by position (R² 0.99 → −1.4)"""
+    option = "--input" if command == "predict" else "--data"
+    assert ok(capsys, command, "run/model.npz", option, "data.csv", "--columns", "c,a,b") == \
+        ok(capsys, command, "run/model.npz", option, "data.csv")

@@ -166,3 +166,27 @@ def test_a_rank_names_the_files_row_not_its_blocks(tmp_path, suffix, value, mess
                     "--epochs", "1", cwd=tmp_path, timeout=60)
     assert out.returncode != 0
     assert f"{path.name}: {message}" in out.stderr, out.stderr
+
+
+def test_ranks_refuse_data_from_stdin_instead_of_waiting_for_it(tmp_path):
+    """mpiexec passes stdin to rank 0 alone: with a whole file on stdin rank 0 read it and the
+    other ranks waited for theirs for ever (killed here at the timeout, ranks and all)"""
+    from mpirun import ENV, mpiexec, why_not
+
+    if why_not():
+        pytest.skip(why_not())
+    table(tmp_path)
+    np.savetxt(tmp_path / "table.csv", np.load(tmp_path / "table.npy"), delimiter=",")
+    with open(tmp_path / "table.csv") as stdin:
+        job = subprocess.Popen([mpiexec(), "-n", "2", sys.executable, *TRAIN[:3], "--data", "/dev/stdin", *TRAIN[5:]],
+                               stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path,
+                               start_new_session=True)
+        try:
+            out, err = job.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(job.pid, 9)
+            job.communicate()
+            pytest.fail("mpiexec -n 2 bpgpu train --data /dev/stdin still ran after 60 s: a rank waits for ever")
+    assert job.returncode == 1, err
+    assert err.strip() == ("bpgpu train: error: --data /dev/stdin: every one of the 2 ranks reads the file itself; "
+                           "expected a regular file, not a pipe or a device"), err

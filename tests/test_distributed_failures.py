@@ -1,5 +1,5 @@
 """No rank of a data-parallel ``fit`` waits for ever: one rank's rejected input, failing
-callback or other settings raise the same clear error on every rank, under mpiexec with 2 and
+callback or stop() or other settings raise the same clear error on every rank, under mpiexec with 2 and
 3 ranks (tests/mpi_failures.py; a hang fails the test at the subprocess's timeout)."""
 
 import functools
@@ -46,6 +46,7 @@ EXPECTED = {
     "nan": "ValueError: rank {last} of {P}: X: expected finite numbers, got 1 non-finite value(s), the first at row 3",
     "no rows": "ValueError: rank {last} of {P}: X: expected at least one example (row), got shape (0, 3)",
     "callback": "RankError: rank {last} of {P}: the callback's disk is full",
+    "stop": "RankError: rank {last} of {P}: the stop function's socket is closed",
     "weights": SAME + "initial weights (fingerprint): ",
     "seed": SAME + "seed: {seed}",
     "dtype": SAME + "dtype: {dtype}",

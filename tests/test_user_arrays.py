@@ -65,6 +65,19 @@ def test_a_dataframe_column_that_is_not_numbers_is_named():
         classifier().predict(df)
 
 
+def test_a_boolean_dataframe_column_is_read_as_0_and_1():
+    """a bool column beside a float one made an object array: 'expected an array of real numbers, got dtype object'"""
+    df = frame()
+    df["b"] = X[:, 1] > 0
+    np.testing.assert_array_equal(classifier().predict(df), classifier().predict(np.c_[X[:, 0], X[:, 1] > 0]))
+
+
+def test_a_dataframe_naming_a_column_twice_is_refused():
+    """the CLI refuses such a header (models meet tables by name); fit kept feature_names ['a', 'a']"""
+    with pytest.raises(ValueError, match=r"^X: .*'a'.*twice"):
+        classifier().fit(frame(("a", "a")), CODES, epochs=1, lr=0.1)
+
+
 def test_series_targets_and_labels():
     pd = pytest.importorskip("pandas")
     reg = bpgpu.Network([2, 3, 1], output="identity")

@@ -25,7 +25,11 @@ def for_training(table: Table, target: str | None, columns: str | None,
     ``like``: the data record of the model a run resumes ({"inputs": names, "targets":
     names}); a table with a header then gives those columns by name, in the model's order
     (the columns of the file may come in any order)."""
-    if like and like.get("inputs") and table.names:
+    if like and like.get("inputs"):
+        if not table.names:  # --target is the record's, not the user's: say so, not "--target y"
+            raise CLIError(f"--target: {table.path} has no header, so the resumed model's target "
+                           f"{listed(like['targets'])} cannot be found by name; give the target column(s) by index, "
+                           "e.g. --target -1")
         hint = "name them with --columns and --target"
         return (by_name(table, like["inputs"], "inputs of the resumed model", hint),
                 by_name(table, like["targets"], "targets of the resumed model", hint))
