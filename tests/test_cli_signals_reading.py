@@ -1,6 +1,7 @@
 """A stopping signal before training stops ``bpgpu train`` at once, even while it blocks
-reading its data (a FIFO no one writes to, a pipe that never ends, ``--data /dev/stdin``
-under mpiexec): nothing trained, nothing saved, one line, exit 128 + the signal."""
+reading its data (a FIFO no one writes to, a pipe that never ends): nothing trained, nothing
+saved, one line, exit 128 + the signal. (Under mpiexec a pipe is refused before any read:
+tests/test_distributed_cli.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import pytest
 
 from bpgpu.cli.signals import Stop
 from clirun import BPGPU, ENV, default_signals, wait_until
-from mpirun import ENV as MPI_ENV, mpiexec, why_not
 from reliability import tally
 
 RELIABILITY = "signals"
@@ -21,11 +21,10 @@ pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason=
 TRAIN = ["train", "--sizes", "2,4,1", "--epochs", "3", "--no-plot"]
 
 
-def _stopped(process, signum, pids=None):
-    """Send ``signum`` once every process of ``pids`` (default: ``process``) handles it; the
-    exit status and stderr. A process that stays blocked fails the test at the timeout."""
-    for pid in pids or [process.pid]:
-        wait_until(pid, signal.SIGTERM, "handled")
+def _stopped(process, signum):
+    """Send ``signum`` once ``process`` handles it; the exit status and stderr. A process that
+    stays blocked fails the test at the timeout."""
+    wait_until(process.pid, signal.SIGTERM, "handled")
     process.send_signal(signum)
     tally()
     try:
@@ -55,37 +54,6 @@ def test_a_signal_stops_a_read_from_a_pipe_that_never_ends(tmp_path):
         os.close(read)
         os.close(write)
     assert status == 143 and err.strip() == "bpgpu train: stopped by SIGTERM before training: nothing saved", err
-
-
-def test_a_signal_to_mpiexec_stops_ranks_reading_stdin(tmp_path):
-    """Rank 0 blocks reading a stdin that never ends while rank 1 waits for it: SIGTERM to
-    mpiexec (which passes it to the ranks) ends the job with 143, saying so."""
-    if why_not():
-        pytest.skip(why_not())
-    launcher = ("import os, sys; open(f'pid.{os.environ[\"PMI_RANK\"]}', 'w').write(str(os.getpid()))\n"
-                "from bpgpu.cli import main; sys.exit(main(sys.argv[1:]))")
-    read, write = os.pipe()
-    try:
-        job = subprocess.Popen([mpiexec(), "-n", "2", sys.executable, "-c", launcher, *TRAIN, "--data", "/dev/stdin"],
-                               cwd=tmp_path, env=MPI_ENV, stdin=read, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, preexec_fn=default_signals)
-        pids = [_pid(tmp_path / f"pid.{r}", job) for r in (0, 1)]
-        status, err = _stopped(job, signal.SIGTERM, pids)
-    finally:
-        os.close(read)
-        os.close(write)
-    assert status == 143, err
-    assert "stopped by SIGTERM before training: nothing saved" in err
-
-
-def _pid(path, job, timeout=60.0):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not (path.exists() and path.read_text()):
-        assert job.poll() is None and time.monotonic() < deadline, "the ranks did not start"
-        time.sleep(0.01)
-    return int(path.read_text())
 
 
 def test_before_training_a_signal_raises_and_sets_the_status(capsys):

@@ -114,7 +114,9 @@ def test_parquet_is_told_by_its_first_bytes_and_nulls_are_refused_where_used(tmp
     pytest.importorskip("pyarrow")
     path = tmp_path / "data"  # no suffix, as /dev/stdin
     write_parquet(path, x=[1.0, None, 3.0], y=[1, 2, 3])
-    fails(f"{path}: row 2, column 'x': expected a finite number, got nan", read_table, path)
+    table = read_table(path)
+    fails(f"{path}: row 2, column 'x': expected a finite number, got nan", table.numbers, [0])
+    np.testing.assert_array_equal(table.numbers([1])[:, 0], [1.0, 2.0, 3.0])
 
 
 def test_parquet_columns_of_other_types_are_refused_naming_them(tmp_path):

@@ -89,11 +89,16 @@ def test_suffix_case_does_not_matter(tmp_path):
     assert read_table(tmp_path / "A.NPY").values.shape == (2, 2)
 
 
-def test_non_finite_numbers_are_refused_naming_row_and_column(tmp_path):
+def test_non_finite_numbers_are_refused_naming_row_and_column_where_they_are_used(tmp_path):
+    """a column the run reads (as numbers or as labels) must be finite; one it does not read may hold anything"""
     path = csv(tmp_path, "a,b,c\nx,1,2\ny,3,inf\n")
-    fails(f"{path}: row 2, column 'c': expected a finite number, got inf", read_table, path)
+    table = read_table(path)
+    fails(f"{path}: row 2, column 'c': expected a finite number, got inf", table.numbers, [1, 2])
+    fails(f"{path}: row 2, column 'c': expected a finite number, got inf", table.labels, 2)
+    np.testing.assert_array_equal(table.numbers([1]), [[1.0], [3.0]])
     np.save(tmp_path / "n.npy", np.array([[1.0, np.nan]]))
-    fails(f"{tmp_path / 'n.npy'}: row 1, column 1: expected a finite number, got nan", read_table, tmp_path / "n.npy")
+    fails(f"{tmp_path / 'n.npy'}: row 1, column 1: expected a finite number, got nan",
+          read_table(tmp_path / "n.npy").numbers, [0, 1])
 
 
 def test_npy_one_dimensional_is_a_column_and_integers_become_floats(tmp_path):

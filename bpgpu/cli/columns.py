@@ -49,14 +49,16 @@ def for_training(table: Table, target: str | None, columns: str | None,
 
 
 def model_inputs(table: Table, columns: str | None, stored: dict, model, inputs: int, targets=()) -> np.ndarray:
-    """The inputs (m, ``inputs``) of ``model`` in ``table``: the columns --columns names, else
-    (in a table with a header) those named as the model's inputs were (``stored["inputs"]``:
-    every one must be there), else the x… of an X/Y table, else all but the ``targets``
-    columns, by position."""
+    """The inputs (m, ``inputs``) of ``model`` in ``table``: the columns --columns names (in the
+    model's order where they are exactly its inputs by name), else (in a table with a header)
+    those named as the model's inputs were (``stored["inputs"]``: every one must be there),
+    else the x… of an X/Y table, else all but the ``targets`` columns, by position."""
     names = stored.get("inputs")
     index_of(table)  # a header naming a column twice is refused, however the columns are found
     if columns:
         xs = pick(table, columns, "--columns")
+        if names and table.names and sorted(table.names[j] for j in xs) == sorted(names):
+            xs = by_name(table, names, f"inputs of {model}", "")  # the model's own columns: fed by name, in its order
     elif names and table.names:
         xs = by_name(table, names, f"inputs of {model}", "pick the inputs with --columns")
     elif table.x_and_y():

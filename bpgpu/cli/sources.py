@@ -63,6 +63,10 @@ def training_data(o, backend, rank=0, ranks=1, like=None):
         if o.noise is not None and not bool(backend.xp.all(backend.xp.isfinite(X))):
             raise CLIError(f"--noise {o.noise:g}: the generated inputs overflow to inf or NaN; give a smaller --noise")
         return X, Y, {"kind": o.data, "description": f"{o.samples} {o.data} examples"}, None
+    if ranks > 1 and Path(o.data).exists() and not Path(o.data).is_file():
+        # mpiexec gives standard input to rank 0 alone, and a pipe is read once: the others would wait for ever.
+        raise mark_every_rank(CLIError(f"--data {o.data}: every one of the {ranks} ranks reads the file itself; "
+                                       "expected a regular file, not a pipe or a device"))
     return _file_data(o, backend, wanted, lambda n: block_of(n, rank, ranks, f"--data {o.data}"), like)
 
 

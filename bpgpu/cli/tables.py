@@ -62,13 +62,25 @@ class Table:
                 i = next(i for i, cell in enumerate(self.text[j]) if not is_number(cell))
                 raise CLIError(f"{self.path}: line {self.first_line + i}, column {self.name(j)}: expected a number, "
                                f"got {str(self.text[j][i])!r}")
-        return self.values[:, columns]
+        return self._finite(columns)
 
     def labels(self, j: int) -> np.ndarray:
         """Column ``j`` as (m,) strings: a text column's cells, or numbers written as %g."""
         if j in self.text:
             return self.text[j]
-        return np.array([f"{v:g}" for v in self.values[:, j]])
+        return np.array([f"{v:g}" for v in self._finite([j])[:, 0]])
+
+    def _finite(self, columns: list[int]) -> np.ndarray:
+        """values[:, columns], refused naming the row and column where one is not a finite
+        number: only the columns a model reads are checked (an id or notes column may hold
+        anything)."""
+        A = self.values[:, columns]
+        bad = ~np.isfinite(A)  # (m, k) booleans: no copy of the values
+        if bad.any():
+            row, k = np.argwhere(bad)[0]
+            raise CLIError(f"{self.path}: row {self.first_row + row + 1}, column {self.name(columns[k])}: expected a "
+                           f"finite number, got {A[row, k]}")
+        return A
 
     def x_and_y(self) -> bool:
         """Whether the columns are x…/y… (x0, x1, y, or those of an X/Y .npz), targets last."""
@@ -107,12 +119,6 @@ def read_table(path, rows=None, delimiter=None) -> Table:
             table = _read_numpy(path, data, suffix, rows)
     if table.values.shape[0] == 0:
         raise CLIError(f"{path}: no rows")
-    bad = ~np.isfinite(table.values)  # (m, n) booleans: no copy of the values
-    bad[:, list(table.text)] = False  # NaN marks a text cell
-    if bad.any():
-        row, j = np.argwhere(bad)[0]
-        raise CLIError(f"{path}: row {table.first_row + row + 1}, column {table.name(j)}: expected a finite number, "
-                       f"got {table.values[row, j]}")
     return table
 
 
