@@ -97,7 +97,9 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
     plan = BatchPlan(X.shape[0], batch_size, shuffle, net.seed, net.backend, comm, pact.counts)
     steps, history = Epochs(net, opt, X, Y, plan, chunk_size, comm), History()
     start = Position.starting(initial_epoch, resume, epochs, plan.sizes)
-    watch, rollback, part = EarlyStopping(patience, start), Rollback(), (0, 0, [])
+    if resume is not None:
+        net.dropout_draws = start.dropout_draws  # the masks continue where the stopped run's did
+    watch, rollback, part = EarlyStopping(patience, start, net), Rollback(), (0, 0, [])
     rules = StopRules(target_loss=target_loss, max_time=max_time, stop=stop, comm=comm)
     cores = cpu_threads.limited(cpu_threads.for_fit(threads, net.sizes, max(plan.sizes, default=1)))
     with net.backend.activate(), rules, net.backend.quiet_float_errors(), cores, _progress(verbose, epochs - start.epoch) as bar:
