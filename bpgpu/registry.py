@@ -84,3 +84,11 @@ def check_loss(name: str, loss, derivative) -> None:
     _run("derivative", derivative, points.reshape(1, -1).copy(), y, d)
     numeric = (value(points + STEP) - value(points - STEP)) / (2 * STEP)
     _compare("derivative", name, "a", d[0], numeric, points)
+
+
+def unregistered(err: ValueError, register: str) -> ValueError:
+    """``err`` (an unknown name refused) with where a name of your own comes from."""
+    if "expected one of" not in str(err):
+        return err
+    return ValueError(f"{err}; one of your own must be registered first, in every process that builds or "
+                      f"loads the network: {register}(name, ...)")

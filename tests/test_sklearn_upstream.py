@@ -30,7 +30,6 @@ def global_random_seed():
 # Failures docs/sklearn.md lists, with their reasons (test name without parameters).
 KNOWN_FAILURES = {
     "test_mlp_sample_weight_with_early_stopping",  # fit takes no sample_weight
-    "test_mlp_vs_poisson_glm_equivalent",  # loss="poisson" needs an exponential output
 }
 
 
