@@ -23,5 +23,5 @@ def test_bad_rates_are_one_line_naming_the_option(given, message, capsys):
         status = main(["train", "--data", "spirals", "--sizes", "2,8,8,3", "--dropout", given, "--epochs", "1"])
     except SystemExit as exit_:  # argparse's own refusal
         status = exit_.code
-    assert status == 2
+    assert status in (1, 2)  # ours 1, argparse 2
     assert message in capsys.readouterr().err
