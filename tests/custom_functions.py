@@ -44,5 +44,6 @@ def huber_prime(xp, a, y, d):
 
 
 def register_examples() -> None:
-    bpgpu.activations.register("softplus", softplus, softplus_prime)
-    bpgpu.losses.register("huber", huber, huber_prime)
+    """As "my_softplus" and "my_huber": names no other test expects to be unknown."""
+    bpgpu.activations.register("my_softplus", softplus, softplus_prime)
+    bpgpu.losses.register("my_huber", huber, huber_prime)
