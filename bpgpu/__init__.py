@@ -8,7 +8,7 @@
 
 import sys
 
-from . import data, metrics, schedules
+from . import activations, data, losses, metrics, schedules
 from .backend import BackendUnavailable, available_backends, get_backend
 from .gradcheck import gradient_check
 from .network import Network

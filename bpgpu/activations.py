@@ -3,9 +3,12 @@
 Each takes the array namespace ``xp`` first and writes into its arguments; ``Backend.fuse``
 makes it one kernel on CuPy and runs it as written elsewhere. g′ is written in terms of
 a = g(z), which the forward pass kept. Shapes: ``z``, ``a``, ``d`` (m, n); ``b`` (n,) or None.
+:func:`register` adds one of your own, written the same way.
 """
 
 from __future__ import annotations
+
+from . import registry
 
 
 def _add_bias(z, b):
@@ -38,6 +41,12 @@ def identity(xp, z, b):
     _add_bias(z, b)
 
 
+def exp(xp, z, b):
+    """The log link's inverse (a Poisson output): a = e^z."""
+    _add_bias(z, b)
+    xp.exp(z, out=z)
+
+
 def softmax(xp, z, b):
     """Row-wise softmax of ``z`` (m, k), in place; shifting by the row maximum avoids
     overflow. Reductions, so plain array operations rather than one fused kernel."""
@@ -48,7 +57,7 @@ def softmax(xp, z, b):
 
 
 # In place: z ← g(z + b).
-FORWARD = {"sigmoid": sigmoid, "tanh": tanh, "relu": relu, "identity": identity, "softmax": softmax}
+FORWARD = {"sigmoid": sigmoid, "tanh": tanh, "relu": relu, "identity": identity, "softmax": softmax, "exp": exp}
 
 
 def _value(g):
@@ -65,7 +74,7 @@ def _value(g):
 
 # As values, a = g(z, xp): for readers and references that want the plain function.
 ACTIVATIONS = {name: _value(FORWARD[name]) for name in ("sigmoid", "tanh", "relu", "identity")}
-OUTPUT_ACTIVATIONS = {**ACTIVATIONS, "softmax": _value(softmax)}
+OUTPUT_ACTIVATIONS = {**ACTIVATIONS, "softmax": _value(softmax), "exp": _value(exp)}
 
 # -- backward: d ← d ⊙ g′(z), from a = g(z) -----------------------------------------------
 # Each may overwrite ``a``: the backward pass calls it last for its layer.
@@ -88,8 +97,13 @@ def relu_prime(xp, d, a):
     d *= a
 
 
+def exp_prime(xp, d, a):
+    d *= a
+
+
 # None: g′ = 1, nothing to multiply.
-DERIVATIVES = {"sigmoid": sigmoid_prime, "tanh": tanh_prime, "relu": relu_prime, "identity": None}
+DERIVATIVES = {"sigmoid": sigmoid_prime, "tanh": tanh_prime, "relu": relu_prime, "identity": None,
+               "exp": exp_prime}
 
 
 def below_one_unit(g_prime):
@@ -102,5 +116,63 @@ def below_one_unit(g_prime):
     below.__name__ = f"outer_{g_prime.__name__}"
     return below
 
+def dropped(g):
+    """a(l) = g(z + b) ⊙ M: the activation and its inverted-dropout mask M ∈ {0, 1/(1−p)}
+    in one kernel (``g`` None: z + b only)."""
+    def forward(xp, z, b, M):
+        if g is not None:
+            g(xp, z, b)
+        elif b is not None:
+            z += b
+        z *= M
+
+    forward.__name__ = f"dropout_{g.__name__ if g else 'identity'}"
+    return forward
+
+
+def dropped_prime(g_prime):
+    """d(l) ⊙ g′ ⊙ M from ã = a ⊙ M, the activation the forward pass kept: where the unit
+    was kept a = ã·keep (keep = 1 − p); where it was dropped M = 0 masks whatever g′ gives."""
+    def prime(xp, d, a, M, keep):
+        a *= keep
+        g_prime(xp, d, a)
+        d *= M
+
+    prime.__name__ = f"dropout_{g_prime.__name__}"
+    return prime
+
+
 HIDDEN = ("sigmoid", "tanh", "relu", "identity")
-OUTPUTS = HIDDEN + ("softmax",)
+OUTPUTS = HIDDEN + ("softmax", "exp")
+REGISTERED: dict[str, tuple] = {}  # name → (forward, derivative), by register()
+
+
+def hidden() -> tuple[str, ...]:
+    """Every activation a hidden layer may use: the built-ins, then those registered."""
+    return HIDDEN + tuple(REGISTERED)
+
+
+def outputs() -> tuple[str, ...]:
+    """Every output activation: the built-ins, then those registered."""
+    return OUTPUTS + tuple(REGISTERED)
+
+
+def register(name: str, forward, derivative) -> None:
+    """Add an activation of your own, for hidden layers and the output, by ``name``.
+
+    Args:
+        name: what ``Network(activation=name)`` (or ``output=``) calls it; not a built-in's.
+        forward: ``forward(xp, z, b)``: z ← g(z + b) in place, as :func:`sigmoid` (``b`` (n,)
+            or None; element-wise, no reductions: it becomes one fused kernel).
+        derivative: ``derivative(xp, d, a)``: d ← d ⊙ g′(z), written from a = g(z) (the forward
+            pass keeps a, not z), as :func:`sigmoid_prime`; it may overwrite ``a``.
+
+    The derivative is checked against central differences of ``forward`` here (a ValueError
+    says where they disagree). Registering a name again replaces it. A model saved with it
+    records the name; loading it needs the same registration first.
+    """
+    registry.check_name("activation", name, OUTPUTS)
+    registry.check_activation(name, forward, derivative)
+    FORWARD[name], DERIVATIVES[name] = forward, derivative
+    ACTIVATIONS[name] = OUTPUT_ACTIVATIONS[name] = _value(forward)
+    REGISTERED[name] = (forward, derivative)

@@ -6,7 +6,7 @@
 Both compute what ``net.predict(scaler.transform(X))`` computes: the input scaler (where given)
 as x' = (x − μ) / σ, then per layer z(l+1) = a(l)·W(l)ᵀ + b(l) (ONNX ``Gemm`` with transB, a
 ``torch.nn.Linear``) and its activation (``Sigmoid``, ``Tanh``, ``Relu``, ``Softmax`` over each
-row; identity adds nothing). Weights keep the network's dtype (float32 or float64). What has no
+row; ``Exp``; identity adds nothing). Weights keep the network's dtype (float32 or float64). What has no
 such form (an activation registered by a user) is refused, by name. onnx and torch are imported
 only when called (``pip install "bpgpu[onnx]"``, ``pip install torch``).
 """
@@ -22,8 +22,11 @@ from .io.atomic import atomic_write_bytes
 
 # The ONNX operator of each activation (None: nothing to add). Softmax over axis 1 of a
 # (m, k) matrix is the same function in every opset from 13 on.
-ONNX_OPS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu", "identity": None, "softmax": "Softmax"}
-TORCH_MODULES = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "ReLU", "identity": "Identity", "softmax": "Softmax"}
+ONNX_OPS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu", "identity": None, "softmax": "Softmax",
+            "exp": "Exp"}
+# torch.nn has no module for e^z: "exp" is _Exp below.
+TORCH_MODULES = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "ReLU", "identity": "Identity", "softmax": "Softmax",
+                 "exp": None}
 INSTALL = {"onnx": 'pip install "bpgpu[onnx]"', "torch": "pip install torch"}
 # Opset 17 runs on every onnxruntime since 1.11; 13 is the oldest whose operators mean the same.
 DEFAULT_OPSET, MIN_OPSET = 17, 13
@@ -121,9 +124,18 @@ def to_torch(net, scaler=None):
             linear.weight.copy_(torch.from_numpy(W))
             if b is not None:
                 linear.bias.copy_(torch.from_numpy(b))
-            activation = getattr(torch.nn, TORCH_MODULES[name])
+            activation = getattr(torch.nn, TORCH_MODULES[name]) if TORCH_MODULES[name] else _exp(torch)
             modules += [linear, activation(dim=1) if name == "softmax" else activation()]
     return torch.nn.Sequential(*modules).eval()
+
+
+def _exp(torch):
+    """A module class computing e^z (the Poisson loss's output)."""
+    class Exp(torch.nn.Module):
+        def forward(self, z):
+            return torch.exp(z)
+
+    return Exp
 
 
 def _standardize(torch, mean, std):

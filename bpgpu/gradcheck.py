@@ -17,19 +17,21 @@ def gradient_check(net, X, Y, eps: float = 1e-6, sample_weight=None) -> float:
         error = max_ij |D_ij − N_ij| / max(max_ij |N_ij|, 1e-12)
 
     One pair of forward passes per weight: meant for small networks. ``sample_weight`` (m,):
-    the weighted J and its D are checked.
+    the weighted J and its D are checked. With dropout, one draw of masks is held fixed for D
+    and every J.
     """
     eps = check.number("eps", eps, low=0.0, low_open=True)
     twin = net.clone(dtype="float64")
     X, Y = twin.batch(X, Y)
     w = twin.row_weights(sample_weight, X.shape[0])
-    _, D = twin.loss_and_gradients(X, Y, sample_weight=sample_weight)
+    masks = twin.dropout_masks(X.shape[0])
+    _, D = twin.loss_and_gradients(X, Y, sample_weight=sample_weight, masks=masks)
     D = [twin.backend.to_host(Dl) for Dl in D]
     thetas = [twin.backend.to_host(t).copy() for t in twin.thetas]
 
     def J(host_thetas):
         twin.set_thetas(host_thetas)
-        return float(twin.loss_of(X, Y, sample_weight=w))
+        return float(twin.loss_of(X, Y, sample_weight=w, masks=masks))
 
     worst, scale = 0.0, 0.0
     for l, theta in enumerate(thetas):

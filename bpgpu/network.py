@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import distributed, labels, weights
+from . import activations, distributed, labels, losses, registry, weights
 from . import validation as check
-from .activations import DERIVATIVES, FORWARD, HIDDEN, OUTPUTS, below_one_unit
+from .activations import DERIVATIVES, FORWARD, below_one_unit
 from .backend import BACKENDS, DTYPES, get_backend
+from .dropout import Dropout, rates
 from .init import initial_thetas
 from .parameters import Parameters, on_device
-from .losses import CROSS_ENTROPY_OUTPUTS, LOSSES, Head
+from .losses import Head
 from .workspace import Workspaces
 
 def add_scaled(xp, y, x, c):
@@ -32,9 +33,11 @@ class Network(Parameters):
     Args:
         sizes: layer sizes s0 … sL, input first.
         activation: hidden-layer activation, one name or one per hidden layer
-            ("sigmoid", "tanh", "relu", "identity").
-        output: output activation (those, or "softmax").
-        loss: "mse" or "cross_entropy" (cross-entropy needs a sigmoid or softmax output).
+            ("sigmoid", "tanh", "relu", "identity", or one registered with
+            :func:`bpgpu.activations.register`).
+        output: output activation (those, "softmax", or "exp": the Poisson loss's log link).
+        loss: "mse", "cross_entropy" (needs a sigmoid or softmax output), "poisson" (needs
+            output "exp"; targets ≥ 0), or one registered with :func:`bpgpu.losses.register`.
         lam: L2 strength λ ≥ 0; the bias column is never regularised.
         bias: whether each layer has a bias (column 0 of Theta).
         backend: "numpy", "cupy", "auto" (CuPy when a CUDA device works), or "array_api_strict".
@@ -47,6 +50,9 @@ class Network(Parameters):
             as it is (CuPy's own default, or ``CUPY_TF32``).
         device: the GPU index for backend "cupy" or "auto" (default 0, CuPy's current
             device); the network's arrays live there and its work runs there.
+        dropout: inverted dropout's rate p ∈ [0, 1) for the hidden layers, one number or one
+            per hidden layer (:mod:`bpgpu.dropout`): training steps drop each unit with
+            probability p and scale the rest by 1/(1 − p); forward, predict and evaluate never.
 
     Public surface: ``forward``, ``predict``, ``evaluate``, ``loss_and_gradients``, ``fit``,
     ``thetas``/``set_thetas``, ``params``/``set_params``, ``config``, ``clone``, ``layers``,
@@ -56,13 +62,21 @@ class Network(Parameters):
     """
 
     def __init__(self, sizes, activation="sigmoid", output="sigmoid", loss="mse", lam=0.0,
-                 bias=True, backend="numpy", dtype="float64", seed=0, allow_tf32=None, device=None):
+                 bias=True, backend="numpy", dtype="float64", seed=0, allow_tf32=None, device=None, dropout=0.0):
         self.sizes = check.sizes(sizes)
-        self.activations = check.per_hidden_layer("activation", activation, len(self.sizes) - 2, HIDDEN)
-        self.output = check.choice("output", output, OUTPUTS)
-        self.loss = check.choice("loss", loss, LOSSES)
-        if self.loss == "cross_entropy" and self.output not in CROSS_ENTROPY_OUTPUTS:
-            raise ValueError(f"output: loss='cross_entropy' expects an output in {CROSS_ENTROPY_OUTPUTS}, got {output!r}")
+        try:
+            self.activations = check.per_hidden_layer("activation", activation, len(self.sizes) - 2, activations.hidden())
+            self.output = check.choice("output", output, activations.outputs())
+        except ValueError as err:
+            raise registry.unregistered(err, "bpgpu.activations.register") from None
+        try:
+            self.loss = check.choice("loss", loss, losses.names())
+        except ValueError as err:
+            raise registry.unregistered(err, "bpgpu.losses.register") from None
+        suited = losses.LOSS_OUTPUTS.get(self.loss)
+        if suited is not None and self.output not in suited:
+            raise ValueError(f"output: loss={self.loss!r} expects an output in {suited}, got {output!r}")
+        self.dropout = rates(dropout, len(self.sizes) - 2)
         if self.output == "softmax" and self.sizes[-1] < 2:
             raise ValueError(f"output: 'softmax' expects at least 2 output units, got sizes[-1] = {self.sizes[-1]}")
         self.lam = check.number("lam", lam, low=0.0)
@@ -95,6 +109,9 @@ class Network(Parameters):
         self._g_prime = [DERIVATIVES[g] and fuse(DERIVATIVES[g]) for g in self.activations]
         self._below_one_unit = [DERIVATIVES[g] and fuse(below_one_unit(DERIVATIVES[g])) for g in self.activations]
         self._head = Head(self.loss, self.output, self.backend)
+        self._dropout = Dropout(self.dropout, self.sizes, self.backend, self.dtype, self.seed)
+        self._g_dropped, self._prime_dropped = self._dropout.layer_functions(
+            fuse, self.activations, FORWARD, DERIVATIVES, self.backend.ops)
         self._add_scaled = fuse(add_scaled)
         self._theta, self._W, self._b = self._flat()
         self._D, self._DW, self._Db = self._flat()
@@ -103,39 +120,46 @@ class Network(Parameters):
 
     # -- the formulation (docs/architecture.md, "The core") ------------------------
 
-    def _forward(self, X, ws):
+    def _forward(self, X, ws, masks=None):
         """(A, p): A = [a(0) = X, a(1), …, a(L−1)], and p = a(L−1)·W(L−1)ᵀ (r, sL), z(L)
-        before its bias: the output kernel adds b, applies g and the loss in one pass."""
+        before its bias: the output kernel adds b, applies g and the loss in one pass.
+        ``masks``: the dropout masks of these rows (None: no dropout)."""
         ops, A = self.backend.ops, [X]
         for l, W in enumerate(self._W):
             z = ws.z[l + 1]
             ops.matmul(A[-1], W.T, out=z)  # z(l+1) = a(l)·W(l)ᵀ
             if l == len(self._W) - 1:
                 return A, z
-            if self._g[l] is not None:
+            if masks and masks[l] is not None:
+                self._g_dropped[l](z, self._b[l], masks[l])  # a(l+1) = g(z(l+1) + b(l)) ⊙ M(l+1)
+            elif self._g[l] is not None:
                 self._g[l](z, self._b[l])  # a(l+1) = g(z(l+1) + b(l)), in place
             A.append(z)
 
-    def _backward(self, A, d, DW, Db, ws):
+    def _backward(self, A, d, DW, Db, ws, masks=None):
         """Delta(l) = d(l+1)ᵀ·[1 | a(l)] into the views DW[l], Db[l], from d = d(L), down
-        the recursion d(l) = (d(l+1)·W(l)) ⊙ g′(z(l)) (the bias column does not flow back)."""
+        the recursion d(l) = (d(l+1)·W(l)) ⊙ g′(z(l)) (the bias column does not flow back),
+        times the dropout mask M(l) where ``masks`` has one."""
         ops = self.backend.ops
         for l in range(len(self._W) - 1, -1, -1):
             ops.matmul(d.T, A[l], out=DW[l])
             if ws.ones is not None:  # 1ᵀ·d: a matrix-vector product, faster than a sum over rows
                 self.backend.dot(ws.ones, d, out=Db[l])
             if l > 0:  # the input layer needs no delta
-                d = self._delta_below(l, d, A[l], ws.d[l])
+                d = self._delta_below(l, d, A[l], ws.d[l], masks and masks[l - 1])
 
-    def _delta_below(self, l, d, a, below):
-        """below ← (d·W(l)) ⊙ g′ from a = a(l). With one unit in layer l+1, d·W(l) is an outer
-        product: broadcasting is exact and several times faster than a matrix product."""
+    def _delta_below(self, l, d, a, below, M=None):
+        """below ← (d·W(l)) ⊙ g′ (⊙ M, the layer's dropout mask) from a = a(l). With one unit
+        in layer l+1, d·W(l) is an outer product: broadcasting is exact and several times
+        faster than a matrix product."""
         W, ops = self._W[l], self.backend.ops
-        if W.shape[0] == 1 and self._below_one_unit[l - 1] is not None:
+        if W.shape[0] == 1 and M is None and self._below_one_unit[l - 1] is not None:
             self._below_one_unit[l - 1](below, d, W, a)
             return below
         (ops.multiply if W.shape[0] == 1 else ops.matmul)(d, W, out=below)
-        if self._g_prime[l - 1] is not None:
+        if M is not None:
+            self._prime_dropped[l - 1](below, a, M)
+        elif self._g_prime[l - 1] is not None:
             self._g_prime[l - 1](below, a)
         return below
 
@@ -154,27 +178,30 @@ class Network(Parameters):
             yield (X[start:stop, :], Y[start:stop, :], None if w is None else w[start:stop],
                    self._workspaces.get(stop - start, keep))
 
-    def _loss_and_delta(self, X, Y, chunk_size, keep, comm, gradients=True, w=None):
+    def _loss_and_delta(self, X, Y, chunk_size, keep, comm, gradients=True, w=None, masks=None):
         """J (0-d, regularised) of validated (X, Y), and with ``gradients`` D in the flat
         gradient vector: Delta summed over the chunks (exact: Delta is a sum over rows), then
         over the ranks of ``comm`` (a :class:`~bpgpu.distributed.Communicator`, or None), then
         formed into D in :meth:`_regularised`. One process knows m up front and folds 1/m
         into d(L) (free inside the output kernel); under MPI m is known after the sum.
-        ``w``: the rows' :class:`~bpgpu.weights.RowWeights`; m is then Σᵢ sᵢ."""
+        ``w``: the rows' :class:`~bpgpu.weights.RowWeights`; m is then Σᵢ sᵢ. ``masks``: dropout
+        masks of the batch's rows (None: none)."""
         m = X.shape[0] if w is None else w.total
         prescale = weights.reciprocal(m) if comm is None else 1.0
         J, D = 0.0, (self._DW, self._Db)
         if gradients and X.shape[0] == 0:
             self._D[...] = 0
+        start = 0
         for i, (Xc, Yc, wc, ws) in enumerate(self._chunks(X, Y, w, chunk_size, keep)):
-            A, p = self._forward(Xc, ws)
+            Mc, start = Dropout.rows(masks, start, start + Xc.shape[0]), start + Xc.shape[0]
+            A, p = self._forward(Xc, ws, Mc)
             share = self._head(p, self._b[-1], Yc, ws, prescale, wc)  # d(L)·prescale into ws.d[-1]
             J = share if i == 0 else J + share
             if gradients:
                 if i == 1:
                     self._D_chunk = self._D_chunk or self._flat()
                     D = self._D_chunk[1:]
-                self._backward(A, ws.d[-1], *D, ws)
+                self._backward(A, ws.d[-1], *D, ws, Mc)
                 if i > 0:
                     self._D += self._D_chunk[0]
         if comm is not None:
@@ -237,7 +264,8 @@ class Network(Parameters):
         Returns J before the update, regularised, as a 0-d backend array: bring it to the
         host (``float(J)``) only when it is reported.
         """
-        J = self._loss_and_delta(X, Y, chunk_size, keep=True, comm=comm, w=sample_weight)
+        masks = self._dropout.draw(X.shape[0], comm.rank if comm is not None else 0)
+        J = self._loss_and_delta(X, Y, chunk_size, keep=True, comm=comm, w=sample_weight, masks=masks)
         optimizer.bind(self.backend, self._theta.shape[0], self.dtype).step(self._theta, self._D)
         return J
 
@@ -283,11 +311,30 @@ class Network(Parameters):
         return float(self.loss_of(X, Y, chunk_size, distributed.communicator(comm), w))
 
     @on_device
-    def loss_of(self, X, Y, chunk_size=None, comm=None, sample_weight=None):
+    def loss_of(self, X, Y, chunk_size=None, comm=None, sample_weight=None, masks=None):
         """J (0-d backend array, regularised) for (X, Y) as :meth:`batch` returns, unchecked;
         with ``comm`` (a :class:`~bpgpu.distributed.Communicator`), over every rank's rows;
-        ``sample_weight`` as :meth:`step` takes it."""
-        return self._loss_and_delta(X, Y, chunk_size, keep=False, comm=comm, gradients=False, w=sample_weight)
+        ``sample_weight`` as :meth:`step` takes it; with ``masks`` (from :meth:`dropout_masks`),
+        under those dropout masks (else none)."""
+        masks = self._dropout.check(masks, X.shape[0])
+        return self._loss_and_delta(X, Y, chunk_size, keep=False, comm=comm, gradients=False, w=sample_weight,
+                                    masks=masks)
+
+    @on_device
+    def dropout_masks(self, m: int) -> list | None:
+        """The next dropout masks for a batch of ``m`` rows, as a training step draws them: one
+        (m, sizes[l]) backend array M ∈ {0, 1/(1−p)} per hidden layer (None where p = 0), or
+        None without dropout. Hold them fixed with ``loss_and_gradients(..., masks=)``."""
+        return self._dropout.draw(check.number("m", m, low=0, integer=True))
+
+    @property
+    def dropout_draws(self) -> int:
+        """How many times masks were drawn: the dropout generator's whole state (a Position keeps it)."""
+        return self._dropout.draws
+
+    @dropout_draws.setter
+    def dropout_draws(self, n: int) -> None:
+        self._dropout.draws = check.number("dropout_draws", n, low=0, integer=True)
 
     def chunk_size_for(self, memory_budget: int) -> int:
         """Rows per chunk so that one chunk's activations and deltas fit in ``memory_budget`` bytes.
@@ -300,7 +347,8 @@ class Network(Parameters):
         return max(1, memory_budget // per_row)
 
     @on_device
-    def loss_and_gradients(self, X, Y, chunk_size=None, memory_budget=None, comm=None, sample_weight=None):
+    def loss_and_gradients(self, X, Y, chunk_size=None, memory_budget=None, comm=None, sample_weight=None,
+                           masks=None):
         """(J, D): the regularised loss as a Python float and D(l) shaped like ``thetas[l]``.
 
         Args:
@@ -311,6 +359,8 @@ class Network(Parameters):
                 those of every rank's rows together (the same on every rank).
             sample_weight: (m,) weights sᵢ ≥ 0: J = (Σᵢ sᵢ·lossᵢ + ½λ‖W‖²) / Σᵢ sᵢ and its D
                 (scikit-learn's objective); None: every weight 1.
+            masks: with dropout, the masks to hold fixed (:meth:`dropout_masks`); None draws
+                the next ones, as a training step does.
         """
         comm = distributed.communicator(comm)
         X, Y = self.batch(X, Y)
@@ -318,7 +368,8 @@ class Network(Parameters):
         if memory_budget is not None:
             chunk_size = self.chunk_size_for(memory_budget)
         w = self.row_weights(sample_weight, X.shape[0])
-        J = self._loss_and_delta(X, Y, chunk_size, keep=False, comm=comm, w=w)
+        masks = self._dropout.check(masks, X.shape[0]) or self._dropout.draw(X.shape[0], comm.rank if comm else 0)
+        J = self._loss_and_delta(X, Y, chunk_size, keep=False, comm=comm, w=w, masks=masks)
         return float(J), [self._join(gW, gb) for gW, gb in zip(self._DW, self._Db)]
 
     def fit(self, X, Y, **options):
@@ -337,8 +388,9 @@ class Network(Parameters):
 
     def config(self) -> dict:
         """The constructor arguments that rebuild this architecture (new lists: yours to change)."""
-        return dict(sizes=list(self.sizes), activation=list(self.activations), output=self.output, loss=self.loss,
-                    lam=self.lam, bias=self.bias, dtype=self.dtype, seed=self.seed, allow_tf32=self.allow_tf32)
+        cfg = dict(sizes=list(self.sizes), activation=list(self.activations), output=self.output, loss=self.loss,
+                   lam=self.lam, bias=self.bias, dtype=self.dtype, seed=self.seed, allow_tf32=self.allow_tf32)
+        return {**cfg, "dropout": list(self.dropout)} if any(self.dropout) else cfg  # older readers: no key
 
     def clone(self, backend=None, dtype=None, device=None) -> "Network":
         """A copy with the same weights, optionally on another backend, dtype or GPU."""

@@ -58,7 +58,8 @@ class Position:
     one (a part epoch; 0 at an epoch's start) over ``samples`` examples, whose J were
     ``losses`` (host floats, one a step); and the early-stopping state: ``best_loss``
     (inf before any finite validation loss), ``best_epoch``, ``wait`` (epochs since it)
-    and, where patience is watched, ``best``: the :class:`State` of the best epoch.
+    and, where patience is watched, ``best``: the :class:`State` of the best epoch; and
+    ``dropout_draws``, the network's dropout generator state (:mod:`bpgpu.dropout`).
 
     ``fit(..., resume=history.position)`` (or a checkpoint's ``position``) continues from it.
     """
@@ -71,6 +72,7 @@ class Position:
     best_epoch: int | None = None
     wait: int = 0
     best: State | None = field(default=None, repr=False)
+    dropout_draws: int = 0
 
     @classmethod
     def starting(cls, initial_epoch: int, resume: "Position | None", epochs: int, step_sizes: list) -> "Position":
@@ -105,14 +107,14 @@ class Position:
         """The JSON-able fields (``best`` aside; inf as None)."""
         return {"epoch": self.epoch, "step": self.step, "samples": self.samples, "losses": list(self.losses),
                 "best_loss": None if math.isinf(self.best_loss) else self.best_loss,
-                "best_epoch": self.best_epoch, "wait": self.wait}
+                "best_epoch": self.best_epoch, "wait": self.wait, "dropout_draws": self.dropout_draws}
 
     @classmethod
     def from_meta(cls, meta: dict, best: State | None = None) -> "Position":
         best_loss = meta.get("best_loss")
         return cls(epoch=meta["epoch"], step=meta["step"], samples=meta["samples"], losses=list(meta["losses"]),
                    best_loss=math.inf if best_loss is None else best_loss, best_epoch=meta["best_epoch"],
-                   wait=meta["wait"], best=best)
+                   wait=meta["wait"], best=best, dropout_draws=meta.get("dropout_draws", 0))
 
 
 class EarlyStopping:
@@ -120,11 +122,12 @@ class EarlyStopping:
     ``patience`` only: only early stopping goes back to the best epoch), and the epochs
     since; ``start`` (a :class:`Position`) carries a resumed run's."""
 
-    def __init__(self, patience, start: Position):
+    def __init__(self, patience, start: Position, net=None):
         self.patience = patience
         self.best_loss, self.best_epoch, self.wait = start.best_loss, start.best_epoch, start.wait
         self.best = start.best if patience is not None else None
         self._own = False  # a resumed run's best belongs to its Position: copied, never written over
+        self._net = net  # whose dropout_draws each Position records
 
     def improved(self, epoch: int, val_loss: float, net, opt) -> bool:
         if val_loss < self.best_loss:
@@ -144,4 +147,6 @@ class EarlyStopping:
         """The :class:`Position` after ``epoch`` whole epochs and ``part`` = (steps,
         samples, losses) of the next."""
         step, samples, losses = part
-        return Position(epoch, step, samples, list(losses), self.best_loss, self.best_epoch, self.wait, self.best)
+        draws = self._net.dropout_draws if self._net is not None else 0
+        return Position(epoch, step, samples, list(losses), self.best_loss, self.best_epoch, self.wait, self.best,
+                        draws)

@@ -17,7 +17,7 @@ give when no two arguments overlap: the caller checks that).
 from __future__ import annotations
 
 # Functions of the namespace a fused body may call, with NumPy's name for each.
-UNARY = ("sqrt", "tanh", "exp", "log1p", "abs", "ceil", "negative")
+UNARY = ("sqrt", "tanh", "exp", "log", "log1p", "abs", "ceil", "negative")
 BINARY = ("add", "subtract", "multiply", "divide", "maximum", "minimum")
 _SYMBOL = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/"}
 

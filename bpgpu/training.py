@@ -101,12 +101,13 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
             net, opt, epochs=epochs, initial_epoch=initial_epoch, batch_size=batch_size, shuffle=shuffle,
             max_time=max_time, target_loss=target_loss, patience=patience, on_nonfinite=on_nonfinite,
             validation=validation_data is not None, balanced=isinstance(class_weight, str))
-    # Their exceptions are raised on every rank at the epoch's vote, not left to hang the others.
     net.optimizer, callback, stop = opt, distributed.held_back(comm, callback), distributed.held_back(comm, stop)
     plan = BatchPlan(X.shape[0], batch_size, shuffle, net.seed, net.backend, comm, pact.counts)
     steps, history = Epochs(net, opt, X, Y, plan, chunk_size, comm, w.stage(net.backend, net.dtype, comm)), History()
     start = Position.starting(initial_epoch, resume, epochs, plan.sizes)
-    watch, rollback, part = EarlyStopping(patience, start), Rollback(), (0, 0, [])  # part: a part epoch's (steps, rows, J)
+    if resume is not None:
+        net.dropout_draws = start.dropout_draws  # the masks continue where the stopped run's did
+    watch, rollback, part = EarlyStopping(patience, start, net), Rollback(), (0, 0, [])  # part: (steps, rows, J)
     rules = StopRules(target_loss=target_loss, max_time=max_time, stop=stop, comm=comm)
     with net.backend.activate(), rules, net.backend.quiet_float_errors(), _threads(threads, net, plan), \
             _progress(verbose, epochs - start.epoch) as bar:

@@ -261,7 +261,12 @@ def thetas(value, backend, dtype: str, shapes, name: str = "thetas") -> list:
 
 def targets(Y, loss: str, output: str, xp, name: str = "Y") -> None:
     """Targets that the loss is defined for: cross-entropy needs y in [0, 1], and rows
-    summing to 1 for a softmax output."""
+    summing to 1 for a softmax output; Poisson needs y ≥ 0."""
+    if loss == "poisson":
+        lo = float(xp.min(Y)) if Y.shape[0] else 0.0
+        if lo < 0.0:
+            raise ValueError(f"{name}: loss='poisson' expects targets ≥ 0 (counts or rates: a Poisson mean "
+                             f"is positive), got a minimum of {lo:g}")
     if loss != "cross_entropy":
         return
     lo, hi = float(xp.min(Y)), float(xp.max(Y))

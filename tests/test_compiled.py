@@ -27,7 +27,7 @@ pytest.importorskip("numba", reason="the compiled loops need Numba (bpgpu's defa
 # units of the dtype's ε·max(1, |plain|): the C library's functions and NumPy's SIMD ones differ
 # by about an ulp, which sigmoid's 0.5·(1 + tanh) and the softplus carry on unchanged in size.
 EPS_BOUND = 2.0
-TRANSCENDENTAL = ("tanh", "exp", "log1p")
+TRANSCENDENTAL = ("tanh", "exp", "log", "log1p")
 
 
 def _arguments(kinds, low, seed=0):

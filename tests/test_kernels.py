@@ -21,10 +21,13 @@ from bpgpu import activations, losses, network, optimizers
 from bpgpu.backend import NumpyBackend
 
 import kernel_check as kc
+from custom_functions import register_examples
 
 pytestmark = pytest.mark.kernels
 
-HEADS = [("mse", out) for out in activations.OUTPUTS] + [("cross_entropy", out) for out in losses.CROSS_ENTROPY_OUTPUTS]
+register_examples()  # a registered activation and loss are fused as the built-ins are
+HEADS = ([("mse", out) for out in activations.OUTPUTS] + [("cross_entropy", out) for out in losses.CROSS_ENTROPY_OUTPUTS]
+         + [("poisson", "exp"), ("mse", "my_softplus"), ("my_huber", "identity"), ("my_huber", "sigmoid"), ("my_huber", "softmax")])
 
 
 def _optimizers():
@@ -42,11 +45,12 @@ def _optimizers():
 def _configs():
     """One axis varied at a time from a base network, plus each head with and without bias."""
     base = dict(activation="relu", output="identity", loss="mse", lam=0.0, bias=True, dtype="float32",
-                optimizer="sgd", chunk_size=None, outputs=1)
+                optimizer="sgd", chunk_size=None, outputs=1, dropout=0.0)
     yield base
     for dtype, (hidden, bias) in itertools.product(("float32", "float64"),
-                                                   itertools.product(activations.HIDDEN, (True, False))):
+                                                   itertools.product(activations.hidden(), (True, False))):
         yield {**base, "dtype": dtype, "activation": hidden, "bias": bias}
+        yield {**base, "dtype": dtype, "activation": hidden, "bias": bias, "dropout": 0.25, "chunk_size": 2}
     for dtype, ((loss, output), bias) in itertools.product(("float32", "float64"),
                                                            itertools.product(HEADS, (True, False))):
         yield {**base, "dtype": dtype, "loss": loss, "output": output, "bias": bias,
@@ -60,7 +64,8 @@ def _configs():
 
 def _train(cfg) -> None:
     net = bpgpu.Network([3, 4, 5, cfg["outputs"]], activation=cfg["activation"], output=cfg["output"],
-                        loss=cfg["loss"], lam=cfg["lam"], bias=cfg["bias"], dtype=cfg["dtype"], seed=1)
+                        loss=cfg["loss"], lam=cfg["lam"], bias=cfg["bias"], dtype=cfg["dtype"], seed=1,
+                        dropout=cfg["dropout"])
     rng = np.random.default_rng(0)
     Y = np.eye(cfg["outputs"])[rng.integers(0, cfg["outputs"], 5)] if cfg["outputs"] > 1 else rng.random((5, 1))
     X, Y = net.batch(rng.standard_normal((5, 3)), Y)
@@ -120,9 +125,12 @@ def test_the_recording_reaches_every_fused_function():
     """The training matrix fuses every activation, derivative, loss head and optimiser update"""
     names = {fn.__name__ for fn, _ in recorded()}
     want = ({f.__name__ for f in activations.FORWARD.values() if f is not activations.softmax}
-            | {f.__name__ for f in activations.DERIVATIVES.values() if f is not None}
+            | {activations.DERIVATIVES[g].__name__ for g in activations.hidden() if activations.DERIVATIVES[g]}
             | {"error", "sigmoid_cross_entropy", "sigmoid_prime_and_scale", "tanh_prime_and_scale",
-               "relu_prime_and_scale", network.add_scaled.__name__, "sgd", "momentum", "adam"})
+               "relu_prime_and_scale", network.add_scaled.__name__, "sgd", "momentum", "adam",
+               "poisson_deviance", "exp_prime_and_scale", "softplus_prime_and_scale", "huber", "huber_prime",
+               "keep_mask", "dropout_identity", "dropout_softplus", "dropout_softplus_prime",
+               "dropout_relu", "dropout_relu_prime", "dropout_sigmoid_prime", "dropout_tanh_prime"})
     assert want <= names, sorted(want - names)
 
 

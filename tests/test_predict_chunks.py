@@ -25,9 +25,9 @@ def forwarded(monkeypatch):
     seen = []
     forward = Network._forward
 
-    def spy(self, X, ws):
+    def spy(self, X, ws, *masks):
         seen.append(X.shape[0])
-        return forward(self, X, ws)
+        return forward(self, X, ws, *masks)
 
     monkeypatch.setattr(Network, "_forward", spy)
     return seen

@@ -170,7 +170,7 @@ def test_bpgpu_parameters_are_validated():
     with pytest.raises(ValueError, match="dtype"):
         MLPClassifier(dtype="float16").fit(X, y)
     with pytest.raises(ValueError, match="loss"):
-        MLPRegressor(loss="poisson").fit(X, y)
+        MLPRegressor(loss="absolute_error").fit(X, y)
     with pytest.raises(ValueError, match="momentum"):
         MLPClassifier(solver="sgd", momentum=1.0).fit(X, y)
 

@@ -28,9 +28,7 @@ def global_random_seed():
     return 42  # scikit-learn's default (SKLEARN_TESTS_GLOBAL_RANDOM_SEED unset)
 '''
 # Failures docs/sklearn.md lists, with their reasons (test name without parameters).
-KNOWN_FAILURES = {
-    "test_mlp_vs_poisson_glm_equivalent",  # loss="poisson" needs an exponential output
-}
+KNOWN_FAILURES: set[str] = set()
 
 
 def test_scikit_learns_mlp_tests_pass_on_bpgpu(tmp_path):

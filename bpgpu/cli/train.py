@@ -94,7 +94,7 @@ def _plan(args, comm) -> TrainPlan:
         net = checkpoint.network.clone(backend=backend)
     else:
         net = Network(o.sizes, activation=o.activation, output=o.output, loss=o.loss, lam=o.lam, bias=o.bias,
-                      backend=backend, dtype=o.dtype, seed=o.seed)
+                      backend=backend, dtype=o.dtype, seed=o.seed, dropout=o.dropout)
     X, Y = net.batch(X, Y)  # bad targets fail here, in one line, before the progress bar draws
     validation = None
     if o.validation_split:

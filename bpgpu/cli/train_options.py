@@ -17,7 +17,7 @@ from .errors import CLIError
 from .tables import DELIMITER_HELP
 
 TRAIN_DEFAULTS = dict(
-    sizes=None, activation="tanh", output="auto", loss="auto", lam=0.0, bias=True,
+    sizes=None, activation="tanh", output="auto", loss="auto", lam=0.0, bias=True, dropout=0.0,
     optimizer="adam", lr=None, momentum=0.9, nesterov=False, beta1=0.9, beta2=0.999,
     batch_size=64, epochs=100, max_time=None, target_loss=None, patience=None,
     validation_split=None, chunk_size=None, shuffle=True, class_weight=None,
@@ -26,7 +26,7 @@ TRAIN_DEFAULTS = dict(
     data_seed=None, target=None, columns=None, delimiter=None, one_hot=False, standardize=False,
     out=None, checkpoint_every=None, log_every=None, score_every=1, quiet=False, plot=True,
 )
-ARCHITECTURE = ("sizes", "activation", "output", "loss", "lam", "bias", "dtype", "seed")
+ARCHITECTURE = ("sizes", "activation", "output", "loss", "lam", "bias", "dropout", "dtype", "seed")
 
 
 def add_arguments(p) -> None:
@@ -53,6 +53,19 @@ def _network_options(p) -> None:
                      "or softmax; mse otherwise, including numeric file targets whatever the output)")
     net.add_argument("--lam", type=float, help="L2 strength λ >= 0 (default 0)")
     net.add_argument("--no-bias", dest="bias", action="store_const", const=False, help="layers without a bias")
+    net.add_argument("--dropout", type=_rates, metavar="P[,P,...]", help="inverted dropout: each hidden unit "
+                     "dropped with probability P in [0, 1) at every training step, the rest scaled by 1/(1-P); "
+                     "one rate or one per hidden layer (default 0: none; never when predicting or evaluating)")
+
+
+def _rates(text: str) -> list[float]:
+    try:
+        rates = [float(p) for p in text.split(",")]
+    except ValueError:
+        rates = None
+    if rates is None or not all(0.0 <= p < 1.0 for p in rates):
+        raise argparse.ArgumentTypeError(f"expected rates in [0, 1), comma-separated, got {text!r}")
+    return rates
 
 
 def _optimiser_options(p) -> None:
@@ -137,7 +150,7 @@ def options(given: dict, checkpoint, resume) -> argparse.Namespace:
     if checkpoint is not None:
         stored = dict((checkpoint.extra or {}).get("cli", {}))
         rundir.check_data(stored, given, resume)
-        config = checkpoint.network.config()
+        config = {"dropout": list(checkpoint.network.dropout), **checkpoint.network.config()}
         for key in ARCHITECTURE:
             if key in given and given[key] != "auto" and _normal(key, given[key], config) != config[key]:
                 shown = ",".join(map(str, config[key])) if key == "sizes" else config[key]
@@ -166,6 +179,8 @@ def _normal(key, value, config):
     if key == "activation":
         names = value.split(",")
         return names * (len(config["sizes"]) - 2) if len(names) == 1 else names
+    if key == "dropout":
+        return value * (len(config["sizes"]) - 2) if len(value) == 1 else value
     return float(value) if key == "lam" else value
 
 
@@ -184,3 +199,8 @@ def check(o, checkpoint):
             raise CLIError(f"--activation {o.activation}: expected one name or {len(o.sizes) - 2} "
                            f"(one per hidden layer of --sizes {','.join(map(str, o.sizes))})")
         o.activation = names[0] if len(names) == 1 else names
+    if checkpoint is None and isinstance(o.dropout, list) and o.sizes is not None:
+        if len(o.dropout) not in (1, len(o.sizes) - 2):
+            raise CLIError(f"--dropout {','.join(map(str, o.dropout))}: expected one rate or {len(o.sizes) - 2} "
+                           f"(one per hidden layer of --sizes {','.join(map(str, o.sizes))})")
+        o.dropout = o.dropout[0] if len(o.dropout) == 1 else o.dropout

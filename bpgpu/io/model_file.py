@@ -188,7 +188,8 @@ def _check_position(path: Path, meta: dict) -> None:
     position = meta.setdefault("position", None)
     if position is None:
         return
-    fields = isinstance(position, dict) and all(_count(position.get(k)) for k in ("epoch", "step", "samples", "wait"))
+    fields = isinstance(position, dict) and all(_count(position.get(k)) for k in ("epoch", "step", "samples", "wait")) \
+        and _count(position.get("dropout_draws", 0))
     losses = position.get("losses") if fields else None
     best = position.get("best") if fields else None
     if not (fields and isinstance(losses, list) and all(_number(J) for J in losses) and len(losses) == position["step"]

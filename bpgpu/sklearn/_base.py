@@ -35,7 +35,7 @@ except ImportError:  # scikit-learn < 1.6: the same function was a method
 STOCHASTIC_SOLVERS = ("sgd", "adam")
 # scikit-learn's activation names → bpgpu's.
 HIDDEN = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
-OUTPUT = {"identity": "identity", "logistic": "sigmoid", "softmax": "softmax"}
+OUTPUT = {"identity": "identity", "logistic": "sigmoid", "softmax": "softmax", "exp": "exp"}
 PREDICT_ROWS = 4096  # sparse inputs are densified this many rows at a time when predicting
 NON_FINITE = ("Solver produced non-finite parameter weights. The input data may contain large values "
               "and need to be preprocessed.")

@@ -143,11 +143,11 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 
 
 class MLPRegressor(RegressorMixin, BaseMLP):
-    """Multi-layer perceptron regressor on bpgpu (identity output, squared error): a drop-in
-    for scikit-learn's."""
+    """Multi-layer perceptron regressor on bpgpu: a drop-in for scikit-learn's. ``loss``:
+    "squared_error" (identity output, half squared error) or "poisson" (exponential output,
+    half Poisson deviance, as scikit-learn's; targets must be ≥ 0)."""
 
-    __doc__ += _COMMON.format(name="MLPRegressor", extra="",
-                              poisson=' and loss="poisson" (bpgpu has no exponential output yet)')
+    __doc__ += _COMMON.format(name="MLPRegressor", extra="", poisson="")
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=0.0001, batch_size="auto", learning_rate="constant", learning_rate_init=0.001,
@@ -157,8 +157,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
                  max_fun=15000, backend="numpy", dtype=None, device=None):
         _init(self, locals())
 
-    # scikit-learn also takes "poisson" (an exponential output bpgpu does not have yet).
-    _parameter_constraints = {**BaseMLP._parameter_constraints, "loss": [StrOptions({"squared_error"})]}
+    _parameter_constraints = {**BaseMLP._parameter_constraints, "loss": [StrOptions({"squared_error", "poisson"})]}
 
     def fit(self, X, y, sample_weight=None):
         """Fit to X (n_samples, n_features), dense or sparse, and y (n_samples,) or
@@ -183,13 +182,16 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         X, y = self._validate_X_y(X, y, reset, y_numeric=True)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and y.size and np.min(y) < 0:
+            raise ValueError(f"y: loss='poisson' expects targets >= 0 (counts or rates: a Poisson mean is positive), "
+                             f"got a minimum of {np.min(y):g}")
         return X, y
 
     def _output_activation(self):
-        return "identity"
+        return "exp" if self.loss == "poisson" else "identity"
 
     def _network_loss(self):
-        return "mse"
+        return "poisson" if self.loss == "poisson" else "mse"
 
     def _validation_target(self, y_val):
         return y_val.ravel() if y_val.shape[1] == 1 else y_val
