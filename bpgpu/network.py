@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import activations, distributed, labels, losses, registry, weights
+from . import distributed, labels, weights
 from . import validation as check
 from .activations import DERIVATIVES, FORWARD, below_one_unit
 from .backend import BACKENDS, DTYPES, get_backend
@@ -64,18 +64,7 @@ class Network(Parameters):
     def __init__(self, sizes, activation="sigmoid", output="sigmoid", loss="mse", lam=0.0,
                  bias=True, backend="numpy", dtype="float64", seed=0, allow_tf32=None, device=None, dropout=0.0):
         self.sizes = check.sizes(sizes)
-        try:
-            self.activations = check.per_hidden_layer("activation", activation, len(self.sizes) - 2, activations.hidden())
-            self.output = check.choice("output", output, activations.outputs())
-        except ValueError as err:
-            raise registry.unregistered(err, "bpgpu.activations.register") from None
-        try:
-            self.loss = check.choice("loss", loss, losses.names())
-        except ValueError as err:
-            raise registry.unregistered(err, "bpgpu.losses.register") from None
-        suited = losses.LOSS_OUTPUTS.get(self.loss)
-        if suited is not None and self.output not in suited:
-            raise ValueError(f"output: loss={self.loss!r} expects an output in {suited}, got {output!r}")
+        self.activations, self.output, self.loss = check.functions(activation, output, loss, len(self.sizes) - 2)
         self.dropout = rates(dropout, len(self.sizes) - 2)
         if self.output == "softmax" and self.sizes[-1] < 2:
             raise ValueError(f"output: 'softmax' expects at least 2 output units, got sizes[-1] = {self.sizes[-1]}")

@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from . import environment
+from . import activations, environment, losses, registry
 from .backend import array_library
 
 # How a foreign array gets to the host, by the library it comes from.
@@ -284,3 +284,21 @@ def same_rows(X, Y, names=("X", "Y")) -> int:
     if X.shape[0] != Y.shape[0]:
         raise ValueError(f"{names[1]}: expected {X.shape[0]} rows, one per row of {names[0]}, got {Y.shape[0]}")
     return int(X.shape[0])
+
+
+def functions(activation, output, loss, hidden: int) -> tuple[list[str], str, str]:
+    """(one activation per hidden layer, output, loss), each a built-in or registered name, the
+    loss defined for the output; an unknown name says how to register one of one's own."""
+    try:
+        per_layer = per_hidden_layer("activation", activation, hidden, activations.hidden())
+        output = choice("output", output, activations.outputs())
+    except ValueError as err:
+        raise registry.unregistered(err, "bpgpu.activations.register") from None
+    try:
+        loss = choice("loss", loss, losses.names())
+    except ValueError as err:
+        raise registry.unregistered(err, "bpgpu.losses.register") from None
+    suited = losses.LOSS_OUTPUTS.get(loss)
+    if suited is not None and output not in suited:
+        raise ValueError(f"output: loss={loss!r} expects an output in {suited}, got {output!r}")
+    return per_layer, output, loss
