@@ -105,8 +105,9 @@ class Pact:
     """The ranks' agreement before the first step, in one collective.
 
     ``with Pact(comm) as pact:`` around what each rank checks and prepares, setting
-    ``pact.terms`` (a JSON dict) and ``pact.rows`` (its row count) at the end. On leaving,
-    every rank shares (its error or None, its terms, its rows): one rank's error is raised
+    ``pact.terms`` (a JSON dict, or a function making it, called only with ``comm``: the
+    weights' fingerprint is a pass over them) and ``pact.rows`` (its row count) at the end.
+    On leaving, every rank shares (its error or None, its terms, its rows): one rank's error is raised
     on every rank (so no rank waits for ever in the first step's collective), and terms
     that differ raise the same ValueError everywhere, naming what differs on which rank.
     ``pact.counts`` is then every rank's rows. Without ``comm``, nothing is shared.
@@ -121,8 +122,8 @@ class Pact:
     def __exit__(self, kind, err, tb) -> bool:
         if self.comm is None or (err is not None and not isinstance(err, Exception)):
             return False  # a Ctrl-C or exit is not an error to share
-        mine = json.dumps({"failure": _failure(err), "terms": None if err else self.terms, "rows": self.rows},
-                          default=_plain)
+        terms = None if err else self.terms() if callable(self.terms) else self.terms
+        mine = json.dumps({"failure": _failure(err), "terms": terms, "rows": self.rows}, default=_plain)
         everyone = [json.loads(text) for text in self.comm.share(mine)]
         _raise_first([e["failure"] for e in everyone], self.comm.size, err)
         differ = disagreement([e["terms"] for e in everyone])

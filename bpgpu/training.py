@@ -97,7 +97,7 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
         w = weights.Pending(sample_weight, class_weight, Y, net)
         val = None if validation_data is None else net.batch(*validation_data, names=VALIDATION_NAMES)
         opt = _optimizer(net, optimizer, lr, warm_start, deprecated)
-        pact.rows, pact.terms = X.shape[0], distributed.training_terms(
+        pact.rows, pact.terms = X.shape[0], lambda: distributed.training_terms(
             net, opt, epochs=epochs, initial_epoch=initial_epoch, batch_size=batch_size, shuffle=shuffle,
             max_time=max_time, target_loss=target_loss, patience=patience, on_nonfinite=on_nonfinite,
             validation=validation_data is not None, balanced=isinstance(class_weight, str))

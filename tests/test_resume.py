@@ -8,11 +8,10 @@ import pytest
 
 import bpgpu
 from bpgpu.io import persistence
-from bpgpu.optimizers import make_optimizer
 from bpgpu.position import Position
 
-OPTIMIZERS = {"sgd": dict(optimizer="sgd", lr=0.3), "momentum": dict(optimizer="momentum", lr=0.05),
-              "nesterov": dict(optimizer="momentum", lr=0.05, nesterov=True), "adam": dict(optimizer="adam", lr=0.03)}
+OPTIMIZERS = {"sgd": lambda: bpgpu.SGD(lr=0.3), "momentum": lambda: bpgpu.Momentum(lr=0.05),
+              "nesterov": lambda: bpgpu.Momentum(lr=0.05, nesterov=True), "adam": lambda: bpgpu.Adam(lr=0.03)}
 EPOCHS = 14
 
 
@@ -29,7 +28,7 @@ def network(dtype="float64"):
 
 def fit_options(optimizer, watch):
     X, Y, validation = problem()
-    options = dict(batch_size=5, **OPTIMIZERS[optimizer])
+    options = dict(batch_size=5, optimizer=OPTIMIZERS[optimizer]())  # a fresh optimiser each call
     if watch == "validation":
         options["validation_data"] = validation
     elif watch == "patience":
@@ -65,8 +64,7 @@ def test_stopped_after_every_step_and_resumed_from_its_file_is_the_uninterrupted
     """max_time=1e-9 stops each fit after one step; each is saved with its position, loaded and resumed."""
     X, Y, options = fit_options(optimizer, watch)
     whole, whole_opt, whole_history = uninterrupted(optimizer, watch)
-    net, opt, position, parts = network(), make_optimizer(options.pop("optimizer"), options.pop("lr"),
-                                                          **({"nesterov": True} if options.pop("nesterov", 0) else {})), None, []
+    net, opt, position, parts = network(), options.pop("optimizer"), None, []
     while True:
         history = net.fit(X, Y, epochs=EPOCHS, optimizer=opt, max_time=1e-9, resume=position, **options)
         parts.append(history)
