@@ -163,10 +163,14 @@ def column_names(value, name: str | None = None) -> list[str] | None:
 def _from_pandas(name: str, value) -> np.ndarray:
     """A DataFrame's or Series' values; a column that is not numbers is named."""
     kinds = list(value.dtypes) if hasattr(value, "columns") else [value.dtype]
-    for column, kind in zip(column_names(value) or [getattr(value, "name", None)], kinds):
-        if not isinstance(kind, np.dtype) or kind.kind not in "biuf":
+    plain = [getattr(kind, "numpy_dtype", kind) for kind in kinds]  # pandas' nullable Int64, boolean…: their NumPy dtype
+    for column, kind, dtype in zip(column_names(value) or [getattr(value, "name", None)], kinds, plain):
+        if not isinstance(dtype, np.dtype) or dtype.kind not in "biuf":
             raise TypeError(f"{name}: expected columns of real numbers, got column {column!r} of dtype {kind}")
-    return value.to_numpy(dtype=np.result_type(*kinds))  # a bool column beside floats: 0/1, not objects
+    if plain == kinds:
+        return value.to_numpy(dtype=np.result_type(*kinds))  # a bool column beside floats: 0/1, not objects
+    # A nullable column's missing values become NaN, which the finiteness check then names.
+    return value.to_numpy(dtype=np.result_type(*plain, np.float64), na_value=np.nan)
 
 
 def _from_dlpack(name: str, value, backend):

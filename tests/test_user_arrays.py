@@ -175,3 +175,19 @@ def test_the_classes_are_saved_and_loaded(tmp_path):
     assert back.classes == ["cat", "dog", "eel"]
     same_loss_and_gradients(back.loss_and_gradients(X, ["dog", "cat", "eel", "dog"]),
                             net.loss_and_gradients(X, ["dog", "cat", "eel", "dog"]))
+
+
+def test_pandas_nullable_columns_are_read_and_a_missing_value_is_named():
+    """A nullable Int64 column (what Parquet and read_csv give integers with gaps) trains as
+    its numbers; a missing value in it is refused like a NaN"""
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame({"a": pd.array([1, 2, 3, 4], dtype="Int64"), "b": [0.5, 1.5, 2.5, 3.5]})
+    Y = np.array([[0.1], [0.2], [0.3], [0.4]])
+    net, twin = bpgpu.Network([2, 3, 1], seed=1), bpgpu.Network([2, 3, 1], seed=1)
+    net.fit(X, Y, epochs=3)
+    twin.fit(X.astype("float64").to_numpy(), Y, epochs=3)
+    for a, b in zip(net.thetas, twin.thetas):
+        np.testing.assert_array_equal(a, b)
+    X.loc[2, "a"] = pd.NA
+    with pytest.raises(ValueError, match="^X: .*(NaN|finite)"):
+        bpgpu.Network([2, 3, 1]).fit(X, Y, epochs=1)
