@@ -36,6 +36,12 @@ CATEGORIES = {
                "files read"),
     "hostile_model": ("hostile model files refused: FIFOs, hand-edited metadata, forged shapes, zip bombs",
                       "crafted files tried"),
+    "resume": ("a run stopped at any step (signal, max_time, stop, callback, full disk) resumes bit for bit",
+               "stops resumed"),
+    "columns": ("a model meets a table by column names: reordered, missing, renamed, duplicated, 10^5 columns",
+                "tables read"),
+    "ranks": ("MPI that cannot hang: one rank's bad input, failing callback or other settings end every rank "
+              "(mpiexec -n 2 and -n 3)", "jobs run"),
 }
 
 _tallies: Counter = Counter()

@@ -16,6 +16,8 @@ from bpgpu.io import persistence
 from bpgpu.cli import main, train
 from bpgpu.cli.signals import Stop
 
+RELIABILITY = "resume"
+
 # 150 spirals in batches of 16: 10 steps an epoch.
 COMMON = ["--data", "spirals", "--sizes", "2,8,3", "--samples", "150", "--batch-size", "16", "--lam", "0.001",
           "--seed", "3", "--quiet", "--no-plot"]

@@ -19,6 +19,8 @@ from bpgpu.cli.headers import by_name, pick
 from bpgpu.cli.tables import Table
 from clirun import BPGPU, ENV
 
+RELIABILITY = "columns"
+
 
 def bpgpu_run(capsys, *argv):
     """(exit status, stdout, stderr) of ``bpgpu argv`` in this process."""

@@ -10,6 +10,8 @@ import pytest
 from bpgpu import agreement, distributed
 from mpirun import ROOT, run_ranks
 
+RELIABILITY = "ranks"
+
 SAME = "ValueError: fit(comm=): every rank must be given the same settings; "
 
 

@@ -10,6 +10,8 @@ import bpgpu
 from bpgpu.io import persistence
 from bpgpu.position import Position
 
+RELIABILITY = "resume"
+
 OPTIMIZERS = {"sgd": lambda: bpgpu.SGD(lr=0.3), "momentum": lambda: bpgpu.Momentum(lr=0.05),
               "nesterov": lambda: bpgpu.Momentum(lr=0.05, nesterov=True), "adam": lambda: bpgpu.Adam(lr=0.03)}
 EPOCHS = 14
