@@ -30,3 +30,19 @@ def no_hang():
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capsys):
+    """``cli(*args) -> (status, stdout, stderr)``: ``bpgpu args`` run in this process, in
+    tmp_path (a test module may define its own, with data files made first)."""
+    from bpgpu.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BPGPU_DEBUG", raising=False)
+
+    def run(*args):
+        capsys.readouterr()
+        status = main([str(a) for a in args])
+        return (status, *capsys.readouterr())
+    return run

@@ -5,22 +5,10 @@ import numpy as np
 import pytest
 
 from bpgpu.io import persistence
-from bpgpu.cli import main
 
 RUN = ["train", "--data", "spirals", "--sizes", "2,8,3", "--samples", "60", "--batch-size", "16", "--no-plot",
        "--quiet"]
 
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("BPGPU_DEBUG", raising=False)
-
-    def run(*args):
-        capsys.readouterr()
-        status = main([str(a) for a in args])
-        return (status, *capsys.readouterr())
-    return run
 
 
 def params(path):

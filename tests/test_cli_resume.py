@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from bpgpu.io import persistence
-from bpgpu.cli import main, train
+from bpgpu.cli import train
 from bpgpu.cli.signals import Stop
 
 RELIABILITY = "resume"
@@ -26,18 +26,6 @@ OPTIMIZERS = {"sgd": ["--optimizer", "sgd", "--lr", "0.3"], "nesterov": ["--opti
 # Each with its steps an epoch (120 rows to train on after a validation split of 0.2).
 WATCHES = {"plain": ([], 10), "patience": (["--validation-split", "0.2", "--patience", "1"], 8)}
 
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
-    """``cli(*args) -> (status, stdout, stderr)``, run in tmp_path in this process."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("BPGPU_DEBUG", raising=False)
-
-    def run(*args):
-        capsys.readouterr()
-        status = main([str(a) for a in args])
-        return (status, *capsys.readouterr())
-    return run
 
 
 def weights(path):
