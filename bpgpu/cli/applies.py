@@ -23,6 +23,7 @@ BY_DATA = {
     "teacher_sizes": (("teacher",), "--data teacher"),
     "target": (("file",), "data from a file"),
     "columns": (("file",), "data from a file"),
+    "weight_column": (("file",), "data from a file"),
     "delimiter": (("file",), "data from a file"),
     "one_hot": (("file",), "data from a file"),
 }

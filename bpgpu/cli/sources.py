@@ -16,6 +16,7 @@ from ..distributed import shard
 from ..losses import CROSS_ENTROPY_OUTPUTS
 from .errors import CLIError, count
 from .columns import for_training, target_rows
+from .headers import pick
 from .tables import SUFFIXES, check_fits, read_table
 
 # Output and loss that suit each data source, when --output/--loss are "auto".
@@ -62,7 +63,7 @@ def training_data(o, backend, rank=0, ranks=1, like=None):
                 X, Y = data.teacher(m, teacher, **noise, **common)
         if o.noise is not None and not bool(backend.xp.all(backend.xp.isfinite(X))):
             raise CLIError(f"--noise {o.noise:g}: the generated inputs overflow to inf or NaN; give a smaller --noise")
-        return X, Y, {"kind": o.data, "description": f"{o.samples} {o.data} examples"}, None
+        return X, Y, None, {"kind": o.data, "description": f"{o.samples} {o.data} examples"}, None
     if ranks > 1 and Path(o.data).exists() and not Path(o.data).is_file():
         # mpiexec gives standard input to rank 0 alone, and a pipe is read once: the others would wait for ever.
         raise mark_every_rank(CLIError(f"--data {o.data}: every one of the {ranks} ranks reads the file itself; "
@@ -115,10 +116,11 @@ def _file_data(o, backend, wanted, rows, like):
 
     table = read_table(path, rows=block, delimiter=o.delimiter)
     xs, ys = for_training(table, o.target, o.columns, like)
+    xs, w = _weight_column(o, table, xs, ys)
     X = table.numbers(xs)
     Y, kind, classes = target_rows(table, ys, o.sizes[-1], one_hot=o.one_hot)
     if not rows_in_file:  # a CSV, read whole (text labels name their classes from every row): keep this rank's block
-        X, Y = (A[slice(*block(X.shape[0]))] for A in (X, Y))
+        X, Y, w = (None if A is None else A[slice(*block(X.shape[0]))] for A in (X, Y, w))
     first = spans[0][0] if spans else 0  # messages name the file's rows, not the rank's
     check_fits(table, X, o.dtype, "input", first)
     check_fits(table, Y, o.dtype, "target", first)
@@ -137,7 +139,23 @@ def _file_data(o, backend, wanted, rows, like):
     source = {"kind": kind, "path": str(path), "description": f"{rows_in_file[0]} examples from {path}"}
     if table.names:  # predict and evaluate find these columns by name
         source.update(inputs=[table.names[j] for j in xs], targets=[table.names[j] for j in ys])
-    return X, Y, source, classes
+    return X, Y, w, source, classes
+
+
+def _weight_column(o, table, xs: list[int], ys: list[int]):
+    """(the input columns without --weight-column's, its (m,) values) or (xs, None) without
+    the option: the examples' weights sᵢ, never an input or a target."""
+    if not o.weight_column:
+        return xs, None
+    picked = pick(table, o.weight_column, "--weight-column")
+    if len(picked) != 1:
+        raise CLIError(f"--weight-column {o.weight_column}: expected one column, got {len(picked)}")
+    j = picked[0]
+    if j in ys:
+        raise CLIError(f"--weight-column {o.weight_column}: column {table.name(j)} of {table.path} is the target")
+    if j in xs and o.columns:
+        raise CLIError(f"--weight-column {o.weight_column}: column {table.name(j)} is one of the inputs --columns names")
+    return [k for k in xs if k != j], table.numbers([j])[:, 0]
 
 
 def class_codes(Y: np.ndarray) -> int | None:
@@ -161,8 +179,10 @@ def heads(o, source):
     return output, suited_loss if output in CROSS_ENTROPY_OUTPUTS else "mse"
 
 
-def split(X, Y, fraction, seed, backend):
-    """((X_train, Y_train), (X_val, Y_val)): a seeded random ``fraction`` held out."""
+def split(X, Y, fraction, seed, backend, w=None):
+    """((X_train, Y_train, w_train), (X_val, Y_val)): a seeded random ``fraction`` held out;
+    ``w``, the examples' host weights (or None), split with their rows (the validation loss
+    is unweighted)."""
     m = X.shape[0]
     held = round(m * fraction)
     if not 1 <= held < m:
@@ -170,4 +190,5 @@ def split(X, Y, fraction, seed, backend):
                        "expected at least one for each side")
     perm = np.random.default_rng([seed, 1]).permutation(m)
     take = lambda A, rows: backend.xp.take(A, backend.asarray(rows, "int64"), axis=0)  # noqa: E731
-    return (take(X, perm[held:]), take(Y, perm[held:])), (take(X, perm[:held]), take(Y, perm[:held]))
+    return ((take(X, perm[held:]), take(Y, perm[held:]), None if w is None else w[perm[held:]]),
+            (take(X, perm[:held]), take(Y, perm[:held])))

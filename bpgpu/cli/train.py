@@ -52,6 +52,7 @@ class TrainPlan:
     net: Network
     X: object
     Y: object
+    w: object  # the examples' weights (m,) on the host (--weight-column), or None
     raw_X: object
     validation: tuple | None
     source: dict
@@ -87,7 +88,7 @@ def _plan(args, comm) -> TrainPlan:
         o.quiet, o.log_every = True, 0
     # An unusable backend says why before any data is made.
     backend = get_backend(o.backend, ranks.device(comm, o.backend))
-    X, Y, source, classes = training_data(o, backend, *((comm.rank, comm.size) if comm else ()),
+    X, Y, w, source, classes = training_data(o, backend, *((comm.rank, comm.size) if comm else ()),
                                           like=resumed_columns(checkpoint, given))  # columns by name on --resume
     o.output, o.loss = heads(o, source)
     if checkpoint:
@@ -98,7 +99,7 @@ def _plan(args, comm) -> TrainPlan:
     X, Y = net.batch(X, Y)  # bad targets fail here, in one line, before the progress bar draws
     validation = None
     if o.validation_split:
-        (X, Y), validation = split(X, Y, o.validation_split, o.data_seed, backend)
+        (X, Y, w), validation = split(X, Y, o.validation_split, o.data_seed, backend, w)
     raw_X, scaler = X, _scaler(o, checkpoint, X, comm, backend)
     if scaler is not None:
         X = scaler.transform(X)
@@ -110,7 +111,7 @@ def _plan(args, comm) -> TrainPlan:
         raise CLIError(f"--epochs {o.epochs}: the checkpoint {args.resume} is already at epoch {position.epoch}; "
                        "ask for more epochs to continue")
     out = rundir.prepare(o.out, o.plot) if first else None
-    return TrainPlan(o, given, checkpoint, first, net, X, Y, raw_X, validation, source, classes, scaler, optimizer,
+    return TrainPlan(o, given, checkpoint, first, net, X, Y, w, raw_X, validation, source, classes, scaler, optimizer,
                      position, out)
 
 
@@ -158,7 +159,7 @@ def _fit(plan, args, stop, comm):
                               shuffle=o.shuffle, max_time=o.max_time, target_loss=o.target_loss,
                               validation_data=plan.validation, patience=o.patience, chunk_size=o.chunk_size,
                               on_nonfinite="stop", callback=after_epoch, resume=plan.position, comm=comm, stop=stop,
-                              class_weight=class_weights(o.class_weight))
+                              sample_weight=plan.w, class_weight=class_weights(o.class_weight))
     finally:
         progress.close()
     return history, scores, save

@@ -23,7 +23,7 @@ TRAIN_DEFAULTS = dict(
     validation_split=None, chunk_size=None, shuffle=True, class_weight=None,
     backend="numpy", dtype="float64", seed=0,
     data=None, samples=1000, classes=None, features=None, noise=None, teacher_sizes=None,
-    data_seed=None, target=None, columns=None, delimiter=None, one_hot=False, standardize=False,
+    data_seed=None, target=None, columns=None, weight_column=None, delimiter=None, one_hot=False, standardize=False,
     out=None, checkpoint_every=None, log_every=None, score_every=1, quiet=False, plot=True,
 )
 ARCHITECTURE = ("sizes", "activation", "output", "loss", "lam", "bias", "dropout", "dtype", "seed")
@@ -117,6 +117,9 @@ def _data_options(p) -> None:
                       "indices (negative from the end), comma-separated, e.g. 'label' or -1 or 3,4")
     data.add_argument("--columns", metavar="COLS", help="the input columns of a file (default: all but the "
                       "targets): names, indices, ranges first:last like f0:f63, and '!COL' to leave one out")
+    data.add_argument("--weight-column", metavar="COL", help="a column of the file holding each example's weight "
+                      "sᵢ ≥ 0 (scikit-learn's sample_weight): never an input; the validation split keeps its rows' "
+                      "weights out of the validation loss")
     data.add_argument("--delimiter", metavar="CHAR", help=DELIMITER_HELP)
     data.add_argument("--one-hot", action="store_const", const=True, help="the one target column holds "
                       "class labels 0..sizes[-1]-1: train on their one-hot rows (a column of text labels "
