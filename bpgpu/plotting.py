@@ -45,23 +45,34 @@ def _figure(width: float, height: float, panels: int = 1):
 
 def loss_curve(history: dict, path) -> bool:
     """Draw ``history["loss"]`` (and ``"val_loss"``, aligned to the last epochs) per epoch to
-    ``path``, on a log scale when every loss is positive; False when there is no loss yet."""
+    ``path``, on a log scale when every loss is positive, and beside it the run's metric
+    (``history["metric"]``: accuracy or R², training and validation; None for an epoch not
+    scored) where there is one; False when there is no loss yet."""
     loss = list(history["loss"])
     if not loss:
         return False
     val_loss = list(history.get("val_loss") or [])
-    fig, (ax,) = _figure(6, 4)
+    metric = history.get("metric")
+    scored = bool(metric) and any(v is not None for v in history.get(metric) or [])
+    fig, axes = _figure(6, 4, 2 if scored else 1)
     epochs = np.arange(1, len(loss) + 1)
-    ax.plot(epochs, loss, label="training")
-    if val_loss:
-        ax.plot(epochs[-len(val_loss):], val_loss, label="validation")
+    for ax, key, label in ((axes[0], "loss", "loss"), *(((axes[1], metric, METRIC_LABELS.get(metric, metric)),)
+                                                         if scored else ())):
+        for name, values in (("training", history.get(key) or []), ("validation", history.get(f"val_{key}") or [])):
+            y = np.array([np.nan if v is None else v for v in values], dtype=float)
+            x, kept = epochs[-len(y):] if len(y) else epochs[:0], ~np.isnan(y)  # epochs not scored left out
+            if kept.any():
+                ax.plot(x[kept], y[kept], "-" if kept.all() else ".-", label=name)
+        ax.set(xlabel="epoch", ylabel=label)
+        ax.legend()
+        ax.grid(True, alpha=0.3)
     if min(loss + val_loss) > 0:
-        ax.set_yscale("log")
-    ax.set(xlabel="epoch", ylabel="loss")
-    ax.legend()
-    ax.grid(True, alpha=0.3)
+        axes[0].set_yscale("log")
     _save(fig, path, dpi=100)
     return True
+
+
+METRIC_LABELS = {"accuracy": "accuracy", "r2": "R²"}
 
 
 def regions(classify, X: np.ndarray, labels: np.ndarray, path, names=None, features=("feature 0", "feature 1"),

@@ -52,3 +52,23 @@ def test_the_start_line_counts_the_rows_that_train_not_those_held_out(tmp_path, 
                  "--validation-split", "0.25", "--quiet", "--no-plot"]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert "on 120 spirals examples (90 train, 30 held out for validation)," in first, first
+
+
+def test_loss_png_draws_the_metric_beside_the_loss_skipping_epochs_not_scored(monkeypatch, tmp_path):
+    """Two panels: loss (training, validation) and accuracy, whose lines join the scored epochs only"""
+    import pytest
+
+    pytest.importorskip("matplotlib")
+    from bpgpu import plotting
+
+    drawn = {}
+    monkeypatch.setattr(plotting, "_save", lambda fig, path, dpi: drawn.update(fig=fig))
+    history = {"loss": [1.0, 0.8, 0.6, 0.5], "val_loss": [1.1, 0.9, 0.8, 0.7], "metric": "accuracy",
+               "accuracy": [None, 0.6, None, 0.8], "val_accuracy": [None, 0.5, None, 0.7]}
+    assert plotting.loss_curve(history, tmp_path / "loss.png")
+    loss_ax, metric_ax = drawn["fig"].axes
+    assert (loss_ax.get_ylabel(), metric_ax.get_ylabel()) == ("loss", "accuracy")
+    assert [line.get_xdata().tolist() for line in metric_ax.get_lines()] == [[2, 4], [2, 4]]
+    assert [line.get_ydata().tolist() for line in metric_ax.get_lines()] == [[0.6, 0.8], [0.5, 0.7]]
+    plotting.loss_curve({"loss": [1.0, 0.5]}, tmp_path / "plain.png")  # no metric: one panel
+    assert len(drawn["fig"].axes) == 1
