@@ -62,7 +62,7 @@ def abort_on_failure(comm):
                 raise
             raise SystemExit(1) from None
         if isinstance(err, Stopped):
-            why, status = str(err), 128 + err.signum
+            why, status = f"stopped by {err} before training: nothing saved", err.status
         elif isinstance(err, KeyboardInterrupt):
             why, status = "interrupted", 130
         else:

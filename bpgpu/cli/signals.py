@@ -36,12 +36,18 @@ STOPPING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasa
 
 
 class Stopped(BaseException):
-    """A stopping signal before training: nothing to save, the command ends now. A
-    BaseException, as KeyboardInterrupt is, so that no ``except Exception`` swallows it."""
+    """A stopping signal where there is nothing to save (before training; in ``predict`` or
+    ``bench``, :mod:`bpgpu.cli.stopping`): the command ends now. ``str()`` is the signal's
+    name. A BaseException, as KeyboardInterrupt is, so that no ``except Exception`` swallows it."""
 
     def __init__(self, signum: int):
-        super().__init__(f"stopped by {signal.Signals(signum).name} before training: nothing saved")
+        super().__init__(signal.Signals(signum).name)
         self.signum = signum
+
+    @property
+    def status(self) -> int:
+        """The shell's exit status for the signal: 128 + its number (143 SIGTERM, 129 SIGHUP)."""
+        return 128 + self.signum
 
 
 class Stop:
@@ -82,7 +88,7 @@ class Stop:
             yield self
         except Stopped as stopped:
             self.signum = stopped.signum
-            print(f"bpgpu train: {stopped}", file=sys.stderr)
+            print(f"bpgpu train: stopped by {stopped} before training: nothing saved", file=sys.stderr)
         finally:
             for signum, handler in self._previous.items():
                 signal.signal(signum, handler)

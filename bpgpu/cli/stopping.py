@@ -12,21 +12,7 @@ import contextlib
 import signal
 import threading
 
-from .signals import STOPPING
-
-
-class Stopped(BaseException):
-    """A stopping signal arrived; ``signum`` is its number. A BaseException, like
-    KeyboardInterrupt: no ``except Exception`` that carries on past a failure swallows it."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-    @property
-    def status(self) -> int:
-        """The shell's exit status for the signal: 128 + its number (143 SIGTERM, 129 SIGHUP)."""
-        return 128 + self.signum
+from .signals import STOPPING, Stopped  # noqa: F401 — predict and bench catch it from here
 
 
 @contextlib.contextmanager
