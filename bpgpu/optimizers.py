@@ -255,12 +255,16 @@ class Adam(Optimizer):
         return self.eps * math.sqrt(1.0 - self.beta2**self.t)
 
 
-def make_optimizer(name, lr: float, **options) -> Optimizer:
+CLASSES = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
+
+
+def make_optimizer(name, lr: float | None = None, **options) -> Optimizer:
     """An optimiser by name ("sgd", "momentum", "adam"), or ``name`` itself if it is one.
 
-    ``options`` are the named optimiser's own (momentum, nesterov; beta1, beta2, eps).
+    ``lr`` None takes the class's default; ``options`` are the named optimiser's own
+    (momentum, nesterov; beta1, beta2, eps).
     """
     if isinstance(name, Optimizer):
         return name
-    cls = {"sgd": SGD, "momentum": Momentum, "adam": Adam}[check.choice("optimizer", name, OPTIMIZERS)]
-    return cls(lr, **options)
+    cls = CLASSES[check.choice("optimizer", name, OPTIMIZERS)]
+    return cls(**options) if lr is None else cls(lr, **options)

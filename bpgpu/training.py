@@ -17,16 +17,15 @@ from . import validation as check
 from .batches import BatchPlan
 from .epoch import Epochs, epoch_loss
 from .history import DivergenceError, DivergenceWarning, History  # noqa: F401 — their public home is here too
-from .optimizers import make_optimizer
+from .optimizers import CLASSES, make_optimizer
 from .position import EarlyStopping, Position, Rollback
 from .stop_rules import StopRules
 
 ON_NONFINITE = ("stop", "raise")
 VALIDATION_NAMES = ("validation_data[0]", "validation_data[1]")
-DEFAULT_LR = {"sgd": 0.5, "momentum": 0.1, "adam": 0.001}
-# fit's arguments of old that belong to an optimiser: their class, and their defaults.
-DEPRECATED = {"momentum": ("Momentum", 0.9), "nesterov": ("Momentum", False),
-              "beta1": ("Adam", 0.9), "beta2": ("Adam", 0.999), "eps": ("Adam", 1e-8)}
+DEFAULT_LR = {name: make_optimizer(name).lr for name in CLASSES}  # the classes' own defaults
+# fit's arguments of old that belong to an optimiser: the optimiser whose they are.
+DEPRECATED = {"momentum": "momentum", "nesterov": "momentum", "beta1": "adam", "beta2": "adam", "eps": "adam"}
 
 
 def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shuffle=True, max_time=None,
@@ -220,20 +219,19 @@ def _deprecated(given: dict, optimizer) -> dict:
     if unknown:
         raise TypeError(f"fit() got an unexpected keyword argument {unknown[0]!r}")
     if given:
-        cls = DEPRECATED[next(iter(given))][0]
+        cls = CLASSES[DEPRECATED[next(iter(given))]].__name__
         args = ", ".join(f"{k}={v!r}" for k, v in given.items())
         warnings.warn(f"fit({args}): optimiser hyper-parameters as fit's arguments are deprecated; pass "
                       f"optimizer=bpgpu.{cls}(lr=..., {args}) instead", DeprecationWarning, stacklevel=5)
     return given
 
 
-def optimizer_for(optimizer, lr=None, *, momentum=0.9, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8):
+def optimizer_for(optimizer, lr=None, **options):
     """The Optimizer ``fit`` uses: ``optimizer`` itself if it is one, else the named one with
-    its own hyper-parameters picked from the rest; ``lr`` None takes the name's default."""
+    those of ``options`` (momentum, nesterov, beta1, beta2, eps) that are its own, its class's
+    defaults for the rest; ``lr`` None takes the class's default."""
     name = getattr(optimizer, "name", optimizer)
-    own = {"momentum": dict(momentum=momentum, nesterov=nesterov),
-           "adam": dict(beta1=beta1, beta2=beta2, eps=eps)}.get(name, {})
-    return make_optimizer(optimizer, DEFAULT_LR.get(name, 0.1) if lr is None else lr, **own)
+    return make_optimizer(optimizer, lr, **{k: v for k, v in options.items() if DEPRECATED[k] == name})
 
 
 def _finished(history, watch, rules, position, on_nonfinite: str):
