@@ -31,12 +31,16 @@ def class_targets(name: str, value, output: str, outputs: int, classes, backend)
         codes, classes = labels, list(range(outputs))
     else:
         codes, classes = _codes(name, labels, outputs, classes)
-    if outputs == 1:
-        return codes[:, None].astype(np.float64), classes
-    fits_in_memory(name, len(codes) * outputs * 8, f"{len(codes):,} labels of {outputs:,} classes")
+    return (codes[:, None].astype(np.float64) if outputs == 1 else one_hot(codes, outputs, name)), classes
+
+
+def one_hot(codes: np.ndarray, outputs: int, where: str) -> np.ndarray:
+    """Rows (m, outputs) with a 1 in column codes[i] of row i; refused (naming ``where``) before
+    allocating when they would not fit in memory (a huge class count)."""
+    fits_in_memory(where, len(codes) * outputs * 8, f"{len(codes):,} rows of {outputs:,} classes")
     rows = np.zeros((len(codes), outputs))
     rows[np.arange(len(codes)), codes] = 1.0
-    return rows, classes
+    return rows
 
 
 def _class_labels(value, backend) -> np.ndarray | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..validation import fits_in_memory
+from ..labels import one_hot as one_hot_rows  # target_rows has a one_hot flag
 from .errors import CLIError
 from .headers import by_name, index_of, listed, pick
 from .tables import Table
@@ -144,15 +144,6 @@ def encode(labels: np.ndarray, classes: list[str], outputs: int, where: str) -> 
         raise CLIError(f"{where}: label {unknown[0]!r} is not one of the model's classes ({', '.join(classes)})")
     k = np.array([index[label] for label in labels])
     return k[:, None].astype(np.float64) if outputs == 1 else one_hot_rows(k, outputs, where)
-
-
-def one_hot_rows(k: np.ndarray, outputs: int, where: str) -> np.ndarray:
-    """Rows (m, outputs) with a 1 in column k[i] of row i; refused before allocating when
-    they would not fit in memory (a huge class count)."""
-    fits_in_memory(where, len(k) * outputs * 8, f"{len(k):,} rows of {outputs:,} classes")
-    rows = np.zeros((len(k), outputs))
-    rows[np.arange(len(k)), k] = 1.0
-    return rows
 
 
 def class_probabilities(A: np.ndarray, classes: list[str]) -> np.ndarray:
