@@ -10,12 +10,15 @@ They act through ``fit``'s per-epoch callback, so the trainer knows nothing abou
         schedule.epoch_ends(opt, seen)
     net.fit(X, Y, optimizer=opt, callback=after_epoch)
 
-``epoch_ends`` runs after every epoch; ``plateau`` when the watched loss stopped improving,
-and returns True where training should stop. These are scikit-learn's ``learning_rate``
-rules ("constant", "invscaling", "adaptive"); :mod:`bpgpu.sklearn` runs them.
+``epoch_ends`` runs after every epoch; ``plateau`` when the watched loss stopped improving
+(:class:`Plateau` says when), and returns True where training should stop. These are
+scikit-learn's ``learning_rate`` rules ("constant", "invscaling", "adaptive");
+:mod:`bpgpu.sklearn` runs them, and ``bpgpu train --lr-schedule``.
 """
 
 from __future__ import annotations
+
+import math
 
 from . import validation as check
 
@@ -54,6 +57,26 @@ class Adaptive(Constant):
             return True
         opt.lr /= self.factor
         return False
+
+
+class Plateau:
+    """Whether a loss stopped improving, by scikit-learn's rule: an epoch whose loss is not
+    below the best so far by more than ``tol`` is stale; ``update(loss)`` is True once more
+    than ``patience`` epochs in a row were (scikit-learn's ``n_iter_no_change``), and the
+    count starts again. ``best`` and ``stale`` are its whole state (to resume it)."""
+
+    def __init__(self, tol: float = 1e-4, patience: int = 10, best: float = math.inf, stale: int = 0):
+        self.tol = check.number("tol", tol, low=0.0)
+        self.patience = check.number("patience", patience, low=0, integer=True)
+        self.best, self.stale = float(best), int(stale)
+
+    def update(self, loss: float) -> bool:
+        self.stale = self.stale + 1 if loss > self.best - self.tol else 0
+        self.best = min(self.best, loss)
+        if self.stale <= self.patience:
+            return False
+        self.stale = 0
+        return True
 
 
 SCHEDULES = {"constant": Constant, "invscaling": InvScaling, "adaptive": Adaptive}

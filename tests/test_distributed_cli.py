@@ -37,8 +37,9 @@ def train(folder, ranks, *more):
 
 def test_ranks_train_a_file_as_one_process_and_rank_0_alone_writes(tmp_path):
     table(tmp_path)
-    train(tmp_path, 1, "--epochs", "4", "--out", "one")
-    shown = train(tmp_path, 2, "--epochs", "4", "--out", "two", "--checkpoint-every", "2")
+    schedule = ["--lr-schedule", "invscaling"]  # over every rank's examples
+    train(tmp_path, 1, "--epochs", "4", "--out", "one", *schedule)
+    shown = train(tmp_path, 2, "--epochs", "4", "--out", "two", "--checkpoint-every", "2", *schedule)
     assert shown.count("training 4-6-1") == 1 and "over 2 ranks" in shown
     one, two = (bpgpu.load(tmp_path / d / "model.npz") for d in ("one", "two"))
     np.testing.assert_allclose(two.params, one.params, rtol=0, atol=1e-12 * float(np.max(np.abs(one.params))))
@@ -47,6 +48,7 @@ def test_ranks_train_a_file_as_one_process_and_rank_0_alone_writes(tmp_path):
     assert history["ranks"] == 2 and history["samples"] == 4 * 53
     np.testing.assert_allclose(history["r2"], alone["r2"], rtol=1e-9)  # R² over every rank's rows
     np.testing.assert_allclose(history["loss"], alone["loss"], rtol=1e-12)
+    assert history["lr"] == alone["lr"] and alone["lr"][1] == 0.001 / 54**0.5
 
     # The same checkpoint continues on three ranks, then on one.
     train(tmp_path, 3, "--resume", "two/checkpoint.npz", "--epochs", "6", "--out", "three")

@@ -56,3 +56,20 @@ def test_a_schedule_drives_fit_through_its_callback():
 def test_bad_schedule_arguments_are_refused_naming_them(make, words):
     with pytest.raises(ValueError, match=words):
         make()
+
+
+def test_plateau_counts_epochs_without_an_improvement_over_tol_as_scikit_learn_does():
+    plateau = schedules.Plateau(tol=0.1, patience=2)
+    # 1.0 is the best; 0.95 and 0.91 improve on it by less than tol (stale, the best moves); 0.5 resets.
+    said = [plateau.update(loss) for loss in (1.0, 0.95, 0.91, 0.5, 0.45, 0.44, 0.43, 0.2)]
+    assert said == [False, False, False, False, False, False, True, False]
+    assert (plateau.best, plateau.stale) == (0.2, 0)
+    again = schedules.Plateau(tol=0.1, patience=2, best=0.2, stale=2)  # its state carries over
+    assert again.update(0.2) is True
+
+
+def test_plateau_refuses_a_negative_tol_or_patience():
+    with pytest.raises(ValueError, match="tol"):
+        schedules.Plateau(tol=-1.0)
+    with pytest.raises((ValueError, TypeError), match="patience"):
+        schedules.Plateau(patience=1.5)

@@ -14,6 +14,8 @@ from .errors import CLIError
 
 # option: the optimisers it applies to
 BY_OPTIMIZER = {"momentum": ("momentum",), "nesterov": ("momentum",), "beta1": ("adam",), "beta2": ("adam",)}
+# option: the learning-rate schedules it applies to
+BY_SCHEDULE = {"power_t": ("invscaling",)}
 # option: (the data sources it applies to, "file" for a table file; how to say so)
 BY_DATA = {
     "samples": (GENERATORS, "generated data"),
@@ -35,6 +37,10 @@ def refuse_inapplicable(given: dict, o) -> None:
         if key in given and o.optimizer not in optimizers:
             raise CLIError(f"{_flag(key)}: applies to --optimizer {' or '.join(optimizers)} only, and this run "
                            f"trains with {o.optimizer}; leave it out or choose --optimizer {optimizers[0]}")
+    for key, schedules in BY_SCHEDULE.items():
+        if key in given and o.lr_schedule not in schedules:
+            raise CLIError(f"{_flag(key)}: applies to --lr-schedule {' or '.join(schedules)} only, and this run's "
+                           f"is {o.lr_schedule}; leave it out or add --lr-schedule {schedules[0]}")
     source = o.data if o.data in GENERATORS else "file"
     for key, (sources, what) in BY_DATA.items():
         if key in given and source not in sources:

@@ -129,6 +129,11 @@ def scorer(comm):
     return score
 
 
+def rows(comm, m: int) -> int:
+    """Σ over ranks of each rank's ``m`` rows."""
+    return int(_sum(comm, (), m)[1])
+
+
 def _sum(comm, vector, *numbers):
     """(Σ over ranks of ``vector``, then each of ``numbers`` so summed), in one collective."""
     packed = np.concatenate([np.asarray(vector, dtype=np.float64), np.asarray(numbers, dtype=np.float64)])

@@ -23,6 +23,7 @@ from . import ranks, rundir
 from .applies import refuse_inapplicable
 from .argtypes import class_weights
 from .errors import CLIError
+from .lr_schedule import LRSchedule
 from .progress import Progress
 from .scores import Scores
 from .signals import Stop
@@ -59,6 +60,7 @@ class TrainPlan:
     classes: list | None
     scaler: Standardizer | None
     optimizer: object
+    schedule: LRSchedule
     position: Position
     out: object  # the run folder (a Path), or None
 
@@ -106,13 +108,14 @@ def _plan(args, comm) -> TrainPlan:
         if validation is not None:
             validation = (scaler.transform(validation[0]), validation[1])
     optimizer = _optimizer(o, checkpoint, net)
+    schedule = _schedule(o, given, checkpoint, optimizer, X, comm)
     position = (checkpoint.position or Position()) if checkpoint else Position()
     if position.epoch >= o.epochs:
         raise CLIError(f"--epochs {o.epochs}: the checkpoint {args.resume} is already at epoch {position.epoch}; "
                        "ask for more epochs to continue")
     out = rundir.prepare(o.out, o.plot) if first else None
     return TrainPlan(o, given, checkpoint, first, net, X, Y, w, raw_X, validation, source, classes, scaler, optimizer,
-                     position, out)
+                     schedule, position, out)
 
 
 def _held_out(plan, comm) -> str:
@@ -127,7 +130,7 @@ def _held_out(plan, comm) -> str:
 def _fit(plan, args, stop, comm):
     """(history, scores, save): ``plan`` trained, with progress lines and checkpoints after
     each epoch; ``save(path, history)`` writes the model as it stands."""
-    o, net, optimizer, start = plan.o, plan.net, plan.optimizer, plan.position.epoch
+    o, net, optimizer, schedule, start = plan.o, plan.net, plan.optimizer, plan.schedule, plan.position.epoch
     if plan.checkpoint:
         print(rundir.resuming(args.resume, start, o, plan.given))
     prior = plan.prior
@@ -141,15 +144,18 @@ def _fit(plan, args, stop, comm):
 
     def save(path, history):
         return persistence.save(net, path, optimizer=optimizer, position=history.position,
-                                history=_merge(prior, history, scores), extra={"cli": saved_options, "data": plan.source},
+                                history=_merge(prior, history, scores, schedule),
+                                extra={"cli": saved_options, "data": plan.source, "lr_schedule": schedule.state()},
                                 scaler=plan.scaler, classes=plan.classes)
 
     def after_epoch(epoch, history):
+        shown = schedule.shown(optimizer)  # the rate this epoch trained with
+        stopping = schedule.after_epoch(optimizer, epoch, history.loss[-1])
         scores.update(epoch)
-        progress.epoch(epoch, history, scores.latest())
+        progress.epoch(epoch, history, {**scores.latest(), **shown})
         if plan.out is not None and o.checkpoint_every and (epoch + 1) % o.checkpoint_every == 0:
             _checkpoint(save, plan.out / "checkpoint.npz", history)
-        return False
+        return stopping
 
     stop.training()  # until now a stopping signal ended the command at once: nothing to save
     try:  # a diverging run is reported below, once its last good weights are saved
@@ -162,6 +168,8 @@ def _fit(plan, args, stop, comm):
                               sample_weight=plan.w, class_weight=class_weights(o.class_weight))
     finally:
         progress.close()
+    if schedule.stopped and history.stop_reason == "callback":
+        history.stop_reason = "lr_schedule"
     return history, scores, save
 
 
@@ -170,7 +178,7 @@ def _finish(plan, history, scores, save, stop, comm) -> int:
     o, out = plan.o, plan.out
     diverged = history.divergence_message() if history.stop_reason == "nonfinite" else ""
     end = history.position.epoch
-    merged = {**_merge(plan.prior, history, scores), "ranks": comm.size if comm else 1}
+    merged = {**_merge(plan.prior, history, scores, plan.schedule), "ranks": comm.size if comm else 1}
     print(f"{_summary(merged, history, scores, end, o.epochs)}; {history.samples_per_s:,.0f} samples/s; "
           f"stopped: {history.stop_reason}", flush=True)
     if out is None:
@@ -240,13 +248,25 @@ def _optimizer(o, checkpoint, net):
     return optimizer
 
 
-def _merge(prior, history, scores) -> dict:
+def _schedule(o, given, checkpoint, optimizer, X, comm) -> LRSchedule:
+    """The run's --lr-schedule, going on from the checkpoint's state unless --lr starts it again."""
+    saved = (checkpoint.extra or {}).get("lr_schedule") if checkpoint else None
+    lr0 = saved["lr0"] if saved and saved.get("name") == o.lr_schedule and "lr" not in given else optimizer.lr
+    rows = X.shape[0] if comm is None else ranks.rows(comm, X.shape[0])
+    prior = checkpoint.history or {} if checkpoint else {}
+    lr = prior.get("lr") or [None] * len(prior.get("loss", []))
+    return LRSchedule(o.lr_schedule, lr0, o.power_t, rows, saved if "lr" not in given else None, lr)
+
+
+def _merge(prior, history, scores, schedule) -> dict:
     """The history of the whole run: the checkpoint's (if any) followed by this fit's, with
-    the metric of each epoch (``scores`` holds the checkpoint's epochs already). ``epochs``
+    the metric and the learning rate of each epoch (``scores`` and ``schedule`` hold the
+    checkpoint's epochs already). ``epochs``
     counts whole epochs (a part epoch is ``part``); the counts and the time are the whole
     run's (a part epoch's steps were counted where they were taken), and so is the rate."""
     prior = prior or {}
-    now = {**history.to_dict(), "metric": scores.metric, **scores.history, "epochs": history.position.epoch}
+    now = {**history.to_dict(), "metric": scores.metric, **scores.history, "lr": list(schedule.lr),
+           "epochs": history.position.epoch}
     merged = {**now, "loss": list(prior.get("loss", [])) + now["loss"],
               "val_loss": list(prior.get("val_loss", [])) + now["val_loss"],
               **{k: prior.get(k, 0) + now[k] for k in ("steps", "samples", "elapsed")}}

@@ -14,11 +14,12 @@ from ..training import DEFAULT_LR
 from . import rundir
 from .argtypes import batch_size, class_weight, fraction, positive, sizes
 from .errors import CLIError
+from .lr_schedule import NAMES
 from .tables import DELIMITER_HELP
 
 TRAIN_DEFAULTS = dict(
     sizes=None, activation="tanh", output="auto", loss="auto", lam=0.0, bias=True, dropout=0.0,
-    optimizer="adam", lr=None, momentum=0.9, nesterov=False, beta1=0.9, beta2=0.999,
+    optimizer="adam", lr=None, lr_schedule="constant", power_t=0.5, momentum=0.9, nesterov=False, beta1=0.9, beta2=0.999,
     batch_size=64, epochs=100, max_time=None, target_loss=None, patience=None,
     validation_split=None, chunk_size=None, shuffle=True, class_weight=None,
     backend="numpy", dtype="float64", seed=0,
@@ -73,6 +74,11 @@ def _optimiser_options(p) -> None:
     opt.add_argument("--optimizer", choices=OPTIMIZERS, help=f"(default {d['optimizer']})")
     opt.add_argument("--lr", type=positive(float), help="learning rate (default: "
                      + ", ".join(f"{k} {v}" for k, v in DEFAULT_LR.items()) + ")")
+    opt.add_argument("--lr-schedule", choices=NAMES, help="how the rate changes between epochs, by scikit-learn's "
+                     "rules: constant (default); invscaling, lr / (t+1)^power_t after t examples; adaptive, lr / 5 "
+                     "whenever the training loss has not improved by 1e-4 for over 10 epochs, stopping once "
+                     "lr <= 1e-6")
+    opt.add_argument("--power-t", type=float, help=f"the exponent of --lr-schedule invscaling (default {d['power_t']})")
     opt.add_argument("--momentum", type=float, help=f"momentum μ for --optimizer momentum (default {d['momentum']})")
     opt.add_argument("--nesterov", action="store_const", const=True, help="Nesterov momentum")
     opt.add_argument("--beta1", type=float, help=f"Adam β1 (default {d['beta1']})")
