@@ -6,9 +6,10 @@
 Both compute what ``net.predict(scaler.transform(X))`` computes: the input scaler (where given)
 as x' = (x − μ) / σ, then per layer z(l+1) = a(l)·W(l)ᵀ + b(l) (ONNX ``Gemm`` with transB, a
 ``torch.nn.Linear``) and its activation (``Sigmoid``, ``Tanh``, ``Relu``, ``Softmax`` over each
-row; ``Exp``; identity adds nothing). Weights keep the network's dtype (float32 or float64). What has no
-such form (an activation registered by a user) is refused, by name. onnx and torch are imported
-only when called (``pip install "bpgpu[onnx]"``, ``pip install torch``).
+row; ``Exp``; identity adds nothing), then a target scaler (``target_scaler=``, where the
+network learnt scaled targets) as y = a·σ + μ, so the graph predicts in the targets' units.
+Weights keep the network's dtype (float32 or float64). What has no such form (an activation
+registered by a user) is refused, by name. onnx and torch are imported only when called (``pip install "bpgpu[onnx]"``, ``pip install torch``).
 """
 
 from __future__ import annotations
@@ -48,21 +49,25 @@ def layers(net, scaler=None):
         theta = np.asarray(net.backend.to_host(theta), dtype=dtype)
         W, b = (theta[:, 1:], theta[:, 0]) if net.bias else (theta, None)
         out.append((np.ascontiguousarray(W), b if b is None else np.ascontiguousarray(b), name))
-    return _scaling(net, scaler, dtype), out
+    return scaling(net, scaler), out
 
 
-def _scaling(net, scaler, dtype):
+def scaling(net, scaler, name="scaler"):
+    """(μ, σ) of ``scaler`` in the network's dtype, or None for None. ``name`` "scaler" is the
+    inputs' (sizes[0] wide), "target_scaler" the output units' (sizes[-1])."""
     if scaler is None:
         return None
     if getattr(scaler, "mean", None) is None:
-        raise ValueError("scaler: expected a fitted Standardizer, got one not fitted")
-    if scaler.mean.shape != (net.sizes[0],):
-        raise ValueError(f"scaler: expected {net.sizes[0]} features (sizes[0]), got {scaler.mean.shape[0]}")
+        raise ValueError(f"{name}: expected a fitted Standardizer, got one not fitted")
+    width, what = (net.sizes[0], "features (sizes[0])") if name == "scaler" else (net.sizes[-1], "outputs (sizes[-1])")
+    if scaler.mean.shape != (width,):
+        raise ValueError(f"{name}: expected {width} {what}, got {scaler.mean.shape[0]}")
+    dtype = np.dtype(net.dtype)
     return scaler.mean.astype(dtype), scaler.std.astype(dtype)
 
 
-def onnx_model(net, scaler=None, opset: int = DEFAULT_OPSET):
-    """The ONNX ``ModelProto`` of ``net`` (and ``scaler``): input "X" (m, sizes[0]), output "Y"
+def onnx_model(net, scaler=None, opset: int = DEFAULT_OPSET, target_scaler=None):
+    """The ONNX ``ModelProto`` of ``net`` (and ``scaler``, ``target_scaler``): input "X" (m, sizes[0]), output "Y"
     (m, sizes[-1]) in the network's dtype, operators of ``opset`` (13 … the installed onnx's
     newest), checked by ``onnx.checker``. The class names and input feature names, where the
     network has them, are in the model's metadata ("classes", "feature_names", JSON)."""
@@ -73,7 +78,8 @@ def onnx_model(net, scaler=None, opset: int = DEFAULT_OPSET):
     if not isinstance(opset, int) or isinstance(opset, bool) or not MIN_OPSET <= opset <= newest:
         raise ValueError(f"opset: expected an integer {MIN_OPSET}…{newest} (the installed onnx {onnx.__version__}'s "
                          f"newest), got {opset!r}")
-    scaling, stack = layers(net, scaler)
+    inputs, stack = layers(net, scaler)
+    targets = scaling(net, target_scaler, "target_scaler")
     elem = TensorProto.FLOAT if net.dtype == "float32" else TensorProto.DOUBLE
     nodes, weights, a = [], [], "X"
 
@@ -81,8 +87,8 @@ def onnx_model(net, scaler=None, opset: int = DEFAULT_OPSET):
         nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
         return out
 
-    if scaling is not None:
-        weights += [numpy_helper.from_array(scaling[0], "mean"), numpy_helper.from_array(scaling[1], "std")]
+    if inputs is not None:
+        weights += [numpy_helper.from_array(inputs[0], "mean"), numpy_helper.from_array(inputs[1], "std")]
         a = add("Div", [add("Sub", [a, "mean"], "centred"), "std"], "scaled")
     for l, (W, b, name) in enumerate(stack, start=1):
         weights.append(numpy_helper.from_array(W, f"W{l}"))
@@ -91,6 +97,9 @@ def onnx_model(net, scaler=None, opset: int = DEFAULT_OPSET):
         a = add("Gemm", [a, f"W{l}"] + ([f"b{l}"] if b is not None else []), f"z{l}", transB=1)
         if ONNX_OPS[name] is not None:
             a = add(ONNX_OPS[name], [a], f"a{l}", **({"axis": 1} if name == "softmax" else {}))
+    if targets is not None:
+        weights += [numpy_helper.from_array(v, name) for v, name in zip(targets, ("target_mean", "target_std"))]
+        a = add("Add", [add("Mul", [a, "target_std"], "spread"), "target_mean"], "unscaled")
     add("Identity", [a], "Y")
     graph = helper.make_graph(nodes, "bpgpu", [helper.make_tensor_value_info("X", elem, ["m", net.sizes[0]])],
                               [helper.make_tensor_value_info("Y", elem, ["m", net.sizes[-1]])], weights)
@@ -103,21 +112,22 @@ def onnx_model(net, scaler=None, opset: int = DEFAULT_OPSET):
     return model
 
 
-def to_onnx(net, path, scaler=None, opset: int = DEFAULT_OPSET):
-    """Write :func:`onnx_model` of ``net`` (and ``scaler``) to ``path`` atomically; returns the model."""
-    model = onnx_model(net, scaler, opset)
+def to_onnx(net, path, scaler=None, opset: int = DEFAULT_OPSET, target_scaler=None):
+    """Write :func:`onnx_model` of ``net`` (and the scalers) to ``path`` atomically; returns the model."""
+    model = onnx_model(net, scaler, opset, target_scaler)
     atomic_write_bytes(path, model.SerializeToString())
     return model
 
 
-def to_torch(net, scaler=None):
-    """``net`` (and ``scaler``) as a ``torch.nn.Sequential`` on the CPU in the network's dtype:
-    [Standardize,] Linear, activation, …, with the same weights (``state_dict()``: "k.weight"
-    (s(l+1), s(l)), "k.bias" (s(l+1),); a scaler's "0.mean", "0.std"). Eval mode."""
+def to_torch(net, scaler=None, target_scaler=None):
+    """``net`` (and the scalers) as a ``torch.nn.Sequential`` on the CPU in the network's dtype:
+    [Standardize,] Linear, activation, …[, Unstandardize] with the same weights (``state_dict()``:
+    "k.weight" (s(l+1), s(l)), "k.bias" (s(l+1),); a scaler's "k.mean", "k.std"). Eval mode."""
     torch = require("torch")
-    scaling, stack = layers(net, scaler)
+    inputs, stack = layers(net, scaler)
+    targets = scaling(net, target_scaler, "target_scaler")
     dtype = torch.float32 if net.dtype == "float32" else torch.float64
-    modules = [] if scaling is None else [_standardize(torch, *(torch.from_numpy(v.copy()) for v in scaling))]
+    modules = [] if inputs is None else [_scaling_module(torch, inputs, inverse=False)]
     with torch.no_grad():
         for W, b, name in stack:
             linear = torch.nn.Linear(W.shape[1], W.shape[0], bias=b is not None, dtype=dtype)
@@ -126,6 +136,8 @@ def to_torch(net, scaler=None):
                 linear.bias.copy_(torch.from_numpy(b))
             activation = getattr(torch.nn, TORCH_MODULES[name]) if TORCH_MODULES[name] else _exp(torch)
             modules += [linear, activation(dim=1) if name == "softmax" else activation()]
+    if targets is not None:
+        modules.append(_scaling_module(torch, targets, inverse=True))
     return torch.nn.Sequential(*modules).eval()
 
 
@@ -138,16 +150,20 @@ def _exp(torch):
     return Exp
 
 
-def _standardize(torch, mean, std):
-    """A module computing (x − μ) / σ, μ and σ kept as buffers (so in its state_dict)."""
+def _scaling_module(torch, mean_std, inverse: bool):
+    """A module computing (x − μ) / σ, or with ``inverse`` a·σ + μ; μ and σ kept as buffers
+    (so in its state_dict)."""
     class Standardize(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.register_buffer("mean", mean)
-            self.register_buffer("std", std)
+            self.register_buffer("mean", torch.from_numpy(mean_std[0].copy()))
+            self.register_buffer("std", torch.from_numpy(mean_std[1].copy()))
 
         def forward(self, x):
-            return (x - self.mean) / self.std
+            return x * self.std + self.mean if inverse else (x - self.mean) / self.std
+
+        def extra_repr(self):
+            return "inverse: a·σ + μ" if inverse else "(x − μ) / σ"
 
     return Standardize()
 

@@ -55,7 +55,7 @@ class Network(Parameters):
             probability p and scale the rest by 1/(1 − p); forward, predict and evaluate never.
 
     Public surface: ``forward``, ``predict``, ``evaluate``, ``loss_and_gradients``, ``fit``,
-    ``thetas``/``set_thetas``, ``params``/``set_params``, ``config``, ``clone``, ``layers``,
+    ``thetas``/``set_thetas``, ``params``/``set_params``, ``config``, ``clone``, ``layers``, ``to_torch``,
     ``chunk_size_for``, ``release_buffers`` (checked inputs); and for a training loop of one's
     own, ``batch`` (check and stage once) then ``step``, ``output_of``, ``loss_of`` on what
     ``batch`` returned (unchecked: no host synchronisation).
@@ -69,18 +69,14 @@ class Network(Parameters):
         if self.output == "softmax" and self.sizes[-1] < 2:
             raise ValueError(f"output: 'softmax' expects at least 2 output units, got sizes[-1] = {self.sizes[-1]}")
         self.lam = check.number("lam", lam, low=0.0)
-        if not isinstance(bias, bool):
-            raise TypeError(f"bias: expected True or False, got {bias!r}")
-        self.bias = bias
+        self.bias = check.flag("bias", bias)
         self.dtype = check.choice("dtype", dtype, DTYPES)
         device = check.number("device", device, low=0, integer=True, allow_none=True)
         self.backend = get_backend(check.choice("backend", backend, BACKENDS) if isinstance(backend, str) else backend,
                                    device)
         self.xp, self.device = self.backend.xp, self.backend.device
         self.seed = check.number("seed", seed, low=0, integer=True)
-        if allow_tf32 is not None and not isinstance(allow_tf32, bool):
-            raise TypeError(f"allow_tf32: expected True, False or None, got {allow_tf32!r}")
-        self.allow_tf32 = allow_tf32
+        self.allow_tf32 = check.flag("allow_tf32", allow_tf32, allow_none=True)
         self.optimizer = None  # the last fit's, which fit(warm_start=True) continues
         self.feature_names = None  # the column names of the DataFrame the last fit took
         self.classes = None  # what each output unit stands for, where the last fit took class labels
@@ -390,6 +386,11 @@ class Network(Parameters):
         twin = Network(**cfg)
         twin.set_thetas([self.backend.to_host(t) for t in self.thetas])
         return twin
+
+    def to_torch(self, scaler=None, target_scaler=None):
+        """This network as a ``torch.nn.Sequential`` with its weights (:func:`bpgpu.export.to_torch`)."""
+        from .export import to_torch
+        return to_torch(self, scaler, target_scaler)
 
     def __repr__(self) -> str:
         return (f"Network(sizes={self.sizes}, activation={self.activations}, output={self.output!r}, "

@@ -66,6 +66,18 @@ class Standardizer:
         dtype = _dtype(backend, X)
         return (X - backend.asarray(self.mean, dtype)) / backend.asarray(self.std, dtype)
 
+    def inverse_transform(self, Z):
+        """Z (m, n) back in the units μ and σ came from: Z·σ + μ (predictions of a network
+        trained on scaled targets), an array of Z's library and float dtype."""
+        if self.mean is None:
+            raise ValueError("Standardizer: not fitted yet; call fit(Y_train) first")
+        backend, Z = _batch("Z", Z)
+        if Z.shape[1] != self.mean.shape[0]:
+            raise ValueError(f"Z: expected {self.mean.shape[0]} columns (the columns this Standardizer was "
+                             f"fitted on), got shape {tuple(Z.shape)}")
+        dtype = _dtype(backend, Z)
+        return Z * backend.asarray(self.std, dtype) + backend.asarray(self.mean, dtype)
+
     def fit_transform(self, X):
         """:meth:`fit` then :meth:`transform` on the same X."""
         return self.fit(X).transform(X)

@@ -197,9 +197,7 @@ def _optimizer(net, optimizer, lr, warm_start, deprecated: dict):
     """The optimiser this fit steps: ``net.optimizer`` continued (``warm_start``), else
     :func:`optimizer_for`; checked against the network's parameters before any weight changes."""
     own = _deprecated(deprecated, optimizer)
-    if not isinstance(warm_start, bool):
-        raise TypeError(f"warm_start: expected True or False, got {warm_start!r}")
-    if warm_start and net.optimizer is not None and isinstance(optimizer, str):
+    if check.flag("warm_start", warm_start) and net.optimizer is not None and isinstance(optimizer, str):
         if net.optimizer.name != optimizer:
             raise ValueError(f"warm_start: the last fit used optimizer {net.optimizer.name!r}, got optimizer="
                              f"{optimizer!r}; pass warm_start=False to start a fresh one")

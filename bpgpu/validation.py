@@ -44,6 +44,13 @@ def choice(name: str, value, options) -> str:
     return value
 
 
+def flag(name: str, value, allow_none: bool = False):
+    """``value``, checked to be True or False (or None where ``allow_none``)."""
+    if not isinstance(value, bool) and not (allow_none and value is None):
+        raise TypeError(f"{name}: expected {'True, False or None' if allow_none else 'True or False'}, got {value!r}")
+    return value
+
+
 def number(name: str, value, *, low=None, low_open=False, integer=False, allow_none=False):
     """``value`` as a float (or int), checked to be finite and above ``low``."""
     if value is None and allow_none:

@@ -37,11 +37,13 @@ def train(folder, ranks, *more):
 
 def test_ranks_train_a_file_as_one_process_and_rank_0_alone_writes(tmp_path):
     table(tmp_path)
-    schedule = ["--lr-schedule", "invscaling"]  # over every rank's examples
-    train(tmp_path, 1, "--epochs", "4", "--out", "one", *schedule)
-    shown = train(tmp_path, 2, "--epochs", "4", "--out", "two", "--checkpoint-every", "2", *schedule)
+    more = ["--lr-schedule", "invscaling", "--standardize-target"]  # over every rank's examples, as one process
+    train(tmp_path, 1, "--epochs", "4", "--out", "one", *more)
+    shown = train(tmp_path, 2, "--epochs", "4", "--out", "two", "--checkpoint-every", "2", *more)
     assert shown.count("training 4-6-1") == 1 and "over 2 ranks" in shown
-    one, two = (bpgpu.load(tmp_path / d / "model.npz") for d in ("one", "two"))
+    one, two = (bpgpu.load_checkpoint(tmp_path / d / "model.npz") for d in ("one", "two"))
+    np.testing.assert_allclose(two.target_scaler.std, one.target_scaler.std, rtol=1e-14)
+    one, two = one.network, two.network
     np.testing.assert_allclose(two.params, one.params, rtol=0, atol=1e-12 * float(np.max(np.abs(one.params))))
     history = json.loads((tmp_path / "two" / "history.json").read_text())
     alone = json.loads((tmp_path / "one" / "history.json").read_text())

@@ -113,6 +113,24 @@ def test_to_torch_without_biases_or_scaler():
         assert_close(model(torch.from_numpy(X)).numpy(), net.predict(X), "float64")
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_target_scaler_puts_both_exports_in_the_targets_units(dtype):
+    """y = a·σ + μ after the output, in the network's dtype: ONNX (Mul, Add) and torch (the
+    last module), from ``net.to_torch`` as from the function; a scaler of other width refused."""
+    torch = pytest.importorskip("torch")
+    net, X = network("identity", dtype, k=2), data()
+    scaler, target = bpgpu.Standardizer().fit(X), bpgpu.Standardizer([1e5, -3.0], [2e4, 0.5])
+    want = target.inverse_transform(expected(net, scaler, X))
+    model = net.to_torch(scaler, target_scaler=target)
+    with torch.no_grad():
+        assert_close(model(torch.from_numpy(X.astype(dtype))).numpy(), want, dtype)
+    np.testing.assert_array_equal(model.state_dict()[f"{len(model) - 1}.std"].numpy(), target.std.astype(dtype))
+    if importlib.util.find_spec("onnx") and importlib.util.find_spec("onnxruntime"):
+        assert_close(run_onnx(export.onnx_model(net, scaler, target_scaler=target), X.astype(dtype)), want, dtype)
+    with pytest.raises(ValueError, match=r"^target_scaler: expected 2 outputs \(sizes\[-1\]\), got 5$"):
+        export.to_torch(net, target_scaler=scaler)
+
+
 def test_what_cannot_be_exported_is_refused_by_name(tmp_path, monkeypatch):
     net = network("softmax", "float64")
     net.activations = ["sigmoid", "swish", "relu", "tanh"]  # as a user's registered activation would be

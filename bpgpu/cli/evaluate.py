@@ -52,7 +52,11 @@ def run(args) -> int:
         X = checkpoint.scaler.transform(X)
     rows = rows_per_chunk(net)  # activations of a bounded chunk of rows at a time
     A, Y = outputs(net, X, rows), net.backend.asarray(Y, net.dtype)
-    result = {"loss": net.evaluate(X, Y, chunk_size=rows), metric: METRICS[metric](Y, A, net.backend),
+    unscaled = checkpoint.target_scaler
+    loss = net.evaluate(X, Y if unscaled is None else unscaled.transform(Y), chunk_size=rows)  # as train reports it
+    if unscaled is not None:
+        A = unscaled.inverse_transform(A)
+    result = {"loss": loss, metric: METRICS[metric](Y, A, net.backend),
               "examples": X.shape[0], "data": str(args.data), "model": str(args.model)}
     if metric == "accuracy":
         result.update(classification(confusion(Y, A, net.backend), checkpoint.classes))

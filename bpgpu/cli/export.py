@@ -1,4 +1,5 @@
-"""``bpgpu export``: a saved model as an ONNX graph, its input scaler included (bpgpu.export)."""
+"""``bpgpu export``: a saved model as an ONNX graph, its input and target scalers included
+(bpgpu.export): the graph predicts what ``bpgpu predict`` does."""
 
 from __future__ import annotations
 
@@ -31,10 +32,11 @@ def run(args) -> int:
     except ModuleNotFoundError as err:
         raise CLIError(str(err)) from None
     checkpoint = persistence.load_checkpoint(args.model, backend="numpy")
-    net, scaler = checkpoint.network, checkpoint.scaler
-    export.to_onnx(net, out, scaler=scaler, opset=args.opset)
+    net, scaler, target_scaler = checkpoint.network, checkpoint.scaler, checkpoint.target_scaler
+    export.to_onnx(net, out, scaler=scaler, opset=args.opset, target_scaler=target_scaler)
     hidden = "/".join(net.activations) or "-"
     print(f"wrote {args.output}: {'-'.join(map(str, net.sizes))} ({hidden} → {net.output}), {net.dtype}, "
           f"opset {args.opset}, input X (m, {net.sizes[0]}), output Y (m, {net.sizes[-1]})"
-          + (", input scaling included" if scaler is not None else ""))
+          + (", input scaling included" if scaler is not None else "")
+          + (", predicting in the targets' units (their scaling undone)" if target_scaler is not None else ""))
     return 0

@@ -52,6 +52,8 @@ def _predict(args) -> int:
     X = model_inputs(table, args.columns, (checkpoint.extra or {}).get("data", {}), args.model, net.sizes[0])
     check_fits(table, X, net.dtype, "input")
     A = outputs(net, X, checkpoint.scaler)
+    if checkpoint.target_scaler is not None:  # trained on scaled targets: back to their units
+        A = checkpoint.target_scaler.inverse_transform(A)
     fmt = "%.10g"
     if args.argmax:
         k = metrics.classes(A, np).astype(int)

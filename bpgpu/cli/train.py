@@ -59,6 +59,7 @@ class TrainPlan:
     source: dict
     classes: list | None
     scaler: Standardizer | None
+    target_scaler: Standardizer | None  # --standardize-target: the network learns scaled targets
     optimizer: object
     schedule: LRSchedule
     position: Position
@@ -93,6 +94,7 @@ def _plan(args, comm) -> TrainPlan:
     X, Y, w, source, classes = training_data(o, backend, *((comm.rank, comm.size) if comm else ()),
                                           like=resumed_columns(checkpoint, given))  # columns by name on --resume
     o.output, o.loss = heads(o, source)
+    _check_target_scaling(o, source)
     if checkpoint:
         net = checkpoint.network.clone(backend=backend)
     else:
@@ -102,11 +104,17 @@ def _plan(args, comm) -> TrainPlan:
     validation = None
     if o.validation_split:
         (X, Y, w), validation = split(X, Y, o.validation_split, o.data_seed, backend, w)
-    raw_X, scaler = X, _scaler(o, checkpoint, X, comm, backend)
+    raw_X = X
+    scaler = _scaler("--standardize", o.standardize, checkpoint, "scaler", X, comm, backend)
+    target_scaler = _scaler("--standardize-target", o.standardize_target, checkpoint, "target_scaler", Y, comm, backend)
     if scaler is not None:
         X = scaler.transform(X)
         if validation is not None:
             validation = (scaler.transform(validation[0]), validation[1])
+    if target_scaler is not None:
+        Y = target_scaler.transform(Y)
+        if validation is not None:
+            validation = (validation[0], target_scaler.transform(validation[1]))
     optimizer = _optimizer(o, checkpoint, net)
     schedule = _schedule(o, given, checkpoint, optimizer, X, comm)
     position = (checkpoint.position or Position()) if checkpoint else Position()
@@ -114,8 +122,8 @@ def _plan(args, comm) -> TrainPlan:
         raise CLIError(f"--epochs {o.epochs}: the checkpoint {args.resume} is already at epoch {position.epoch}; "
                        "ask for more epochs to continue")
     out = rundir.prepare(o.out, o.plot) if first else None
-    return TrainPlan(o, given, checkpoint, first, net, X, Y, w, raw_X, validation, source, classes, scaler, optimizer,
-                     schedule, position, out)
+    return TrainPlan(o, given, checkpoint, first, net, X, Y, w, raw_X, validation, source, classes, scaler,
+                     target_scaler, optimizer, schedule, position, out)
 
 
 def _held_out(plan, comm) -> str:
@@ -146,7 +154,7 @@ def _fit(plan, args, stop, comm):
         return persistence.save(net, path, optimizer=optimizer, position=history.position,
                                 history=_merge(prior, history, scores, schedule),
                                 extra={"cli": saved_options, "data": plan.source, "lr_schedule": schedule.state()},
-                                scaler=plan.scaler, classes=plan.classes)
+                                scaler=plan.scaler, classes=plan.classes, target_scaler=plan.target_scaler)
 
     def after_epoch(epoch, history):
         shown = schedule.shown(optimizer)  # the rate this epoch trained with
@@ -274,18 +282,33 @@ def _merge(prior, history, scores, schedule) -> dict:
     return {**merged, "samples_per_s": merged["samples"] / elapsed if elapsed > 0 else 0.0}
 
 
-def _scaler(o, checkpoint, X, comm, backend):
-    """The Standardizer of this run: the checkpoint's on --resume (its network learnt on those
-    scaled inputs), else one fitted to the training split X (every rank's) with --standardize,
-    else None."""
+def _scaler(option, wanted, checkpoint, kept, data, comm, backend):
+    """A Standardizer of this run (``option`` --standardize for the inputs, --standardize-target
+    for the targets): the checkpoint's (its attribute ``kept``) on --resume, as its network
+    learnt on them, else one fitted to the training split ``data`` (every rank's) where
+    ``wanted``, else None."""
     if checkpoint is None:
-        if not o.standardize:
+        if not wanted:
             return None
-        return Standardizer().fit(X) if comm is None else ranks.standardizer(comm, X, backend)
-    if o.standardize != (checkpoint.scaler is not None):
-        raise CLIError(f"--standardize: the checkpoint's network was trained on {'un' if o.standardize else ''}"
-                       "scaled inputs; a resumed run cannot change how its inputs are scaled")
-    return checkpoint.scaler
+        return Standardizer().fit(data) if comm is None else ranks.standardizer(comm, data, backend)
+    saved, what = getattr(checkpoint, kept), "inputs" if kept == "scaler" else "targets"
+    if wanted != (saved is not None):
+        raise CLIError(f"{option}: the checkpoint's network was trained on {'un' if wanted else ''}scaled {what}; "
+                       f"a resumed run cannot change how its {what} are scaled")
+    return saved
+
+
+def _check_target_scaling(o, source):
+    """--standardize-target scales numbers to any real value: it needs numeric targets, an
+    identity output and mse."""
+    if not o.standardize_target:
+        return
+    if METRIC[source["kind"]] != "r2":
+        raise CLIError(f"--standardize-target: scales numeric targets, and this run's are classes "
+                       f"({source['description']}); leave it out")
+    if (o.output, o.loss) != ("identity", "mse"):
+        raise CLIError(f"--standardize-target: scaled targets take any real value, which needs --output identity "
+                       f"and --loss mse; this run has {o.output} and {o.loss}")
 
 
 def _plotting_available() -> bool:

@@ -25,6 +25,7 @@ TRAIN_DEFAULTS = dict(
     backend="numpy", dtype="float64", seed=0,
     data=None, samples=1000, classes=None, features=None, noise=None, teacher_sizes=None,
     data_seed=None, target=None, columns=None, weight_column=None, delimiter=None, one_hot=False, standardize=False,
+    standardize_target=False,
     out=None, checkpoint_every=None, log_every=None, score_every=1, quiet=False, plot=True,
 )
 ARCHITECTURE = ("sizes", "activation", "output", "loss", "lam", "bias", "dropout", "dtype", "seed")
@@ -133,6 +134,9 @@ def _data_options(p) -> None:
     data.add_argument("--standardize", action="store_const", const=True, help="scale each input to mean 0 and "
                       "standard deviation 1, with mean and deviation from the training split only; kept in the "
                       "model, so predict and evaluate scale their inputs alike")
+    data.add_argument("--standardize-target", action="store_const", const=True, help="train on numeric targets "
+                      "scaled to mean 0 and deviation 1 (from the training split), each column; kept in the model, "
+                      "so predict and export give numbers in the targets' units (loss and lr are then in scaled units)")
 
 
 def _output_options(p) -> None:

@@ -16,7 +16,7 @@ from .. import validation as check
 from .npz import Archive
 
 FORMAT = "bpgpu-model"
-VERSION = 2  # the newest format this bpgpu reads and writes
+VERSION = 3  # the newest format this bpgpu reads and writes
 
 
 # The metadata is JSON (the history grows by a few numbers an epoch); anything far
@@ -97,12 +97,13 @@ def read_arrays(path: Path, archive: Archive, sizes, shapes, state_counts) -> di
     anything is read: Theta(l) exactly ``shapes[l]``, each optimiser state as many
     numbers as the weights (its layout is the optimiser's), nothing else; and all of
     it, with the network to be built, checked to fit in the memory available."""
-    declared = len(shapes) + sum(state_counts.values())  # (a scaler's 2 entries are optional)
+    declared = len(shapes) + sum(state_counts.values())  # (the scalers' entries are optional)
     if declared > len(archive.names):  # before listing them: the counts may be absurd
         raise ValueError(f"{path}: the metadata declares {declared:,} arrays, the file holds {len(archive.names)}")
     exact = {f"theta.{l}": shape for l, shape in enumerate(shapes)}
-    if "scaler.mean" in archive.names or "scaler.std" in archive.names:
-        exact.update({"scaler.mean": (sizes[0],), "scaler.std": (sizes[0],)})
+    for scaler, width in (("scaler", sizes[0]), ("target_scaler", sizes[-1])):  # both optional
+        if f"{scaler}.mean" in archive.names or f"{scaler}.std" in archive.names:
+            exact.update({f"{scaler}.mean": (width,), f"{scaler}.std": (width,)})
     state = {key: [f"{key}.{i}" for i in range(count)] for key, count in state_counts.items()}
     wanted = set(exact).union(*state.values())
     unexpected = sorted(archive.names - wanted - {"meta", "sha256"})

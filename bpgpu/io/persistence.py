@@ -1,8 +1,9 @@
 """Models on disk: one ``.npz`` of plain arrays (``theta.<l>``, ``optimizer.<slot>.0``,
-``scaler.mean``/``scaler.std``, ``meta`` JSON, ``sha256`` over them all), written through
-:func:`bpgpu.io.atomic.atomic_write` and read trusting nothing (:mod:`bpgpu.io.model_file`).
-Weights travel through the host, so a model saved from CuPy loads on NumPy. A file with a
-scaler or class names is format version 2 (docs/architecture.md, "Files", has the layout).
+``scaler.mean``/``scaler.std``, ``target_scaler.mean``/``target_scaler.std``, ``meta`` JSON,
+``sha256`` over them all), written through :func:`bpgpu.io.atomic.atomic_write` and read
+trusting nothing (:mod:`bpgpu.io.model_file`). Weights travel through the host, so a model
+saved from CuPy loads on NumPy. A file with a scaler or class names is format version 2, one
+with a target scaler version 3 (docs/architecture.md, "Files", has the layout).
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class Checkpoint:
         history: the saved history (a dict of lists), or None.
         extra: the caller's own JSON metadata, or None.
         scaler: the :class:`~bpgpu.Standardizer` the inputs go through first, or None.
+        target_scaler: the :class:`~bpgpu.Standardizer` of the targets the network was
+            trained on, or None: predictions in the targets' units are
+            ``target_scaler.inverse_transform(net.predict(...))``.
         classes: the class name of each output unit (of 0 and 1 for a single sigmoid
             output), or None.
         position: where the saved run stands (``fit(resume=...)`` continues it exactly:
@@ -53,6 +57,7 @@ class Checkpoint:
     extra: dict | None = None
     scaler: Standardizer | None = None
     classes: list[str] | None = None
+    target_scaler: Standardizer | None = None
     metadata: dict = field(default_factory=dict)
     position: Position | None = None
 
@@ -60,7 +65,7 @@ class Checkpoint:
 # -- writing ----------------------------------------------------------------------
 
 def save(net, path, *, optimizer=None, history=None, epoch=None, extra=None, scaler=None, classes=None,
-         position=None) -> Path:
+         position=None, target_scaler=None) -> Path:
     """Write ``net`` (and optionally its training state) to ``path`` atomically.
 
     Args:
@@ -71,6 +76,8 @@ def save(net, path, *, optimizer=None, history=None, epoch=None, extra=None, sca
         epoch: epochs completed, for resuming with ``initial_epoch``.
         extra: any JSON-serialisable dict of the caller's own.
         scaler: a fitted :class:`~bpgpu.Standardizer` of the network's inputs.
+        target_scaler: a fitted :class:`~bpgpu.Standardizer` of the targets it was trained
+            on (one μ and σ per output unit).
         classes: the class names of the output units, one per unit (two for a single
             sigmoid output: the classes of 0 and 1).
         position: a :class:`~bpgpu.position.Position` (``history.position``), so that the
@@ -91,10 +98,12 @@ def save(net, path, *, optimizer=None, history=None, epoch=None, extra=None, sca
                          f"{type(optimizer).__name__} named {getattr(optimizer, 'name', None)!r}: save the network alone")
     to_host = net.backend.to_host
     arrays = {f"theta.{l}": np.asarray(to_host(t)) for l, t in enumerate(net.thetas)}
-    if scaler is not None:
-        arrays.update(_scaler_arrays(net, scaler))
+    for name, given, width in (("scaler", scaler, net.sizes[0]), ("target_scaler", target_scaler, net.sizes[-1])):
+        if given is not None:
+            arrays.update(_scaler_arrays(name, given, width))
     classes = _class_names(net, classes)
-    meta = {"format": FORMAT, "version": 1 if scaler is None and classes is None else 2, "bpgpu_version": _version(),
+    version = 3 if target_scaler is not None else 1 if scaler is None and classes is None else 2
+    meta = {"format": FORMAT, "version": version, "bpgpu_version": _version(),
             "saved": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "saved_from": net.backend.name, "config": net.config(),
             "theta_shapes": [list(s) for s in net.theta_shapes()],
@@ -148,12 +157,15 @@ def _best_arrays(net, best: State | None, arrays: dict) -> dict | None:
     return {"t": best.optimizer["t"], "params": len(params), "state": _slot_arrays("best.optimizer", slots, arrays)}
 
 
-def _scaler_arrays(net, scaler) -> dict:
+def _scaler_arrays(name: str, scaler, width: int) -> dict:
+    """``name``.mean and ``name``.std of a fitted Standardizer of ``width`` columns (the inputs
+    for "scaler", the output units for "target_scaler")."""
     if not isinstance(scaler, Standardizer) or scaler.mean is None:
-        raise TypeError(f"scaler: expected a fitted bpgpu.Standardizer, got {scaler!r}")
-    if scaler.mean.shape != (net.sizes[0],):
-        raise ValueError(f"scaler: expected one μ and σ per input ({net.sizes[0]}), got {scaler.mean.shape[0]}")
-    return {"scaler.mean": scaler.mean, "scaler.std": scaler.std}
+        raise TypeError(f"{name}: expected a fitted bpgpu.Standardizer, got {scaler!r}")
+    if scaler.mean.shape != (width,):
+        what = "input" if name == "scaler" else "output unit"
+        raise ValueError(f"{name}: expected one μ and σ per {what} ({width}), got {scaler.mean.shape[0]}")
+    return {f"{name}.mean": scaler.mean, f"{name}.std": scaler.std}
 
 
 def _class_names(net, classes) -> list[str] | None:
@@ -244,16 +256,20 @@ def load_checkpoint(path, backend="numpy", dtype=None) -> Checkpoint:
             raise ValueError(f"{path}: cannot build the saved optimizer: {err}") from None
         optimizer.load_state_dict({"t": saved["t"], "state": _state(flats, "optimizer.")},
                                   lambda a: net.backend.asarray(a, net.dtype))
-    scaler = None
-    if "scaler.mean" in arrays:
-        try:
-            scaler = Standardizer(arrays["scaler.mean"], arrays["scaler.std"])
-        except ValueError as err:
-            raise ValueError(f"{path}: the saved scaler is unusable: {err}") from None
     net.classes = meta["classes"]
     return Checkpoint(network=net, optimizer=optimizer, epoch=meta["epoch"], history=meta["history"],
-                      extra=meta["extra"], scaler=scaler, classes=meta["classes"], metadata=meta,
-                      position=_position(meta, net, flats))
+                      extra=meta["extra"], scaler=_scaler(path, arrays, "scaler"), classes=meta["classes"],
+                      metadata=meta, position=_position(meta, net, flats),
+                      target_scaler=_scaler(path, arrays, "target_scaler"))
+
+
+def _scaler(path, arrays: dict, name: str) -> Standardizer | None:
+    if f"{name}.mean" not in arrays:
+        return None
+    try:
+        return Standardizer(arrays[f"{name}.mean"], arrays[f"{name}.std"])
+    except ValueError as err:
+        raise ValueError(f"{path}: the saved {name.replace('_', ' ')} is unusable: {err}") from None
 
 
 def _flat(path, net, arrays: dict, prefix: str, count: int) -> np.ndarray:
