@@ -5,7 +5,8 @@
 
 Time: the readers take turns (each leading in turn) with a pause between, each in this
 process; the ratios are taken round by round, so a machine busy with other work slows both
-sides alike. Two pandas readers: its default, which parses integer columns as int64, and
+sides alike. Two bpgpu readers: as installed (pandas' C reader where pandas is, as here), and
+as without pandas (NumPy's reader). Two pandas readers: its default, which parses integer columns as int64, and
 asked for float64 throughout, as bpgpu reads. Memory: each reader runs once in a fresh
 subprocess under tracemalloc (NumPy and pandas report their arrays to it); the peak is
 compared with the data's size as float64 (rows × columns × 8 bytes).
@@ -30,6 +31,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 READERS = {
     "bpgpu": "from bpgpu.cli.tables import read_table\nvalues = read_table(PATH).values",
+    # bpgpu where pandas is not installed: NumPy's reader (an import of pandas fails meanwhile).
+    "bpgpu-numpy": ("import sys\nfrom bpgpu.cli.tables import read_table\nhidden = sys.modules.pop('pandas', None)\n"
+                    "sys.modules['pandas'] = None\ntry:\n    values = read_table(PATH).values\nfinally:\n"
+                    "    del sys.modules['pandas']\n    if hidden is not None:\n        sys.modules['pandas'] = hidden"),
     "pandas": "import pandas\nvalues = pandas.read_csv(PATH).to_numpy()",
     # pandas asked for what bpgpu makes, float64 throughout: its default parses integer columns as int64.
     "pandas-float64": "import numpy, pandas\nvalues = pandas.read_csv(PATH, dtype=numpy.float64).to_numpy()",
@@ -54,7 +59,7 @@ def run_reader(name: str, path: Path) -> float:
 def peak_bytes(name: str, path: Path) -> int:
     """tracemalloc's peak while reader ``name`` reads ``path``, in a fresh process (imports before the start)."""
     script = (f"import sys, tracemalloc\nsys.path.insert(0, {str(ROOT)!r})\nimport numpy, bpgpu.cli.tables\n"
-              + ("import pandas\n" if name == "pandas" else "")
+              + ("import pandas\n" if name != "bpgpu-numpy" else "")
               + f"PATH = {str(path)!r}\ntracemalloc.start()\n{READERS[name]}\n"
               "print(tracemalloc.get_traced_memory()[1])\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
@@ -101,7 +106,7 @@ def report(r: dict) -> None:
     ratios, size = r["ratios"], r["float64_bytes"]
     print(f"{r['file']}: {r['megabytes']:.1f} MB of CSV, {size / 1e6:.1f} MB as float64")
     for name, times in r["times"].items():
-        print(f"  {name:7s} {statistics.median(times):.3f} s median, {min(times):.3f}–{max(times):.3f} s over "
+        print(f"  {name:14s} {statistics.median(times):.3f} s median, {min(times):.3f}–{max(times):.3f} s over "
               f"{len(times)} reads; peak memory {r['peak'][name] / 1e6:.0f} MB = {r['peak'][name] / size:.2f}× float64")
     for name, each in ratios.items():
         print(f"  bpgpu / {name} time, round by round: median {statistics.median(each):.2f}, "

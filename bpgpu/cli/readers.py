@@ -1,12 +1,15 @@
 """Parsing a file's bytes into the parts of a table: CSV/TSV (any one-character delimiter)
-through NumPy's C reader, Parquet through pyarrow (an optional extra).
+through pandas' C reader where pandas is installed, else NumPy's, and Parquet through pyarrow
+(an optional extra).
 
-Why NumPy's reader (``np.loadtxt``, C since NumPy 1.23): on a 150k × 51 CSV of numbers it
-took 1.3–1.6× the time of pandas' ``read_csv`` (1.3× pandas asked for float64 too) with a lower
-peak memory (1.5× the float64 table against pandas' 2×), and it adds no dependency
-(``benchmarks/read_csv.py`` measures both; BENCHMARKS.md has the runs). It parses floats straight into
-the array; only a file with text cells (class labels, an empty cell) takes a second pass
-that reads the cells as text.
+Why: on a 150k × 51 CSV of numbers on a quiet machine, NumPy's reader (``np.loadtxt``, C since
+NumPy 1.23) took 1.4–2.4× the time of pandas' ``read_csv``, with a lower peak memory (1.5× the
+float64 table against pandas' 2×); with pandas' reader, bpgpu's takes 1.1–1.2× pandas' own time
+(the checks that it reads as NumPy would). pandas is heavy, so it is an extra (``tables``);
+NumPy's reader stays the path without it, and the two give the same bits or the same error
+(tests/test_csv_paths.py; ``benchmarks/read_csv.py`` measures both, BENCHMARKS.md has the runs).
+Floats are parsed straight into the array; only a file with text cells (class labels, an empty
+cell) takes a second pass that reads the cells as text.
 
 Each reader returns ``(values, names, text, first_line)`` as :class:`~bpgpu.cli.tables.Table`
 holds them: values (m, n) float64 with NaN in text columns, the n names or None,
@@ -24,6 +27,7 @@ import numpy as np
 from .errors import CLIError, one_line
 
 PARQUET_HINT = "reading Parquet needs pyarrow: pip install 'bpgpu[parquet]'"
+BLOCK_ROWS = 4096  # rows pandas reads at a time: the peak stays near 1.5× the float64 table, the time as in one piece
 
 
 def is_number(cell: str) -> bool:
@@ -107,7 +111,7 @@ def _parse(path, data: bytes, delimiter: str, skip: int):
     numbers in one pass; where a cell is not a number, read again as text and split into
     number and text columns."""
     try:
-        return _loadtxt(data, delimiter, skip, np.float64), {}
+        return _numbers(data, delimiter, skip), {}
     except ValueError:
         pass
     try:
@@ -123,6 +127,57 @@ def _parse(path, data: bytes, delimiter: str, skip: int):
         except ValueError:
             text[j] = column
     return values, text
+
+
+def _numbers(data: bytes, delimiter: str, skip: int) -> np.ndarray:
+    """The rows after the first ``skip`` lines as float64 (m, n), or a ValueError where a cell
+    is not a number: by pandas' C reader where pandas is installed and it reads the table as
+    NumPy would (:func:`_pandas_numbers`), else by NumPy's. pandas refuses a "nan" cell
+    (``na_filter=False``) and a short row, and reads "inf" as NumPy does."""
+    values = _pandas_numbers(data, delimiter, skip)
+    return _loadtxt(data, delimiter, skip, np.float64) if values is None else values
+
+
+def _pandas_numbers(data: bytes, delimiter: str, skip: int) -> np.ndarray | None:
+    """The table of :func:`_numbers` by pandas, or None where pandas is missing or its reading
+    might differ from NumPy's: NumPy then reads. Taken only where pandas' rows are the text's
+    lines one for one (pandas skips a line of spaces, NumPy refuses it; a blank line or a line
+    break inside a quoted cell goes to NumPy too). Read in blocks of rows, so that a signal's
+    handler runs between them."""
+    try:
+        import pandas
+    except ImportError:
+        return None
+    start = _after_lines(data, skip)
+    if start is None:
+        return None
+    lines = data.count(b"\n", start) + (not data.endswith(b"\n"))
+    text = io.BytesIO(data)  # shares data's bytes; read from ``start``
+    text.seek(start)
+    values, m = None, 0
+    try:
+        for block in pandas.read_csv(text, sep=delimiter, header=None, dtype=np.float64, na_filter=False,
+                                     quotechar='"', encoding="utf-8-sig", engine="c", chunksize=BLOCK_ROWS):
+            if values is None:
+                values = np.empty((lines, block.shape[1]))
+            if m + len(block) > lines:
+                return None
+            values[m:m + len(block)] = block.to_numpy()
+            m += len(block)
+    except (ValueError, UnicodeError):
+        return None
+    return values if m == lines else None
+
+
+def _after_lines(data: bytes, skip: int) -> int | None:
+    """Where ``data``'s line ``skip`` + 1 starts, or None where one of the lines before ends
+    in a lone "\r" (the csv module counts that as a line, ``skip`` counts its lines)."""
+    end = 0
+    for _ in range(skip):
+        end = data.find(b"\n", end) + 1
+        if end == 0:
+            return None
+    return None if b"\r" in data[:end].replace(b"\r\n", b"") else end
 
 
 def _loadtxt(data: bytes, delimiter: str, skip: int, dtype) -> np.ndarray:
