@@ -4,7 +4,11 @@ pandas' reading only where it cannot differ)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,3 +107,26 @@ def test_the_same_bits_whatever_the_numbers_and_their_format(tmp_path_factory, v
     path = tmp_path_factory.mktemp("csv") / "t.csv"
     path.write_text(text + "\n")
     assert_same(path)
+
+
+def test_a_program_without_pandas_imported_reads_a_small_file_without_importing_it(tmp_path):
+    """Importing pandas (~0.3 s) costs the command line more than its reader saves below 64 MB."""
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n1,2\n3,4\n")
+    code = ("import sys\nfrom bpgpu.cli.tables import read_table\n"
+            f"assert read_table({str(path)!r}).values.tolist() == [[1, 2], [3, 4]]\nprint('pandas' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert done.stdout.strip() == "False", done.stderr
+
+
+@pytest.mark.parametrize("size, pandas_reads", [(8, True), (readers.PANDAS_FROM, False)])
+def test_pandas_is_imported_for_a_file_large_enough_to_repay_it(tmp_path, monkeypatch, size, pandas_reads):
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n1,2\n3,4\n")
+    monkeypatch.setattr(readers, "PANDAS_FROM", size)
+    monkeypatch.setattr(readers, "sys", types.SimpleNamespace(modules={}))  # as if pandas were not imported yet
+    numpy_read = []
+    loadtxt = readers._loadtxt
+    monkeypatch.setattr(readers, "_loadtxt", lambda *args: numpy_read.append(1) or loadtxt(*args))
+    assert read_table(path).values.tolist() == [[1, 2], [3, 4]] and numpy_read == ([] if pandas_reads else [1])

@@ -5,7 +5,8 @@ through pandas' C reader where pandas is installed, else NumPy's, and Parquet th
 Why: on a 150k × 51 CSV of numbers on a quiet machine, NumPy's reader (``np.loadtxt``, C since
 NumPy 1.23) took 1.4–2.4× the time of pandas' ``read_csv``, with a lower peak memory (1.5× the
 float64 table against pandas' 2×); with pandas' reader, bpgpu's takes 1.1–1.2× pandas' own time
-(the checks that it reads as NumPy would). pandas is heavy, so it is an extra (``tables``);
+(the checks that it reads as NumPy would). pandas is heavy, so it is an extra (``tables``),
+used where a program has imported it already or the file is large enough to repay the import;
 NumPy's reader stays the path without it, and the two give the same bits or the same error
 (tests/test_csv_paths.py; ``benchmarks/read_csv.py`` measures both, BENCHMARKS.md has the runs).
 Floats are parsed straight into the array; only a file with text cells (class labels, an empty
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 import warnings
 
 import numpy as np
@@ -27,6 +29,9 @@ import numpy as np
 from .errors import CLIError, one_line
 
 PARQUET_HINT = "reading Parquet needs pyarrow: pip install 'bpgpu[parquet]'"
+# Importing pandas takes ~0.3 s, and its reader saves ~4 ms per MB over NumPy's: a program that
+# has not imported it already (the command line) imports it for files of 64 MB and more.
+PANDAS_FROM = 64 << 20
 BLOCK_ROWS = 4096  # rows pandas reads at a time: the peak stays near 1.5× the float64 table, the time as in one piece
 
 
@@ -139,11 +144,13 @@ def _numbers(data: bytes, delimiter: str, skip: int) -> np.ndarray:
 
 
 def _pandas_numbers(data: bytes, delimiter: str, skip: int) -> np.ndarray | None:
-    """The table of :func:`_numbers` by pandas, or None where pandas is missing or its reading
-    might differ from NumPy's: NumPy then reads. Taken only where pandas' rows are the text's
+    """The table of :func:`_numbers` by pandas, or None where pandas is missing, not worth
+    importing (PANDAS_FROM) or its reading might differ from NumPy's: NumPy then reads. Taken only where pandas' rows are the text's
     lines one for one (pandas skips a line of spaces, NumPy refuses it; a blank line or a line
     break inside a quoted cell goes to NumPy too). Read in blocks of rows, so that a signal's
     handler runs between them."""
+    if "pandas" not in sys.modules and len(data) < PANDAS_FROM:
+        return None
     try:
         import pandas
     except ImportError:
