@@ -38,7 +38,7 @@ class InvScaling(Constant):
 
     def __init__(self, lr0: float, power_t: float = 0.5):
         self.lr0 = check.number("lr0", lr0, low=0.0, low_open=True)
-        self.power_t = check.number("power_t", power_t)
+        self.power_t = check.number("power_t", power_t, low=0.0)  # scikit-learn refuses a negative one too
 
     def epoch_ends(self, opt, samples_seen: int) -> None:
         opt.lr = self.lr0 / (samples_seen + 1) ** self.power_t

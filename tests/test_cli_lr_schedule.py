@@ -82,3 +82,12 @@ def test_power_t_without_invscaling_is_refused(cli):
 def test_without_a_schedule_the_rate_stays_and_each_epoch_records_it(cli, tmp_path):
     status, out, err = cli(*SPIRALS, "--epochs", "3", "--lr", "0.2", "--out", "run")
     assert status == 0 and history(tmp_path / "run")["lr"] == [0.2] * 3
+
+
+def test_a_negative_power_t_is_refused_as_scikit_learn_refuses_it(cli, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli(*SPIRALS, "--epochs", "1", "--lr-schedule", "invscaling", "--power-t", "-0.5")
+    assert exit_.value.code == 2
+    assert "argument --power-t: expected a non-negative float, got '-0.5'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="power_t"):
+        bpgpu.schedules.InvScaling(0.1, power_t=-0.5)

@@ -106,7 +106,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     predict.add_arguments(add("predict", predict.run, "run a saved model on inputs from a file", threads=True))
     evaluate.add_arguments(add("evaluate", evaluate.run, "a saved model's loss and accuracy or R² on a labelled file "
                                "(a classifier's confusion matrix and per-class precision, recall, F1)", threads=True))
-    export.add_arguments(add("export", export.run, "write a saved model as an ONNX graph (input scaling included)"))
+    export.add_arguments(add("export", export.run, "write a saved model as an ONNX graph (input and target scaling included)"))
     bench = add("bench", _bench, "benchmark bpgpu (and PyTorch, scikit-learn) on reference workloads")
     if command == "bench":
         module = _bench_cli()

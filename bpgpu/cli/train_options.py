@@ -79,7 +79,7 @@ def _optimiser_options(p) -> None:
                      "rules: constant (default); invscaling, lr / (t+1)^power_t after t examples; adaptive, lr / 5 "
                      "whenever the training loss has not improved by 1e-4 for over 10 epochs, stopping once "
                      "lr <= 1e-6")
-    opt.add_argument("--power-t", type=float, help=f"the exponent of --lr-schedule invscaling (default {d['power_t']})")
+    opt.add_argument("--power-t", type=positive(float, zero=True), help=f"the exponent of --lr-schedule invscaling (default {d['power_t']})")
     opt.add_argument("--momentum", type=float, help=f"momentum μ for --optimizer momentum (default {d['momentum']})")
     opt.add_argument("--nesterov", action="store_const", const=True, help="Nesterov momentum")
     opt.add_argument("--beta1", type=float, help=f"Adam β1 (default {d['beta1']})")
