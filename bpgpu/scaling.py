@@ -57,26 +57,26 @@ class Standardizer:
 
     def transform(self, X):
         """X (m, n) scaled: (X − μ) / σ, an array of X's library and float dtype."""
-        if self.mean is None:
-            raise ValueError("Standardizer: not fitted yet; call fit(X_train) first")
-        backend, X = _batch("X", X)
-        if X.shape[1] != self.mean.shape[0]:
-            raise ValueError(f"X: expected {self.mean.shape[0]} columns (the features this Standardizer was "
-                             f"fitted on), got shape {tuple(X.shape)}")
-        dtype = _dtype(backend, X)
-        return (X - backend.asarray(self.mean, dtype)) / backend.asarray(self.std, dtype)
+        X, mean, std = self._fitted("X", X, "features")
+        return (X - mean) / std
 
     def inverse_transform(self, Z):
         """Z (m, n) back in the units μ and σ came from: Z·σ + μ (predictions of a network
         trained on scaled targets), an array of Z's library and float dtype."""
+        Z, mean, std = self._fitted("Z", Z, "columns")
+        return Z * std + mean
+
+    def _fitted(self, name: str, A, what: str):
+        """(A, μ, σ): A checked to have the columns this Standardizer was fitted on, μ and σ
+        as arrays of A's library and dtype."""
         if self.mean is None:
-            raise ValueError("Standardizer: not fitted yet; call fit(Y_train) first")
-        backend, Z = _batch("Z", Z)
-        if Z.shape[1] != self.mean.shape[0]:
-            raise ValueError(f"Z: expected {self.mean.shape[0]} columns (the columns this Standardizer was "
-                             f"fitted on), got shape {tuple(Z.shape)}")
-        dtype = _dtype(backend, Z)
-        return Z * backend.asarray(self.std, dtype) + backend.asarray(self.mean, dtype)
+            raise ValueError("Standardizer: not fitted yet; call fit(X_train) first")
+        backend, A = _batch(name, A)
+        if A.shape[1] != self.mean.shape[0]:
+            raise ValueError(f"{name}: expected {self.mean.shape[0]} columns (the {what} this Standardizer was "
+                             f"fitted on), got shape {tuple(A.shape)}")
+        dtype = _dtype(backend, A)
+        return A, backend.asarray(self.mean, dtype), backend.asarray(self.std, dtype)
 
     def fit_transform(self, X):
         """:meth:`fit` then :meth:`transform` on the same X."""
