@@ -1,5 +1,5 @@
 """``bpgpu train --resume`` continues exactly: from a stop within an epoch (a real SIGTERM
-after a chosen step), with or without --patience, from a checkpoint the library wrote,
+after a chosen step), with or without --patience or an --lr-schedule, from a checkpoint the library wrote,
 and after checkpoint writes that failed on a full disk. In-process, so that a step can be
 chosen and a write made to fail."""
 
@@ -24,7 +24,8 @@ COMMON = ["--data", "spirals", "--sizes", "2,8,3", "--samples", "150", "--batch-
 OPTIMIZERS = {"sgd": ["--optimizer", "sgd", "--lr", "0.3"], "nesterov": ["--optimizer", "momentum", "--nesterov"],
               "adam": ["--optimizer", "adam", "--lr", "0.01"]}
 # Each with its steps an epoch (120 rows to train on after a validation split of 0.2).
-WATCHES = {"plain": ([], 10), "patience": (["--validation-split", "0.2", "--patience", "1"], 8)}
+WATCHES = {"plain": ([], 10), "patience": (["--validation-split", "0.2", "--patience", "1"], 8),
+           "schedule": (["--lr-schedule", "invscaling", "--power-t", "0.25"], 10)}
 
 
 
@@ -75,7 +76,7 @@ def test_sigterm_within_an_epoch_then_resume_is_the_uninterrupted_run(cli, tmp_p
         for got, expected in zip(weights(tmp_path / f"{resumed}/model.npz"), weights(tmp_path / "straight/model.npz")):
             np.testing.assert_array_equal(got, expected)
         again = history(tmp_path / resumed)
-        for key in ("loss", "val_loss", "epochs", "steps", "samples", "stop_reason", "best_epoch", "part"):
+        for key in ("loss", "val_loss", "lr", "epochs", "steps", "samples", "stop_reason", "best_epoch", "part"):
             assert again[key] == straight[key], key
 
 
