@@ -9,7 +9,8 @@ as x' = (x − μ) / σ, then per layer z(l+1) = a(l)·W(l)ᵀ + b(l) (ONNX ``Ge
 row; ``Exp``; identity adds nothing), then a target scaler (``target_scaler=``, where the
 network learnt scaled targets) as y = a·σ + μ, so the graph predicts in the targets' units.
 Weights keep the network's dtype (float32 or float64). What has no such form (an activation
-registered by a user) is refused, by name. onnx and torch are imported only when called (``pip install "bpgpu[onnx]"``, ``pip install torch``).
+registered by a user) is refused, by name. onnx and torch are imported only when called
+(``pip install "bpgpu[onnx]"``, ``pip install torch``).
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ def scaling(net, scaler, name="scaler"):
 
 
 def onnx_model(net, scaler=None, opset: int = DEFAULT_OPSET, target_scaler=None):
-    """The ONNX ``ModelProto`` of ``net`` (and ``scaler``, ``target_scaler``): input "X" (m, sizes[0]), output "Y"
-    (m, sizes[-1]) in the network's dtype, operators of ``opset`` (13 … the installed onnx's
+    """The ONNX ``ModelProto`` of ``net`` (and ``scaler``, ``target_scaler``): input "X" (m,
+    sizes[0]), output "Y" (m, sizes[-1]) in the network's dtype, operators of ``opset`` (13 … the installed onnx's
     newest), checked by ``onnx.checker``. The class names and input feature names, where the
     network has them, are in the model's metadata ("classes", "feature_names", JSON)."""
     onnx = require("onnx")
@@ -78,8 +79,8 @@ def onnx_model(net, scaler=None, opset: int = DEFAULT_OPSET, target_scaler=None)
     if not isinstance(opset, int) or isinstance(opset, bool) or not MIN_OPSET <= opset <= newest:
         raise ValueError(f"opset: expected an integer {MIN_OPSET}…{newest} (the installed onnx {onnx.__version__}'s "
                          f"newest), got {opset!r}")
-    inputs, stack = layers(net, scaler)
-    targets = scaling(net, target_scaler, "target_scaler")
+    input_scaling, stack = layers(net, scaler)
+    target_scaling = scaling(net, target_scaler, "target_scaler")
     elem = TensorProto.FLOAT if net.dtype == "float32" else TensorProto.DOUBLE
     nodes, weights, a = [], [], "X"
 
@@ -87,8 +88,8 @@ def onnx_model(net, scaler=None, opset: int = DEFAULT_OPSET, target_scaler=None)
         nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
         return out
 
-    if inputs is not None:
-        weights += [numpy_helper.from_array(inputs[0], "mean"), numpy_helper.from_array(inputs[1], "std")]
+    if input_scaling is not None:
+        weights += [numpy_helper.from_array(v, name) for v, name in zip(input_scaling, ("mean", "std"))]
         a = add("Div", [add("Sub", [a, "mean"], "centred"), "std"], "scaled")
     for l, (W, b, name) in enumerate(stack, start=1):
         weights.append(numpy_helper.from_array(W, f"W{l}"))
@@ -97,8 +98,8 @@ def onnx_model(net, scaler=None, opset: int = DEFAULT_OPSET, target_scaler=None)
         a = add("Gemm", [a, f"W{l}"] + ([f"b{l}"] if b is not None else []), f"z{l}", transB=1)
         if ONNX_OPS[name] is not None:
             a = add(ONNX_OPS[name], [a], f"a{l}", **({"axis": 1} if name == "softmax" else {}))
-    if targets is not None:
-        weights += [numpy_helper.from_array(v, name) for v, name in zip(targets, ("target_mean", "target_std"))]
+    if target_scaling is not None:
+        weights += [numpy_helper.from_array(v, name) for v, name in zip(target_scaling, ("target_mean", "target_std"))]
         a = add("Add", [add("Mul", [a, "target_std"], "spread"), "target_mean"], "unscaled")
     add("Identity", [a], "Y")
     graph = helper.make_graph(nodes, "bpgpu", [helper.make_tensor_value_info("X", elem, ["m", net.sizes[0]])],
@@ -121,13 +122,14 @@ def to_onnx(net, path, scaler=None, opset: int = DEFAULT_OPSET, target_scaler=No
 
 def to_torch(net, scaler=None, target_scaler=None):
     """``net`` (and the scalers) as a ``torch.nn.Sequential`` on the CPU in the network's dtype:
-    [Standardize,] Linear, activation, …[, Unstandardize] with the same weights (``state_dict()``:
-    "k.weight" (s(l+1), s(l)), "k.bias" (s(l+1),); a scaler's "k.mean", "k.std"). Eval mode."""
+    [Standardize,] Linear, activation, …[, Standardize inverted] with the same weights
+    (``state_dict()``: "k.weight" (s(l+1), s(l)), "k.bias" (s(l+1),); a scaler's "k.mean",
+    "k.std"). Eval mode."""
     torch = require("torch")
-    inputs, stack = layers(net, scaler)
-    targets = scaling(net, target_scaler, "target_scaler")
+    input_scaling, stack = layers(net, scaler)
+    target_scaling = scaling(net, target_scaler, "target_scaler")
     dtype = torch.float32 if net.dtype == "float32" else torch.float64
-    modules = [] if inputs is None else [_scaling_module(torch, inputs, inverse=False)]
+    modules = [] if input_scaling is None else [_scaling_module(torch, input_scaling, inverse=False)]
     with torch.no_grad():
         for W, b, name in stack:
             linear = torch.nn.Linear(W.shape[1], W.shape[0], bias=b is not None, dtype=dtype)
@@ -136,8 +138,8 @@ def to_torch(net, scaler=None, target_scaler=None):
                 linear.bias.copy_(torch.from_numpy(b))
             activation = getattr(torch.nn, TORCH_MODULES[name]) if TORCH_MODULES[name] else _exp(torch)
             modules += [linear, activation(dim=1) if name == "softmax" else activation()]
-    if targets is not None:
-        modules.append(_scaling_module(torch, targets, inverse=True))
+    if target_scaling is not None:
+        modules.append(_scaling_module(torch, target_scaling, inverse=True))
     return torch.nn.Sequential(*modules).eval()
 
 

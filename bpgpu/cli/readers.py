@@ -32,7 +32,7 @@ PARQUET_HINT = "reading Parquet needs pyarrow: pip install 'bpgpu[parquet]'"
 # Importing pandas takes ~0.3 s, and its reader saves ~4 ms per MB over NumPy's: a program that
 # has not imported it already (the command line) imports it for files of 64 MB and more.
 PANDAS_FROM = 64 << 20
-BLOCK_ROWS = 4096  # rows pandas reads at a time: the peak stays near 1.5× the float64 table, the time as in one piece
+BLOCK_ROWS = 4096  # rows pandas reads at a time: the peak stays near 1.5× the float64 table
 
 
 def is_number(cell: str) -> bool:
@@ -145,10 +145,10 @@ def _numbers(data: bytes, delimiter: str, skip: int) -> np.ndarray:
 
 def _pandas_numbers(data: bytes, delimiter: str, skip: int) -> np.ndarray | None:
     """The table of :func:`_numbers` by pandas, or None where pandas is missing, not worth
-    importing (PANDAS_FROM) or its reading might differ from NumPy's: NumPy then reads. Taken only where pandas' rows are the text's
-    lines one for one (pandas skips a line of spaces, NumPy refuses it; a blank line or a line
-    break inside a quoted cell goes to NumPy too). Read in blocks of rows, so that a signal's
-    handler runs between them."""
+    importing (PANDAS_FROM) or its reading might differ from NumPy's: NumPy then reads. Taken
+    only where pandas' rows are the text's lines one for one (pandas skips a line of spaces,
+    NumPy refuses it; a blank line or a line break inside a quoted cell goes to NumPy too).
+    Read in blocks of rows, so that a signal's handler runs between them."""
     if "pandas" not in sys.modules and len(data) < PANDAS_FROM:
         return None
     try:

@@ -261,7 +261,7 @@ def _schedule(o, given, checkpoint, optimizer, X, comm) -> LRSchedule:
     saved = (checkpoint.extra or {}).get("lr_schedule") if checkpoint else None
     lr0 = saved["lr0"] if saved and saved.get("name") == o.lr_schedule and "lr" not in given else optimizer.lr
     rows = X.shape[0] if comm is None else ranks.rows(comm, X.shape[0])
-    prior = checkpoint.history or {} if checkpoint else {}
+    prior = (checkpoint.history or {}) if checkpoint else {}
     lr = prior.get("lr") or [None] * len(prior.get("loss", []))
     return LRSchedule(o.lr_schedule, lr0, o.power_t, rows, saved if "lr" not in given else None, lr)
 
@@ -269,9 +269,9 @@ def _schedule(o, given, checkpoint, optimizer, X, comm) -> LRSchedule:
 def _merge(prior, history, scores, schedule) -> dict:
     """The history of the whole run: the checkpoint's (if any) followed by this fit's, with
     the metric and the learning rate of each epoch (``scores`` and ``schedule`` hold the
-    checkpoint's epochs already). ``epochs``
-    counts whole epochs (a part epoch is ``part``); the counts and the time are the whole
-    run's (a part epoch's steps were counted where they were taken), and so is the rate."""
+    checkpoint's epochs already). ``epochs`` counts whole epochs (a part epoch is ``part``);
+    the counts and the time are the whole run's (a part epoch's steps were counted where they
+    were taken), and so is the rate."""
     prior = prior or {}
     now = {**history.to_dict(), "metric": scores.metric, **scores.history, "lr": list(schedule.lr),
            "epochs": history.position.epoch}
