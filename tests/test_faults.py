@@ -120,20 +120,24 @@ def test_sigkill_at_a_known_point_of_a_save_leaves_the_previous_model(tmp_path, 
 
 
 def test_sigkill_at_random_times_never_leaves_a_broken_model(tmp_path):
-    """A writer saving in a loop, killed at random moments: the path always holds one whole model"""
+    """A writer saving in a loop, killed at random moments: the path always holds one whole
+    model. At least 12 kills, and on until one landed inside a save (a temporary left behind)
+    and one came after a completed save: on a loaded machine a save takes longer, and a fixed
+    count of 12 kills failed once in six runs of the fault and signal tests on a loaded machine)."""
     path = tmp_path / "model.npz"
     rng = random.Random(0)
     versions, mid_write = [], 0
-    for _ in range(12):
+    for attempt in range(200):
+        if attempt >= 12 and mid_write >= 1 and max(versions) >= 1:
+            break
         writer = start_writer(path, "loop")
         time.sleep(rng.uniform(0.0, 0.25))
         kill(writer)
-        versions.append(loaded_version(path))
+        versions.append(loaded_version(path))  # whole, whenever the kill came
         mid_write += len(temporaries(tmp_path))
         for p in temporaries(tmp_path):
             p.unlink()
-    # the kills did land inside saves (a temporary left behind), and saves did complete
-    assert mid_write >= 1 and max(versions) >= 1
+    assert mid_write >= 1 and max(versions) >= 1, f"200 kills: {mid_write} inside a save, versions {set(versions)}"
 
 
 def cli(*args: str) -> list[str]:
