@@ -5,8 +5,9 @@
 
 Time: the readers take turns (each leading in turn) with a pause between, each in this
 process; the ratios are taken round by round, so a machine busy with other work slows both
-sides alike. Two bpgpu readers: as installed (pandas' C reader where pandas is, as here), and
-as without pandas (NumPy's reader). Two pandas readers: its default, which parses integer columns as int64, and
+sides alike. Two bpgpu readers: with pandas installed and imported (its C reader, as for a
+program that holds DataFrames, or a file of 64 MB or more), and without (NumPy's reader, as
+the command line reads a smaller file). Two pandas readers: its default, which parses integer columns as int64, and
 asked for float64 throughout, as bpgpu reads. Memory: each reader runs once in a fresh
 subprocess under tracemalloc (NumPy and pandas report their arrays to it); the peak is
 compared with the data's size as float64 (rows × columns × 8 bytes).
@@ -91,6 +92,7 @@ def main(argv=None) -> int:
         if args.csv is None:
             write_csv(path, args.rows)
         sys.path.insert(0, str(ROOT))
+        import pandas  # noqa: F401 — imported first, as in a program that holds DataFrames: bpgpu reads through it
         from bpgpu.cli.tables import read_table
         m, n = read_table(path).values.shape
         result = measure(path, args.rounds, args.pause)
