@@ -154,7 +154,7 @@ def _after_epoch(history, epoch, loss, watch, rules, callback, bar) -> str:
     if bar is not None:
         bar.update(1)
         bar.set_postfix(loss=f"{history.loss[-1]:.4g}", samples_s=f"{history.samples / rules.elapsed():.3g}")
-    history.position, history.elapsed = watch.position(epoch + 1), rules.elapsed()
+    history.position, history.elapsed, history.best_epoch = watch.position(epoch + 1), rules.elapsed(), watch.best_epoch
     asked = callback is not None and bool(callback(epoch, history))
     return rules.after_epoch(history.loss[-1], watch.exhausted, asked)
 

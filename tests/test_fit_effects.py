@@ -190,3 +190,16 @@ def test_max_time_stops_early():
     history = net.fit(X, Y, epochs=10**6, batch_size=1, max_time=0.3)
     assert history.stop_reason == "max_time"
     assert 0.3 <= history.elapsed < 5 and 0 < history.epochs < 10**6
+
+
+def test_the_callback_sees_the_best_epoch_so_far():
+    """history.best_epoch is the epoch of the lowest validation loss yet, in every callback
+    (a checkpoint written there records it), not only once fit returns."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 2))
+    Y = 1 / (1 + np.exp(-X[:, :1]))
+    seen = []
+    history = bpgpu.Network([2, 3, 1], seed=1).fit(X, Y, epochs=6, lr=1.0, validation_data=(X[:10], Y[:10]),
+                                                    callback=lambda epoch, h: seen.append(h.best_epoch))
+    assert seen == [int(np.argmin(history.val_loss[:e + 1])) for e in range(6)]
+    assert len(set(seen)) > 1  # the best moved during the run
