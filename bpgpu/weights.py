@@ -76,10 +76,12 @@ class Pending:
         MPI (``comm``) "balanced" counts every rank's rows (one collective)."""
         host = self.given
         if self.class_weight is not None:
-            counts = np.bincount(self.codes, minlength=self.k).astype(np.float64)
-            if comm is not None:
-                comm.allreduce_sum(counts)
-            per_class = _balanced(counts) if isinstance(self.class_weight, str) else self.per_class
+            per_class = self.per_class
+            if per_class is None:  # "balanced": the counts of every rank's rows
+                counts = np.bincount(self.codes, minlength=self.k).astype(np.float64)
+                if comm is not None:
+                    comm.allreduce_sum(counts)
+                per_class = _balanced(counts)
             host = per_class[self.codes] if host is None else host * per_class[self.codes]
         return None if host is None else RowWeights.stage(host, backend, dtype)
 
