@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from .agreement import Pact, held_back, share_failure, training_terms  # noqa: F401 — fit asks for them here
+from .agreement import share_failure
 
 INSTALL_HINT = 'data-parallel training needs mpi4py and an MPI library: pip install "bpgpu[mpi]"'
 SHARED_BYTES = 8192  # each rank's part of a shared text (settings, an error): room to spare

@@ -92,12 +92,12 @@ class Position:
                              f"got epochs={epochs}: epochs counts the epochs before a resume too")
         return start
 
-    def check(self, step_sizes: list, name: str = "resume") -> "Position":
+    def check(self, step_sizes: list) -> "Position":
         """Refuse a part epoch that does not fit this run's batches (another batch size or
-        row count): a ValueError naming ``name``. ``step_sizes``: examples in each step."""
+        row count): a ValueError naming ``resume``. ``step_sizes``: examples in each step."""
         if self.step and (self.step >= len(step_sizes) or sum(step_sizes[:self.step]) != self.samples
                           or len(self.losses) != self.step):
-            raise ValueError(f"{name}: the run stopped after {self.step} steps ({self.samples} examples) of epoch "
+            raise ValueError(f"resume: the run stopped after {self.step} steps ({self.samples} examples) of epoch "
                              f"{self.epoch}, which this run's batches ({len(step_sizes)} steps of "
                              f"{sum(step_sizes)} examples an epoch) cannot continue; resume with the same data "
                              "and batch size")
@@ -122,22 +122,22 @@ class EarlyStopping:
     ``patience`` only: only early stopping goes back to the best epoch), and the epochs
     since; ``start`` (a :class:`Position`) carries a resumed run's."""
 
-    def __init__(self, patience, start: Position, net=None):
+    def __init__(self, patience, start: Position, net):
         self.patience = patience
         self.best_loss, self.best_epoch, self.wait = start.best_loss, start.best_epoch, start.wait
         self.best = start.best if patience is not None else None
         self._own = False  # a resumed run's best belongs to its Position: copied, never written over
         self._net = net  # whose dropout_draws each Position records
 
-    def improved(self, epoch: int, val_loss: float, net, opt) -> bool:
+    def improved(self, epoch: int, val_loss: float, net, opt) -> None:
+        """Watch epoch ``epoch``'s validation loss: the best so far, or one more epoch since it."""
         if val_loss < self.best_loss:
             self.wait, self.best_loss, self.best_epoch = 0, val_loss, epoch
             if self.patience is not None:
                 self.best = State.of(net, opt, reuse=self.best if self._own else None)
                 self._own = True
-            return True
-        self.wait += 1
-        return False
+        else:
+            self.wait += 1
 
     @property
     def exhausted(self) -> bool:
@@ -147,6 +147,5 @@ class EarlyStopping:
         """The :class:`Position` after ``epoch`` whole epochs and ``part`` = (steps,
         samples, losses) of the next."""
         step, samples, losses = part
-        draws = self._net.dropout_draws if self._net is not None else 0
         return Position(epoch, step, samples, list(losses), self.best_loss, self.best_epoch, self.wait, self.best,
-                        draws)
+                        self._net.dropout_draws)

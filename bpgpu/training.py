@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 
-from . import distributed, weights
+from . import agreement, distributed, weights
 from . import threads as cpu_threads
 from . import validation as check
 from .batches import BatchPlan
@@ -89,18 +89,18 @@ def fit(net, X, Y, *, epochs=100, lr=None, batch_size=None, optimizer="sgd", shu
             counts every rank's rows.
     """
     comm = distributed.communicator(comm)
-    with distributed.Pact(comm) as pact:  # one rank's error or other settings: the same error on every rank
+    with agreement.Pact(comm) as pact:  # one rank's error or other settings: the same error on every rank
         chunk_size = _check_options(net, epochs, batch_size, max_time, target_loss, patience, validation_data,
                                     on_nonfinite, chunk_size, memory_budget, initial_epoch, callback, stop, device)
         X, Y = net.batch(X, Y)
         w = weights.Pending(sample_weight, class_weight, Y, net)
         val = None if validation_data is None else net.batch(*validation_data, names=VALIDATION_NAMES)
         opt = _optimizer(net, optimizer, lr, warm_start, deprecated)
-        pact.rows, pact.terms = X.shape[0], lambda: distributed.training_terms(
+        pact.rows, pact.terms = X.shape[0], lambda: agreement.training_terms(
             net, opt, epochs=epochs, initial_epoch=initial_epoch, batch_size=batch_size, shuffle=shuffle,
             max_time=max_time, target_loss=target_loss, patience=patience, on_nonfinite=on_nonfinite,
             validation=validation_data is not None, balanced=isinstance(class_weight, str))
-    net.optimizer, callback, stop = opt, distributed.held_back(comm, callback), distributed.held_back(comm, stop)
+    net.optimizer, callback, stop = opt, agreement.held_back(comm, callback), agreement.held_back(comm, stop)
     plan = BatchPlan(X.shape[0], batch_size, shuffle, net.seed, net.backend, comm, pact.counts)
     steps, history = Epochs(net, opt, X, Y, plan, chunk_size, comm, w.stage(net.backend, net.dtype, comm)), History()
     start = Position.starting(initial_epoch, resume, epochs, plan.sizes)

@@ -78,7 +78,7 @@ def test_every_rank_raises_the_same_error_naming_the_rank_and_what_differs(ranks
 
 
 def test_an_agreed_error_is_marked_as_raised_on_every_rank():
-    pact = distributed.Pact(distributed.SingleProcess())
+    pact = agreement.Pact(distributed.SingleProcess())
     with pytest.raises(ValueError, match=r"^rank 0 of 1: bad$") as caught, pact:
         raise ValueError("bad")
     assert agreement.raised_everywhere(caught.value)
