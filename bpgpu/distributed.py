@@ -91,7 +91,8 @@ class MPICommunicator(Communicator):
     """An mpi4py communicator (``MPI.COMM_WORLD`` or a sub-communicator)."""
 
     def __init__(self, comm):
-        self.comm, self._sum, self._block = comm, _mpi().SUM, None
+        self.comm, self._sum = comm, _mpi().SUM
+        self._blocks = {}  # (entries, dtype): this rank's block of a reduction, kept for the next of that size
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
 
     def allreduce_sum(self, buf: np.ndarray) -> None:
@@ -99,9 +100,10 @@ class MPICommunicator(Communicator):
             return
         n = buf.shape[0]
         whole = buf if n % self.size == 0 else np.concatenate([buf, np.zeros(-n % self.size, buf.dtype)])
-        block = self._block
-        if block is None or block.shape[0] != whole.shape[0] // self.size or block.dtype != buf.dtype:
-            block = self._block = np.empty(whole.shape[0] // self.size, dtype=buf.dtype)
+        key = (whole.shape[0] // self.size, buf.dtype)
+        block = self._blocks.get(key)
+        if block is None:
+            block = self._blocks[key] = np.empty(key[0], dtype=buf.dtype)
         self.comm.Reduce_scatter_block(whole, block, op=self._sum)
         self.comm.Allgather(block, whole)
         if whole is not buf:
@@ -266,14 +268,15 @@ def sum_over_ranks(comm: Communicator, backend, flat, *numbers) -> list[float]:
     The packed numbers share the vector's dtype: example counts are exact below 2**24
     rows per step in float32, 2**53 in float64.
     """
-    n = 0 if flat is None else flat.shape[0]
-    dtype = np.dtype(np.float64 if flat is None else str(flat.dtype).rpartition(".")[2])
-    buf = comm.buffer(n + len(numbers), dtype, backend)
-    if flat is not None:
-        backend.copy_to_host(flat, buf[:n])
+    if flat is None:  # a few numbers (a validation loss and its count): the kept buffer stays the steps'
+        buf = np.array([float(x) for x in numbers])
+        comm.allreduce_sum(buf)
+        return buf.tolist()
+    n = flat.shape[0]
+    buf = comm.buffer(n + len(numbers), np.dtype(str(flat.dtype).rpartition(".")[2]), backend)
+    backend.copy_to_host(flat, buf[:n])
     buf[n:n + len(numbers)] = [float(x) for x in numbers]
     comm.allreduce_sum(buf)
-    if flat is not None:
-        backend.copy_from_host(buf[:n], flat)
+    backend.copy_from_host(buf[:n], flat)
     return buf[n:n + len(numbers)].tolist()
 

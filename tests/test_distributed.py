@@ -75,6 +75,33 @@ def _python(code, **env):
                           env={**os.environ, "PYTHONPATH": str(ROOT), **env})
 
 
+def test_the_steps_host_buffer_is_made_once_whatever_else_is_summed_between_steps():
+    """Steps sum D through one kept (on CuPy page-locked) host buffer; a validation loss or
+    an evaluation in between sums two numbers without taking its place, so the next step
+    makes no new buffer (it did, every epoch)."""
+    from bpgpu.backend import NumpyBackend
+
+    class Made(NumpyBackend):
+        buffers = 0
+
+        def host_buffer(self, n, dtype):
+            Made.buffers += 1
+            return super().host_buffer(n, dtype)
+
+    class TwoAlike(distributed.Communicator):  # two ranks holding the same numbers
+        size = 2
+
+        def allreduce_sum(self, buf):
+            buf *= 2
+
+    comm, backend, D = TwoAlike(), Made(), np.arange(5.0)
+    for _ in range(3):
+        assert distributed.sum_over_ranks(comm, backend, D, 1.0, 3) == [2.0, 6.0]
+        assert distributed.sum_over_ranks(comm, backend, None, 0.25, 10) == [0.5, 20.0]
+    np.testing.assert_array_equal(D, np.arange(5.0) * 8)
+    assert Made.buffers == 1
+
+
 def test_import_bpgpu_does_not_import_mpi4py():
     out = _python("import sys, bpgpu; print('mpi4py' in sys.modules)")
     assert out.stdout.strip() == "False", out.stderr
