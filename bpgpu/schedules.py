@@ -80,3 +80,9 @@ class Plateau:
 
 
 SCHEDULES = {"constant": Constant, "invscaling": InvScaling, "adaptive": Adaptive}
+
+
+def schedule(kind: str, lr0: float, power_t: float = 0.5) -> Constant:
+    """scikit-learn's ``learning_rate`` rule ``kind`` ("constant", "invscaling", "adaptive")
+    for a run starting at ``lr0`` (invscaling's η0; the others keep the optimiser's η)."""
+    return InvScaling(lr0, power_t) if kind == "invscaling" else SCHEDULES[kind]()

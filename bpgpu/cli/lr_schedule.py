@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import math
 
-from ..schedules import Adaptive, InvScaling, Plateau
+from ..schedules import SCHEDULES, Adaptive, Plateau, schedule
 
-NAMES = ("constant", "invscaling", "adaptive")
+NAMES = tuple(SCHEDULES)
 
 
 class LRSchedule:
@@ -37,18 +37,19 @@ class LRSchedule:
     def __init__(self, name: str, lr0: float, power_t: float, rows: int, saved: dict | None = None,
                  lr: list | None = None):
         self.name, self.lr0, self.rows, self.lr = name, lr0, rows, list(lr or [])
-        self.rule = {"invscaling": lambda: InvScaling(lr0, power_t), "adaptive": Adaptive}.get(name, lambda: None)()
+        self.rule = schedule(name, lr0, power_t)
         saved = saved if saved and saved.get("name") == name else {}
         best = saved.get("best")
         self.plateau = Plateau(best=math.inf if best is None else best, stale=saved.get("stale", 0))
         self.stopped = False
 
     def after_epoch(self, optimizer, epoch: int, loss: float) -> bool:
-        """After ``epoch`` (0-based, counting the epochs before --resume) of loss ``loss``."""
+        """After ``epoch`` (0-based, counting the epochs before --resume) of loss ``loss``. A
+        plateau acts on the adaptive rule alone (the others would end the run there, as
+        scikit-learn's do without early stopping; --patience is this command's)."""
         self.lr.append(optimizer.lr)
-        if isinstance(self.rule, InvScaling):
-            self.rule.epoch_ends(optimizer, (epoch + 1) * self.rows)
-        elif isinstance(self.rule, Adaptive) and self.plateau.update(loss):
+        self.rule.epoch_ends(optimizer, (epoch + 1) * self.rows)
+        if isinstance(self.rule, Adaptive) and self.plateau.update(loss):
             self.stopped = self.rule.plateau(optimizer)
         return self.stopped
 
@@ -58,4 +59,4 @@ class LRSchedule:
 
     def shown(self, optimizer) -> dict:
         """{"lr": η} for the progress lines where η changes, else {}."""
-        return {} if self.rule is None else {"lr": optimizer.lr}
+        return {} if self.name == "constant" else {"lr": optimizer.lr}

@@ -62,9 +62,6 @@ def make(solver: str, *, learning_rate_init, momentum, nesterovs_momentum, beta_
 
 
 def schedule(kind: str, learning_rate_init: float, power_t: float):
-    """scikit-learn's ``learning_rate`` rule ("constant", "invscaling", "adaptive") as a
-    :mod:`bpgpu.schedules` schedule, applied between epochs. scikit-learn applies it to
-    sgd only; Adam always runs "constant"."""
-    if kind == "invscaling":
-        return schedules.InvScaling(learning_rate_init, power_t)
-    return schedules.SCHEDULES[kind]()
+    """scikit-learn's ``learning_rate`` rule as a :mod:`bpgpu.schedules` schedule, applied
+    between epochs. scikit-learn applies it to sgd only; Adam always runs "constant"."""
+    return schedules.schedule(kind, learning_rate_init, power_t)
