@@ -84,3 +84,5 @@ def score(net, X, Y, metric: str, rows: int = 65536) -> float:
 
 
 METRICS = {"accuracy": accuracy, "r2": r2}
+LABELS = {"accuracy": "accuracy", "r2": "R²"}  # how each metric is named to a reader
+

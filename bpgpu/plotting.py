@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .io.atomic import atomic_write
+from .metrics import LABELS
 
 INSTALL = 'pip install "bpgpu[plot]"'
 
@@ -56,7 +57,7 @@ def loss_curve(history: dict, path) -> bool:
     scored = bool(metric) and any(v is not None for v in history.get(metric) or [])
     fig, axes = _figure(6, 4, 2 if scored else 1)
     epochs = np.arange(1, len(loss) + 1)
-    for ax, key, label in ((axes[0], "loss", "loss"), *(((axes[1], metric, METRIC_LABELS.get(metric, metric)),)
+    for ax, key, label in ((axes[0], "loss", "loss"), *(((axes[1], metric, LABELS.get(metric, metric)),)
                                                          if scored else ())):
         for name, values in (("training", history.get(key) or []), ("validation", history.get(f"val_{key}") or [])):
             y = np.array([np.nan if v is None else v for v in values], dtype=float)
@@ -71,8 +72,6 @@ def loss_curve(history: dict, path) -> bool:
     _save(fig, path, dpi=100)
     return True
 
-
-METRIC_LABELS = {"accuracy": "accuracy", "r2": "R²"}
 
 
 def regions(classify, X: np.ndarray, labels: np.ndarray, path, names=None, features=("feature 0", "feature 1"),

@@ -9,10 +9,9 @@ import sys
 from .. import plotting
 from ..io import persistence
 from ..io.atomic import check_target
-from ..metrics import METRICS, confusion, outputs, per_class
+from ..metrics import LABELS, METRICS, confusion, outputs, per_class
 from .chunks import rows_per_chunk
 from .columns import model_inputs, model_targets, target_rows
-from .scores import LABELS
 from .sources import METRIC
 from .tables import DELIMITER_HELP, check_fits, read_table
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..metrics import score
+from ..metrics import LABELS, score
 
-LABELS = {"accuracy": "accuracy", "r2": "R²"}
 SAMPLE_ROWS = 10_000
 
 
