@@ -7,7 +7,8 @@ device. An ndarray subclass with CuPy's ``__cupy_override_elementwise_kernel__``
 kernel at that point, before any driver call; this module then generates the CUDA source the
 way CuPy does and compiles it with NVRTC (the pip wheel) for a given architecture.
 
-    record(...)        the (function, argument kinds) a real training run fuses, on NumPy
+    Kind.of(a)         an argument's kind as the tracer sees it (tests/test_kernels.py records
+                       the kinds a real training run fuses, on NumPy)
     trace(fn, kinds)   that function traced by cupy.fuse: the kernels it would launch
     source(kernel)     the CUDA source CuPy generates for one of them
     compile_for(src)   NVRTC's cubin for sm_XX (raises CompileException on an error)
@@ -30,7 +31,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bpgpu.backend import NumpyBackend
 
 CUPY_VERSION = "14.2.0"
 ARCHS = ("80", "90")  # A100, H100/H200
@@ -72,28 +72,12 @@ class Kind:
         raise TypeError(f"a fused function was given {type(a).__name__}, which cupy.fuse does not take")
 
 
-class RecordingBackend(NumpyBackend):
-    """NumPy, remembering each fused function's argument kinds as it runs them."""
-
-    def __init__(self, seen: dict):
-        self.seen = seen
-
-    def fuse(self, fn):
-        run = super().fuse(fn)
-
-        @functools.wraps(fn)
-        def recorded(*args):
-            kinds = tuple(Kind.of(a) for a in args)
-            self.seen.setdefault((fn, kinds), None)
-            return run(*args)
-
-        return recorded
-
-
 # -- tracing and compiling with CuPy ----------------------------------------------------
 
-def _host_array_type(cupy):
-    class HostArray(cupy.ndarray):
+@functools.lru_cache(maxsize=None)
+def _host_array_class():
+    """An ndarray subclass over host memory (made once CuPy is imported)."""
+    class HostArray(require_cupy().ndarray):
         """An ndarray over host memory whose element-wise kernels are handed over, not launched."""
 
         captured: list = []
@@ -105,11 +89,6 @@ def _host_array_type(cupy):
             HostArray.captured.append((kernel, args))
 
     return HostArray
-
-
-@functools.lru_cache(maxsize=None)
-def _host_array_class():
-    return _host_array_type(require_cupy())
 
 
 def host_array(a: np.ndarray):
