@@ -31,20 +31,12 @@ ENV.pop("BPGPU_DEBUG", None)
 
 
 @pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
-    """``cli(*args) -> (status, stdout, stderr)`` run in tmp_path."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("BPGPU_DEBUG", raising=False)
+def cli(cli, tmp_path):
+    """conftest's ``cli`` (run in tmp_path), with this module's two data files there."""
     rng = np.random.default_rng(0)
     np.savetxt(tmp_path / "onehot.csv", np.hstack([np.eye(20), np.arange(20)[:, None] / 20]), delimiter=",")
     np.savetxt(tmp_path / "small.csv", np.hstack([rng.standard_normal((24, 3)), rng.random((24, 1))]), delimiter=",")
-
-    def run(*args):
-        capsys.readouterr()
-        status = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return status, out, err
-    return run
+    return cli
 
 
 def ok(cli, *args):
