@@ -23,7 +23,6 @@ import numpy as np
 import pytest
 
 import bpgpu
-from bpgpu.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
