@@ -67,10 +67,6 @@ class Backend:
         ``out`` (one element). The norms of J and λ and a one-unit layer's bias gradient."""
         return self.ops.matmul(x, y, out=out)
 
-    def write_from_host(self, a, values) -> None:
-        """a[...] ← ``values`` (a sequence of Python numbers), in one host-to-device copy."""
-        a[...] = self.xp.asarray(values, dtype=a.dtype)
-
     def is_native(self, a) -> bool:
         """True when ``a`` is an array of this backend (no conversion needed)."""
         return isinstance(a, np.ndarray)
@@ -164,9 +160,6 @@ class CupyBackend(Backend):
         # names the kernel extern "C": a prefix keeps it clear of CUDA's own C functions (a
         # kernel named tanh does not compile).
         return self.xp.fuse(kernel_name=f"bpgpu_{fn.__name__}")(functools.partial(fn, self.xp))
-
-    def write_from_host(self, a, values) -> None:
-        a.set(np.asarray(values, dtype=a.dtype))
 
     def dot(self, x, y, out=None):
         # CuPy's matmul of two vectors is (x*y).sum(): a temporary the size of x, a multiply

@@ -70,7 +70,7 @@ class Optimizer:
     slots: tuple[str, ...] = ()
     scratch = 1
     renamed: dict[str, str] = {}  # slot names of older checkpoints → today's
-    _CACHES = ("_bound", "_backend", "_update", "_scratch", "_scalar_vector", "_scalar_views")
+    _CACHES = ("_bound", "_update", "_scratch", "_scalar_vector", "_scalar_views")
 
     def __init__(self, lr: float):
         self.lr = check.number("lr", lr, low=0.0, low_open=True)
@@ -97,7 +97,7 @@ class Optimizer:
             self._update = backend.fuse(self.rule())
             self._scratch = [xp.empty(n, dtype=getattr(xp, dtype)) if backend.fused_scratch else None
                              for _ in range(self.scratch)]
-            self._bound, self._backend, self._scalar_vector = key, backend, None
+            self._bound, self._scalar_vector = key, None
         return self
 
     def step(self, theta, D) -> None:
@@ -112,11 +112,11 @@ class Optimizer:
         """``values`` as 0-d views of one small vector on the device, in the bound dtype, written
         from the host in one copy a step: a CUDA graph replays with the current values, and no
         arithmetic joins two scalars inside a kernel."""
+        backend, _, dtype = self._bound
         if self._scalar_vector is None:
-            backend, _, dtype = self._bound
             self._scalar_vector = backend.xp.zeros(len(values), dtype=getattr(backend.xp, dtype))
             self._scalar_views = [self._scalar_vector[i, ...] for i in range(len(values))]
-        self._backend.write_from_host(self._scalar_vector, values)
+        backend.copy_from_host(np.asarray(values, dtype=dtype), self._scalar_vector)
         return self._scalar_views
 
     def __getstate__(self) -> dict:
@@ -126,7 +126,7 @@ class Optimizer:
 
     def _slot(self, name: str, theta):
         if name not in self.state:
-            self.state[name] = self._backend.xp.zeros_like(theta)
+            self.state[name] = self._bound[0].xp.zeros_like(theta)
         return self.state[name]
 
     # -- state: the step count and the slots ----------------------------------------
