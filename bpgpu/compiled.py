@@ -248,10 +248,9 @@ def _load(name: str, text: str):
         folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.py"
     if not path.exists() or path.read_text() != text:
-        fd, temporary = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(temporary, path)
+        from .io.atomic import atomic_write_text  # the one way bpgpu puts a file on disk
+
+        atomic_write_text(path, text)
     # Registered before it runs: Numba's cache finds the module of a cached function by name.
     module_name = f"bpgpu_loop_{name}"
     if module_name in sys.modules:
