@@ -66,13 +66,16 @@ def per_class(C: np.ndarray) -> dict[str, np.ndarray]:
             "support": true}
 
 
-def outputs(net, X, rows: int = 65536):
+def outputs(net, X, rows: int = 65536, scaler=None):
     """a(L) (m, sizes[-1]), a backend array, for X (m, sizes[0]): the forward passes take
-    ``rows`` rows at a time, so memory holds one chunk's activations, not the whole data set's."""
-    m = X.shape[0]
-    parts = [net.forward(X[i:min(i + rows, m), :]) for i in range(0, m, rows)]
-    concat = getattr(net.xp, "concat", None) or net.xp.concatenate
-    return parts[0] if len(parts) == 1 else concat(parts, axis=0)
+    ``rows`` rows at a time, each scaled by ``scaler`` first where given, so memory holds one
+    chunk's activations, not the whole data set's."""
+    m, xp = X.shape[0], net.xp
+    A = xp.empty((m, net.sizes[-1]), dtype=getattr(xp, net.dtype))
+    for i in range(0, m, rows):
+        part = X[i:min(i + rows, m), :]
+        A[i:min(i + rows, m), :] = net.forward(part if scaler is None else scaler.transform(part))
+    return A
 
 
 def score(net, X, Y, metric: str, rows: int = 65536) -> float:

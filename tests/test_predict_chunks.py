@@ -78,6 +78,6 @@ def test_chunked_outputs_of_a_float_network_match_one_pass(forwarded):
         net = Network([4, 6, 3], output="softmax", dtype=dtype, seed=3)
         X = np.random.default_rng(4).normal(size=(M, 4))
         forwarded.clear()
-        A = chunks.outputs(net, X)
+        A = bpgpu.metrics.outputs(net, X, chunks.rows_per_chunk(net))
         assert A.dtype == dtype and max(forwarded) == (7 if dtype == "float64" else 14)
         np.testing.assert_allclose(A, net.predict(X), rtol=rtol)

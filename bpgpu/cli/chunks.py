@@ -1,4 +1,5 @@
-"""``predict`` and ``evaluate`` push their rows through the network a bounded chunk at a time:
+"""``predict`` and ``evaluate`` push their rows through the network a bounded chunk at a time
+(:func:`bpgpu.metrics.outputs`, ``rows_per_chunk(net)`` rows each):
 the activations held at once fit in ``BUDGET`` bytes whatever the row count (a model that
 trained in mini-batches predicts 10⁶ rows without holding 10⁶ rows of every layer).
 
@@ -9,8 +10,6 @@ the rounding of BLAS, whose blocking and threading already vary with the row cou
 
 from __future__ import annotations
 
-import numpy as np
-
 # Bytes of activations (and deltas) one chunk may hold: Network.chunk_size_for(BUDGET) rows.
 BUDGET = 64 * 2**20
 
@@ -18,14 +17,3 @@ BUDGET = 64 * 2**20
 def rows_per_chunk(net) -> int:
     """How many rows of ``net``'s activations fit in ``BUDGET`` bytes (at least one)."""
     return net.chunk_size_for(BUDGET)
-
-
-def outputs(net, X: np.ndarray, scaler=None) -> np.ndarray:
-    """a(L) (m, sizes[-1]) on the host for the rows X (m, sizes[0]), each chunk scaled by
-    ``scaler`` (where given) and run through ``net`` in turn."""
-    m, step = X.shape[0], rows_per_chunk(net)
-    A = np.empty((m, net.sizes[-1]), dtype=net.dtype)
-    for start in range(0, m, step):
-        part = X[start:start + step]
-        A[start:start + step] = net.predict(part if scaler is None else scaler.transform(part))
-    return A

@@ -10,7 +10,7 @@ import numpy as np
 from .. import metrics
 from ..io import persistence
 from ..io.atomic import check_target
-from .chunks import outputs
+from .chunks import rows_per_chunk
 from .columns import class_probabilities, model_inputs
 from .errors import CLIError
 from .stopping import Stopped, raising
@@ -51,7 +51,7 @@ def _predict(args) -> int:
     table = read_table(args.input, delimiter=args.delimiter)
     X = model_inputs(table, args.columns, (checkpoint.extra or {}).get("data", {}), args.model, net.sizes[0])
     check_fits(table, X, net.dtype, "input")
-    A = outputs(net, X, checkpoint.scaler)
+    A = net.backend.to_host(metrics.outputs(net, X, rows_per_chunk(net), checkpoint.scaler))
     if checkpoint.target_scaler is not None:  # trained on scaled targets: back to their units
         A = checkpoint.target_scaler.inverse_transform(A)
     fmt = "%.10g"
