@@ -143,6 +143,18 @@ def test_the_commands_standardizer_from_sums_equals_the_direct_one():
     np.testing.assert_allclose(got.std, want.std, rtol=1e-12)
 
 
+def test_the_commands_standardizer_of_huge_inputs_is_finite_as_the_direct_one():
+    """Inputs near 1e160 square past float64's range: σ came out inf under MPI alone."""
+    from bpgpu.backend import get_backend
+    from bpgpu.cli import ranks
+
+    X = np.array([[1e160, -3.0], [3e160, 5.0], [2e160, 1.0]])
+    got, want = ranks.standardizer(distributed.SingleProcess(), X, get_backend("numpy")), bpgpu.Standardizer().fit(X)
+    np.testing.assert_allclose(got.mean, want.mean, rtol=1e-12)
+    np.testing.assert_allclose(got.std, want.std, rtol=1e-12)
+    assert np.isfinite(got.std).all()
+
+
 def test_mpi4py_without_an_mpi_library_says_what_to_install(tmp_path):
     """mpi4py raises RuntimeError (not ImportError) when it finds no MPI library to load."""
     (tmp_path / "mpi4py").mkdir()

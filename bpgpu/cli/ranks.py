@@ -96,10 +96,15 @@ def standardizer(comm, X, backend) -> Standardizer:
     """The Standardizer of every rank's rows X (m_r, n) together: the mean, then the deviation."""
     comm.meet()  # a rank still reading its data keeps this one waiting where a signal can stop it
     host = backend.to_host(X).astype(np.float64)
-    total, m = _sum(comm, host.sum(axis=0), host.shape[0])
-    mean = total / m
-    (squares,) = _sum(comm, ((host - mean) ** 2).sum(axis=0))
-    std = np.sqrt(squares / m)
+    n = host.shape[1]
+    sums, m = _sum(comm, np.concatenate([host.sum(axis=0), np.abs(host).sum(axis=0)]), host.shape[0])
+    mean = sums[:n] / m
+    # Each feature's deviations divided by a power of two near its mean |x| before squaring, as
+    # Standardizer.fit divides by one near its largest: no square overflows (inputs near 1e160
+    # made σ inf), and a power of two scales exactly.
+    scale = np.ldexp(1.0, np.frexp(sums[n:] / m)[1])
+    (squares,) = _sum(comm, (((host - mean) / scale) ** 2).sum(axis=0))
+    std = np.sqrt(squares / m) * scale
     return Standardizer(mean, np.where(std > 0, std, 1.0))
 
 
