@@ -13,7 +13,7 @@ import numpy as np
 
 from ..labels import one_hot as one_hot_rows  # target_rows has a one_hot flag
 from .errors import CLIError
-from .headers import by_name, index_of, listed, pick
+from .headers import by_name, listed, pick
 from .tables import Table
 
 
@@ -54,7 +54,7 @@ def model_inputs(table: Table, columns: str | None, stored: dict, model, inputs:
     those named as the model's inputs were (``stored["inputs"]``: every one must be there),
     else the x… of an X/Y table, else all but the ``targets`` columns, by position."""
     names = stored.get("inputs")
-    index_of(table)  # a header naming a column twice is refused, however the columns are found
+    table.index  # noqa: B018 — a header naming a column twice is refused, however the columns are found
     if columns:
         xs = pick(table, columns, "--columns")
         if names and table.names and sorted(table.names[j] for j in xs) == sorted(names):

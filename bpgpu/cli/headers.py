@@ -1,4 +1,4 @@
-"""Columns by name: a table's header indexed once (a name used twice is refused), the
+"""Columns by name: a table's header indexed once (``Table.index``; a name used twice is refused), the
 ``--columns``/``--target`` specs that pick columns, and a close match for a name that is not
 there.
 
@@ -14,18 +14,6 @@ from .errors import CLIError
 
 # Names listed in full in an error; beyond this, the first few and the count.
 SHOWN = 8
-
-
-def index_of(table) -> dict[str, int]:
-    """{name: column} of ``table``'s header ({} without one). A name used twice is refused:
-    models meet tables by name, and a twice-used name would match either column."""
-    index: dict[str, int] = {}
-    for j, name in enumerate(table.names or ()):
-        first = index.setdefault(name, j)
-        if first != j:
-            raise CLIError(f"{table.path}: the column name {name!r} is used twice (columns {first} and {j}); "
-                           "columns are matched by name, rename one")
-    return index
 
 
 def close_to(name: str, names) -> str:
@@ -49,7 +37,7 @@ def by_name(table, names: list[str], whose: str, hint: str) -> list[int]:
     """The columns of ``table`` named ``names``, in their order. A name the header lacks is an
     error naming it, with the closest column not among ``names`` and how many more are
     missing, then ``hint`` (how to say otherwise). ``whose``: e.g. "inputs of m.npz"."""
-    index = index_of(table)
+    index = table.index
     missing = [name for name in names if name not in index]
     if missing:
         wanted = set(names)
@@ -68,7 +56,7 @@ def pick(table, spec: str, option: str, rest: list[int] | None = None) -> list[i
     items = [s.strip() for s in spec.split(",")]
     if not all(items):
         raise CLIError(f"{option} {spec}: an empty column name; expected names, indices or ranges like f0:f63")
-    index = index_of(table)
+    index = table.index
     everything = range(table.width) if rest is None else rest
     picked = dict.fromkeys(everything if all(item.startswith("!") for item in items) else ())  # an ordered set
     for item in items:

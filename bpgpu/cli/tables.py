@@ -9,6 +9,7 @@ specs (:func:`bpgpu.cli.headers.pick`).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import stat
@@ -50,6 +51,18 @@ class Table:
     @property
     def width(self) -> int:
         return self.values.shape[1]
+
+    @functools.cached_property
+    def index(self) -> dict[str, int]:
+        """{name: column} of the header ({} without one), built once. A name used twice is
+        refused: models meet tables by name, and a twice-used name would match either column."""
+        index: dict[str, int] = {}
+        for j, name in enumerate(self.names or ()):
+            first = index.setdefault(name, j)
+            if first != j:
+                raise CLIError(f"{self.path}: the column name {name!r} is used twice (columns {first} and {j}); "
+                               "columns are matched by name, rename one")
+        return index
 
     def name(self, j: int) -> str:
         """Column ``j`` as messages show it: its quoted name, or its index."""
