@@ -31,7 +31,13 @@ def class_targets(name: str, value, output: str, outputs: int, classes, backend)
         codes, classes = labels, list(range(outputs))
     else:
         codes, classes = _codes(name, labels, outputs, classes)
-    return (codes[:, None].astype(np.float64) if outputs == 1 else one_hot(codes, outputs, name)), classes
+    return class_rows(codes, outputs, name), classes
+
+
+def class_rows(codes: np.ndarray, outputs: int, where: str) -> np.ndarray:
+    """The rows class indices ``codes`` (m,) train on: one-hot (m, outputs), or on one output
+    unit the 0/1 column (m, 1) of "is the second class"."""
+    return codes[:, None].astype(np.float64) if outputs == 1 else one_hot(codes, outputs, where)
 
 
 def one_hot(codes: np.ndarray, outputs: int, where: str) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..labels import class_rows
 from ..labels import one_hot as one_hot_rows  # target_rows has a one_hot flag
 from .errors import CLIError
 from .headers import by_name, listed, pick
@@ -143,7 +144,7 @@ def encode(labels: np.ndarray, classes: list[str], outputs: int, where: str) -> 
     if unknown:
         raise CLIError(f"{where}: label {unknown[0]!r} is not one of the model's classes ({', '.join(classes)})")
     k = np.array([index[label] for label in labels])
-    return k[:, None].astype(np.float64) if outputs == 1 else one_hot_rows(k, outputs, where)
+    return class_rows(k, outputs, where)
 
 
 def class_probabilities(A: np.ndarray, classes: list[str]) -> np.ndarray:
