@@ -44,13 +44,9 @@ def layers(net, scaler=None):
             where = "the output" if l == len(names) - 1 else f"hidden layer {l + 1}"
             raise ValueError(f"net: the activation {name!r} of {where} cannot be exported "
                              f"(exportable: {', '.join(ONNX_OPS)})")
-    dtype = np.dtype(net.dtype)
-    out = []
-    for theta, name in zip(net.thetas, names):
-        theta = np.asarray(net.backend.to_host(theta), dtype=dtype)
-        W, b = (theta[:, 1:], theta[:, 0]) if net.bias else (theta, None)
-        out.append((np.ascontiguousarray(W), b if b is None else np.ascontiguousarray(b), name))
-    return scaling(net, scaler), out
+    views = net.split(np.array(net.backend.to_host(net.params)))  # one copy of every weight, on the host
+    Ws, bs = (views[0::2], views[1::2]) if net.bias else (views, [None] * len(views))
+    return scaling(net, scaler), list(zip(Ws, bs, names))
 
 
 def scaling(net, scaler, name="scaler"):
