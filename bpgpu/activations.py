@@ -118,15 +118,12 @@ def below_one_unit(g_prime):
 
 def dropped(g):
     """a(l) = g(z + b) ⊙ M: the activation and its inverted-dropout mask M ∈ {0, 1/(1−p)}
-    in one kernel (``g`` None: z + b only)."""
+    in one kernel."""
     def forward(xp, z, b, M):
-        if g is not None:
-            g(xp, z, b)
-        elif b is not None:
-            z += b
+        g(xp, z, b)
         z *= M
 
-    forward.__name__ = f"dropout_{g.__name__ if g else 'identity'}"
+    forward.__name__ = f"dropout_{g.__name__}"
     return forward
 
 

@@ -89,7 +89,7 @@ class Dropout:
             if not p:
                 fwd.append(None), prime.append(None)
                 continue
-            fwd.append(fuse(dropped(forward[g] if g != "identity" else None)))
+            fwd.append(fuse(dropped(forward[g])))
             if derivatives[g] is None:
                 prime.append(lambda d, a, M: ops.multiply(d, M, out=d))
             else:
