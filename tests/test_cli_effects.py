@@ -313,7 +313,7 @@ def test_interrupt_outside_training_is_130(cli, tmp_path, monkeypatch):
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(bpgpu.Network, "predict", interrupted)
+    monkeypatch.setattr(bpgpu.Network, "forward", interrupted)  # the forward pass predict runs
     status, _, err = cli("predict", "run/model.npz", "--input", "X.npy")
     assert status == 130 and err.strip() == "bpgpu predict: interrupted"
 
